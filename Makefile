@@ -1,0 +1,67 @@
+# CIDStore — one Makefile for every module of the go.work monorepo.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+# Every directory with a go.mod is a module; go.work lists them all.
+MODULES := $(patsubst %/go.mod,%,$(wildcard */go.mod))
+APT_PKGS := pkg-config libhdf5-dev hdf5-tools libzmq3-dev redis-server
+FUZZTIME ?= 30s
+BENCH_FLAGS ?=
+
+.PHONY: help deps build run test test-race test-short lint fmt vet tidy bench bench-full fuzz crash clean ci
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+deps: ## install the system libraries and tools a fresh Debian machine lacks (idempotent)
+	@command -v $(GO) >/dev/null || { echo "Go toolchain not found: install Go 1.26+ (see README)"; exit 1; }
+	@if ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		echo "installing $(APT_PKGS)"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	fi
+	@$(GO) work sync 2>/dev/null || true
+
+build: deps ## build bin/cidstore and the tools
+	@mkdir -p bin
+	@if [ -d app ]; then cd app && $(GO) build -o ../bin/cidstore ./cmd/cidstore; fi
+	@if [ -d tools ]; then cd tools && $(GO) build -o ../bin/ ./cmd/...; fi
+
+run: build ## start the service on ./data with the default endpoints
+	./bin/cidstore serve
+
+test: deps lint ## everything CI runs: lint, unit, property, fuzz seeds, crash and end-to-end tests
+	@set -e; for m in $(MODULES); do echo "== test $$m"; (cd $$m && $(GO) test -count=1 ./...); done
+	@$(MAKE) --no-print-directory test-race
+
+test-race: ## the concurrency-sensitive packages under the race detector
+	@set -e; for m in core storage-mem; do echo "== race $$m"; (cd $$m && $(GO) test -count=1 -race -short ./...); done
+
+test-short: ## quick unit tests only
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short ./...); done
+
+lint: fmt vet ## gofmt and go vet on every module
+
+fmt:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+fuzz: ## run every fuzz target for FUZZTIME
+	@set -e; for m in $(MODULES); do \
+		(cd $$m && for pkg in $$($(GO) list ./...); do \
+			for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+				echo "== fuzz $$pkg $$f"; $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; done; done); done
+
+bench: deps ## the standard benchmark set (see docs/BENCHMARKS.md)
+	cd tools && $(GO) run ./cmd/cidbench --workload W1 --engines gomap,cidstore-mem --sync none --keys 1000000 $(BENCH_FLAGS)
+
+clean:
+	rm -rf bin
+
+ci: test

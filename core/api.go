@@ -1,0 +1,66 @@
+package cidstore
+
+import "time"
+
+// Deletion names what one entry of a batch delete removes: the whole key
+// when Value is zero, else that one value.
+type Deletion struct{ Key, Value E }
+
+// Op is the kind of a durable mutation reported to Options.Notify.
+type Op uint8
+
+const (
+	OpInsert      Op = 1 // a pair was inserted
+	OpDeleteKey   Op = 2 // a whole key was deleted
+	OpDeleteValue Op = 3 // one value was deleted from a key
+)
+
+// Mutation is one durable change, reported to Options.Notify in LSN order.
+// For OpDeleteKey, Value is zero. LSN is the WAL sequence number of the
+// pair's record (0 when the store has no WAL).
+type Mutation struct {
+	Op         Op
+	Key, Value E
+	LSN        uint64
+}
+
+// Stats is a point-in-time snapshot of a Store's counters and gauges.
+type Stats struct {
+	Keys        uint64 // live keys
+	Values      uint64 // live values over all keys
+	SpilledKeys uint64 // keys whose values live in an external value set
+	Buckets     int    // live buckets
+	GlobalDepth int    // directory has 1<<GlobalDepth slots
+
+	Splits             uint64
+	Merges             uint64
+	DirectoryDoublings uint64
+	DirectoryHalvings  uint64
+	Promotions         uint64
+	Demotions          uint64
+	Compactions        uint64 // value sets compacted
+
+	LastLSN       uint64 // last LSN appended to the WAL
+	CheckpointLSN uint64 // LSN of the last committed checkpoint
+
+	WALCapacityBytes int64 // size of the WAL ring
+	WALUsedBytes     int64 // bytes of records not yet checkpointed
+	WALSyncs         uint64
+	WALSyncSeconds   float64 // total time spent in fdatasync
+
+	Checkpoints            uint64
+	LastCheckpointDuration time.Duration
+	LastCheckpointBytes    int64
+	RecoveredRecords       uint64 // WAL records replayed by Open
+}
+
+// BucketInfo describes one bucket for the debug endpoint.
+type BucketInfo struct {
+	ID            uint32
+	LocalDepth    int
+	EntryCount    int
+	SortedCount   int
+	SpilledKeys   int
+	LastCompacted time.Time // zero if never
+	ChecksumOK    bool      // every entry's checksum verified
+}

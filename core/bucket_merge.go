@@ -1,0 +1,81 @@
+package cidstore
+
+// mergeLowWater: two buddies merge when their entries together fit in this
+// fraction of a bucket, so a merged bucket does not split again at once.
+const mergeLowWaterDiv = 2
+
+// tryMerge merges b with its buddy when both sit at the same local depth
+// and together hold at most capacity/2 entries. It reports whether it
+// merged. Writer only.
+func (s *Store) tryMerge(b *bucket) bool {
+	if b.retired || b.depth == 0 {
+		return false
+	}
+	d := s.dir.Load()
+	lo, _ := d.slotRange(b.depth, b.prefix^1)
+	buddy := d.slots[lo].Load()
+	if buddy.depth != b.depth || len(b.entries)+len(buddy.entries) > s.capacity/mergeLowWaterDiv {
+		return false
+	}
+	keep, gone := b, buddy
+	if keep.prefix&1 == 1 {
+		keep, gone = gone, keep
+	}
+	keep.mu.Lock()
+	gone.mu.Lock()
+	keep.mergeTail()
+	gone.mergeTail()
+	merged := make([]entry, 0, len(keep.entries)+len(gone.entries))
+	i, j := 0, 0
+	for i < len(keep.entries) && j < len(gone.entries) {
+		if keep.entries[i].key.Less(gone.entries[j].key) {
+			merged = append(merged, keep.entries[i])
+			i++
+		} else {
+			merged = append(merged, gone.entries[j])
+			j++
+		}
+	}
+	merged = append(merged, keep.entries[i:]...)
+	merged = append(merged, gone.entries[j:]...)
+	for id, vs := range gone.spills {
+		if keep.spills == nil {
+			keep.spills = make(map[uint64]*valueSet)
+		}
+		keep.spills[id] = vs
+	}
+	keep.entries = merged
+	keep.sorted = len(merged)
+	s.depthCount[keep.depth]--
+	keep.depth--
+	keep.prefix >>= 1
+	s.depthCount[keep.depth]++
+	s.freeBucket(gone)
+	d.point(keep)
+	gone.mu.Unlock()
+	keep.mu.Unlock()
+	s.markDirty(keep)
+	s.stats.merges.Add(1)
+	return true
+}
+
+// mergeAll merges buddies until none qualifies, then halves the directory
+// while no bucket is as deep as it. Writer only.
+func (s *Store) mergeAll() {
+	for changed := true; changed; {
+		changed = false
+		for _, b := range s.buckets {
+			if b != nil && s.tryMerge(b) {
+				changed = true
+			}
+		}
+	}
+	for {
+		d := s.dir.Load()
+		if d.depth == 0 || s.depthCount[d.depth] > 0 {
+			return
+		}
+		s.setDir(d.halved())
+		s.stats.halvings.Add(1)
+	}
+}

@@ -1,0 +1,68 @@
+package cidstore
+
+import "math/bits"
+
+// splitFor makes room for a new key with hash h in the full bucket b. It
+// reports whether it split b (the caller then looks the bucket up again);
+// false means the keys of b and h share so many hash bits that separating
+// them would need a directory deeper than MaxGlobalDepth, and b must grow
+// past its capacity instead. Writer only.
+func (s *Store) splitFor(b *bucket, h uint64) bool {
+	var diff uint64
+	for i := range b.entries {
+		diff |= s.hash(b.entries[i].key) ^ h
+	}
+	common := uint8(bits.LeadingZeros64(diff)) // 64 when all hashes are equal
+	if common >= s.maxDepth || b.depth >= s.maxDepth {
+		return false
+	}
+	s.split(b)
+	return true
+}
+
+// split divides b into itself (next hash bit 0) and a new buddy (bit 1),
+// doubling the directory first when b is as deep as the directory.
+// Writer only.
+func (s *Store) split(b *bucket) {
+	d := s.dir.Load()
+	if b.depth == d.depth {
+		d = d.doubled()
+		s.setDir(d)
+		s.stats.doublings.Add(1)
+	}
+	depth := b.depth + 1
+	nb := s.newBucket(depth, b.prefix<<1|1)
+
+	b.mu.Lock()
+	b.mergeTail()
+	keep := b.entries[:0]
+	for _, e := range b.entries {
+		if s.hash(e.key)>>(64-depth)&1 == 0 {
+			keep = append(keep, e)
+			continue
+		}
+		nb.entries = append(nb.entries, e)
+		if e.spilled() {
+			id := e.spillID()
+			if nb.spills == nil {
+				nb.spills = make(map[uint64]*valueSet)
+			}
+			nb.spills[id] = b.spills[id]
+			delete(b.spills, id)
+		}
+	}
+	clear(b.entries[len(keep):])
+	b.entries = keep
+	b.sorted = len(keep)
+	nb.sorted = len(nb.entries)
+	s.depthCount[b.depth]--
+	s.depthCount[depth]++
+	b.depth = depth
+	b.prefix <<= 1
+	// Publish the buddy before b's lock is released: a reader that waited
+	// on b and finds it no longer owns its hash finds the buddy instead.
+	d.point(nb)
+	b.mu.Unlock()
+	s.markDirty(b)
+	s.stats.splits.Add(1)
+}

@@ -1,0 +1,259 @@
+package cidstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// Checkpoint persists the current state to the backend atomically and then
+// lets the WAL drop the records it covers. Concurrent readers and writers
+// keep running; writers pause only while the changed buckets are copied.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.checkpoint()
+}
+
+func (s *Store) checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	start := time.Now()
+	s.wmu.Lock()
+	cp, bytes := s.snapshot()
+	s.wmu.Unlock()
+	if err := s.backend.Commit(cp); err != nil {
+		// What was copied is lost to the backend: write everything next time.
+		s.wmu.Lock()
+		s.needFull = true
+		s.wmu.Unlock()
+		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
+	}
+	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
+	s.stats.checkpoints.Add(1)
+	s.stats.lastCkptNanos.Store(int64(time.Since(start)))
+	s.stats.lastCkptBytes.Store(bytes)
+	if s.wal != nil {
+		if err := s.walTruncate(cp.Meta.CheckpointLSN); err != nil {
+			return fmt.Errorf("checkpoint at lsn %d: advance wal: %w", cp.Meta.CheckpointLSN, err)
+		}
+	}
+	return nil
+}
+
+// snapshot copies the changes since the last checkpoint into a
+// port.Checkpoint and resets the change lists. Writer lock held.
+func (s *Store) snapshot() (*port.Checkpoint, int64) {
+	d := s.dir.Load()
+	full := s.needFull
+	s.needFull = false
+	cp := &port.Checkpoint{
+		Meta: port.Meta{
+			FormatVersion:   FormatVersion,
+			GlobalDepth:     d.depth,
+			HashSeed:        s.seed,
+			BucketCapacity:  uint32(s.capacity),
+			CheckpointLSN:   s.appliedLSN(),
+			NumBuckets:      uint32(s.stats.buckets.Load()),
+			NextBucketID:    uint32(len(s.buckets)),
+			NextValueSetID:  s.nextVSID,
+			CreatedUnixNano: s.created,
+		},
+		Directory:      make([]uint32, len(d.slots)),
+		FreedBuckets:   s.freedBuckets,
+		FreedValueSets: s.freedSets,
+		Deletions:      s.deletions,
+		Full:           full,
+	}
+	for i := range d.slots {
+		cp.Directory[i] = d.slots[i].Load().id
+	}
+	bytes := int64(4 * len(cp.Directory))
+	addSet := func(vs *valueSet) {
+		rec := port.ValueSetRecord{ID: vs.id, SortedCount: uint32(vs.sorted), Values: make([]byte, port.ValueSize*len(vs.vals))}
+		for i, v := range vs.vals {
+			encodeValue(rec.Values[i*port.ValueSize:], v)
+		}
+		if len(vs.dead) > 0 {
+			rec.Tombstones = make([]byte, 0, port.ValueSize*len(vs.dead))
+			for _, v := range vs.vals { // in vals order: deterministic
+				if _, gone := vs.dead[v]; gone {
+					rec.Tombstones = append(rec.Tombstones, make([]byte, port.ValueSize)...)
+					encodeValue(rec.Tombstones[len(rec.Tombstones)-port.ValueSize:], v)
+				}
+			}
+		}
+		bytes += int64(len(rec.Values) + len(rec.Tombstones))
+		cp.ValueSets = append(cp.ValueSets, rec)
+		vs.dirty = false
+	}
+	addBucket := func(b *bucket) {
+		rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(b.sorted), LastCompacted: b.lastCompacted, Entries: make([]byte, port.EntrySize*len(b.entries))}
+		for i := range b.entries {
+			encodeEntry(rec.Entries[i*port.EntrySize:], &b.entries[i])
+		}
+		bytes += int64(len(rec.Entries))
+		cp.Buckets = append(cp.Buckets, rec)
+		b.dirty = false
+	}
+	if full {
+		cp.FreedBuckets, cp.FreedValueSets = nil, nil
+		for _, b := range s.buckets {
+			if b == nil {
+				continue
+			}
+			addBucket(b)
+			for _, vs := range b.spills {
+				addSet(vs)
+			}
+		}
+	} else {
+		for _, b := range s.dirtyBuckets {
+			if !b.retired && b.dirty {
+				addBucket(b)
+			}
+		}
+		for _, vs := range s.dirtySets {
+			if !vs.freed && vs.dirty {
+				addSet(vs)
+			}
+		}
+	}
+	for _, b := range s.dirtyBuckets {
+		b.dirty = false
+	}
+	for _, vs := range s.dirtySets {
+		vs.dirty = false
+	}
+	s.dirtyBuckets, s.dirtySets = nil, nil
+	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
+	return cp, bytes
+}
+
+// restore rebuilds the in-memory state from a committed checkpoint.
+func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
+	if len(dirIDs) != 1<<meta.GlobalDepth {
+		return fmt.Errorf("%w: directory has %d slots, global depth %d", ErrCorrupt, len(dirIDs), meta.GlobalDepth)
+	}
+	s.initHash(meta.HashSeed)
+	s.capacity = int(meta.BucketCapacity)
+	s.maxDepth = uint8(s.opts.MaxGlobalDepth)
+	if meta.GlobalDepth > s.maxDepth {
+		s.maxDepth = meta.GlobalDepth
+	}
+	s.created = meta.CreatedUnixNano
+	s.nextVSID = meta.NextValueSetID
+	s.buckets = make([]*bucket, meta.NextBucketID)
+	d := newDirectory(meta.GlobalDepth)
+	var keys, values, spilled uint64
+	for i := 0; i < len(dirIDs); {
+		id := dirIDs[i]
+		if int(id) >= len(s.buckets) || s.buckets[id] != nil {
+			return fmt.Errorf("%w: directory slot %d: bucket %d out of range or not contiguous", ErrCorrupt, i, id)
+		}
+		rec, err := s.backend.ReadBucket(id)
+		if err != nil {
+			return fmt.Errorf("read bucket %d: %w", id, err)
+		}
+		if rec.LocalDepth > meta.GlobalDepth || len(rec.Entries)%port.EntrySize != 0 {
+			return fmt.Errorf("%w: bucket %d: local depth %d, %d entry bytes", ErrCorrupt, id, rec.LocalDepth, len(rec.Entries))
+		}
+		span := 1 << (meta.GlobalDepth - rec.LocalDepth)
+		if i%span != 0 || i+span > len(dirIDs) {
+			return fmt.Errorf("%w: bucket %d: misaligned in directory at slot %d", ErrCorrupt, id, i)
+		}
+		for j := i; j < i+span; j++ {
+			if dirIDs[j] != id {
+				return fmt.Errorf("%w: bucket %d: directory slot %d points to %d", ErrCorrupt, id, j, dirIDs[j])
+			}
+		}
+		b := &bucket{id: id, depth: rec.LocalDepth, prefix: uint64(i >> (meta.GlobalDepth - rec.LocalDepth)), lastCompacted: rec.LastCompacted}
+		n := rec.EntryCount()
+		if int(rec.SortedCount) > n {
+			return fmt.Errorf("%w: bucket %d: sorted count %d > %d entries", ErrCorrupt, id, rec.SortedCount, n)
+		}
+		b.entries = make([]entry, n, n+n/8)
+		b.sorted = int(rec.SortedCount)
+		for k := 0; k < n; k++ {
+			e, err := decodeEntry(rec.Entries[k*port.EntrySize : (k+1)*port.EntrySize])
+			if err != nil {
+				return fmt.Errorf("bucket %d entry %d: %w", id, k, err)
+			}
+			b.entries[k] = e
+			keys++
+			if !e.spilled() {
+				values++
+				if !e.s1.IsZero() {
+					values++
+				}
+				continue
+			}
+			vs, err := s.loadSet(e.spillID())
+			if err != nil {
+				return fmt.Errorf("bucket %d key %v: %w", id, e.key, err)
+			}
+			if b.spills == nil {
+				b.spills = make(map[uint64]*valueSet)
+			}
+			b.spills[vs.id] = vs
+			values += uint64(vs.live())
+			spilled++
+		}
+		s.buckets[id] = b
+		s.depthCount[b.depth]++
+		d.point(b)
+		i += span
+	}
+	for id, b := range s.buckets {
+		if b == nil {
+			s.freeIDs = append(s.freeIDs, uint32(id))
+		}
+	}
+	s.setDir(d)
+	s.stats.buckets.Store(int64(len(s.buckets) - len(s.freeIDs)))
+	s.stats.keys.Store(keys)
+	s.stats.values.Store(values)
+	s.stats.spilled.Store(spilled)
+	s.stats.checkpointLSN.Store(meta.CheckpointLSN)
+	s.restoredLSN = meta.CheckpointLSN
+	return nil
+}
+
+func (s *Store) loadSet(id uint64) (*valueSet, error) {
+	rec, err := s.backend.ReadValueSet(id)
+	if err != nil {
+		return nil, fmt.Errorf("read value set %d: %w", id, err)
+	}
+	if len(rec.Values)%port.ValueSize != 0 || len(rec.Tombstones)%port.ValueSize != 0 || int(rec.SortedCount)*port.ValueSize > len(rec.Values) {
+		return nil, fmt.Errorf("%w: value set %d: malformed record", ErrCorrupt, id)
+	}
+	vs := &valueSet{id: id, vals: make([]E, len(rec.Values)/port.ValueSize), sorted: int(rec.SortedCount)}
+	for i := range vs.vals {
+		vs.vals[i] = decodeValue(rec.Values[i*port.ValueSize:])
+	}
+	if n := len(vs.vals) - vs.sorted; n > tailScanMax {
+		vs.tail = make(map[E]struct{}, n)
+		for _, v := range vs.vals[vs.sorted:] {
+			vs.tail[v] = struct{}{}
+		}
+	}
+	for i := 0; i < len(rec.Tombstones); i += port.ValueSize {
+		if vs.dead == nil {
+			vs.dead = make(map[E]struct{})
+		}
+		vs.dead[decodeValue(rec.Tombstones[i:])] = struct{}{}
+	}
+	if err := vs.check(); err != nil {
+		return nil, fmt.Errorf("value set %d: %w", id, err)
+	}
+	if vs.live() == 0 {
+		return nil, fmt.Errorf("%w: value set %d has no live value", ErrCorrupt, id)
+	}
+	return vs, nil
+}

@@ -1,0 +1,3 @@
+module github.com/cidstore/cidstore/core
+
+go 1.26

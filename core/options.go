@@ -1,0 +1,159 @@
+package cidstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// SyncPolicy says when WAL records are made durable.
+type SyncPolicy int
+
+const (
+	// SyncAlways makes every mutation durable (one fdatasync per batch,
+	// shared by concurrent callers) before it returns. The default.
+	SyncAlways SyncPolicy = iota
+	// SyncInterval syncs the WAL every Options.SyncInterval; a crash may
+	// lose the mutations of the last interval.
+	SyncInterval
+	// SyncNone never syncs; for benchmarks and tests only.
+	SyncNone
+)
+
+// String returns "always", "interval" or "none".
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	case SyncNone:
+		return "none"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// ParseSyncPolicy parses "always", "interval" or "none".
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	switch s {
+	case "always", "":
+		return SyncAlways, nil
+	case "interval":
+		return SyncInterval, nil
+	case "none":
+		return SyncNone, nil
+	}
+	return 0, fmt.Errorf("%w: sync policy %q (want always, interval or none)", ErrInvalid, s)
+}
+
+// Defaults of Options, applied by EnsureDefaults.
+const (
+	DefaultWALSizeBytes        = 64 << 20
+	DefaultSyncInterval        = 100 * time.Millisecond
+	DefaultCheckpointInterval  = 5 * time.Second
+	DefaultCheckpointFillRatio = 0.5
+	DefaultBucketCapacity      = 256
+	DefaultPromotionThreshold  = 2
+	DefaultMaxGlobalDepth      = 28
+)
+
+// Options configure a Store. The zero value is valid: no WAL, SyncAlways,
+// defaults below.
+type Options struct {
+	// WALPath is the write-ahead log file. Empty means no WAL: mutations
+	// are then durable only at checkpoints (periodic, and on Close).
+	WALPath string
+	// Sync is the WAL sync policy. Default SyncAlways.
+	Sync SyncPolicy
+	// SyncInterval is the period of SyncInterval. Default 100ms.
+	SyncInterval time.Duration
+	// WALSizeBytes is the WAL file size, fixed at creation. Default 64 MiB.
+	WALSizeBytes int64
+	// CheckpointInterval is the time between periodic checkpoints when a
+	// WAL is configured. Default 5s; negative disables periodic checkpoints.
+	CheckpointInterval time.Duration
+	// CheckpointFillRatio forces a checkpoint when the WAL is this full.
+	// Default 0.5.
+	CheckpointFillRatio float64
+	// BucketCapacity is the number of entries in a bucket before it
+	// splits; used when a store is created. Default 256.
+	BucketCapacity int
+	// PromotionThreshold is the number of values kept inline before a key
+	// spills to a value set: 1 or 2. Default 2.
+	PromotionThreshold int
+	// HashSeed seeds the directory hash of a new store; 0 picks a random
+	// seed. An existing store keeps the seed it was created with.
+	HashSeed uint64
+	// MaxGlobalDepth caps directory doubling; a bucket that would need a
+	// deeper directory grows past its capacity instead. Default 28.
+	MaxGlobalDepth int
+	// Logger receives recovery and checkpoint events. Default: discard.
+	Logger port.Logger
+	// Notify, when set, is called after mutations are durable, in LSN
+	// order, from the goroutine that made them. It must not block for long
+	// and must not call back into the Store.
+	Notify func([]Mutation)
+
+	// hash overrides the directory hash; tests use it to force collisions.
+	hash func(E) uint64
+}
+
+// EnsureDefaults fills unset fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.WALSizeBytes == 0 {
+		o.WALSizeBytes = DefaultWALSizeBytes
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.CheckpointFillRatio == 0 {
+		o.CheckpointFillRatio = DefaultCheckpointFillRatio
+	}
+	if o.BucketCapacity == 0 {
+		o.BucketCapacity = DefaultBucketCapacity
+	}
+	if o.PromotionThreshold == 0 {
+		o.PromotionThreshold = DefaultPromotionThreshold
+	}
+	if o.MaxGlobalDepth == 0 {
+		o.MaxGlobalDepth = DefaultMaxGlobalDepth
+	}
+	if o.Logger == nil {
+		o.Logger = port.NopLogger{}
+	}
+}
+
+// Validate reports every problem with o at once; each wraps ErrInvalid.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+	if o.Sync < SyncAlways || o.Sync > SyncNone {
+		bad("sync policy %d", int(o.Sync))
+	}
+	if o.SyncInterval < 0 {
+		bad("sync interval %v < 0", o.SyncInterval)
+	}
+	if o.WALSizeBytes < minWALSizeBytes {
+		bad("WAL size %d < %d", o.WALSizeBytes, minWALSizeBytes)
+	}
+	if o.CheckpointFillRatio <= 0 || o.CheckpointFillRatio > 1 {
+		bad("checkpoint fill ratio %v not in (0, 1]", o.CheckpointFillRatio)
+	}
+	if o.BucketCapacity < 4 || o.BucketCapacity > 1<<20 {
+		bad("bucket capacity %d not in [4, 1048576]", o.BucketCapacity)
+	}
+	if o.PromotionThreshold < 1 || o.PromotionThreshold > 2 {
+		bad("promotion threshold %d not in [1, 2]", o.PromotionThreshold)
+	}
+	if o.MaxGlobalDepth < 1 || o.MaxGlobalDepth > 32 {
+		bad("max global depth %d not in [1, 32]", o.MaxGlobalDepth)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,41 @@
+package port
+
+// Loader reads the last committed checkpoint.
+//
+// Returned slices belong to the caller. Methods are safe to call from one
+// goroutine at a time; core never calls them concurrently with Commit.
+type Loader interface {
+	// LoadMeta returns the committed metadata and directory. ok is false
+	// when nothing was ever committed (a new store); err is then nil.
+	LoadMeta() (meta Meta, directory []uint32, ok bool, err error)
+	// ReadBucket returns a committed bucket, or ErrNotFound.
+	ReadBucket(id uint32) (BucketRecord, error)
+	// ReadValueSet returns a committed value set, or ErrNotFound.
+	ReadValueSet(id uint64) (ValueSetRecord, error)
+}
+
+// Committer persists checkpoints.
+type Committer interface {
+	// Commit applies cp atomically and durably (for a durable backend):
+	// when it returns nil, a crash leaves cp's state loadable; when it
+	// returns an error, the previously committed state is still intact.
+	// Commit on a read-only backend returns ErrReadOnly.
+	Commit(cp *Checkpoint) error
+}
+
+// Backend is what a storage adapter implements.
+type Backend interface {
+	Loader
+	Committer
+	// Close releases the backend. Calls after Close return errors.
+	Close() error
+}
+
+// Lister is implemented by backends that can enumerate what they hold; the
+// invariant checker uses it to find orphans. Optional.
+type Lister interface {
+	// BucketIDs returns the ids of all committed buckets.
+	BucketIDs() ([]uint32, error)
+	// ValueSetIDs returns the ids of all committed value sets.
+	ValueSetIDs() ([]uint64, error)
+}

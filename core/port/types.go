@@ -1,0 +1,64 @@
+package port
+
+// EntrySize is the size of one encoded HashEntry.
+const EntrySize = 64
+
+// ValueSize is the size of one encoded value.
+const ValueSize = 16
+
+// Meta is the global metadata recorded by every checkpoint.
+type Meta struct {
+	FormatVersion   uint32 // core's on-disk format version
+	GlobalDepth     uint8  // directory has 1<<GlobalDepth slots
+	HashSeed        uint64 // seed of the directory hash
+	BucketCapacity  uint32 // entries per bucket before a split
+	CheckpointLSN   uint64 // last WAL LSN whose effects this checkpoint holds
+	NumBuckets      uint32 // live buckets
+	NextBucketID    uint32 // bucket ids below this may be in use
+	NextValueSetID  uint64 // value set ids below this may be in use
+	CreatedUnixNano int64  // creation time of the store
+}
+
+// BucketRecord is the persisted form of one bucket.
+type BucketRecord struct {
+	ID            uint32
+	LocalDepth    uint8
+	SortedCount   uint32 // Entries[:SortedCount*EntrySize] are sorted by key
+	LastCompacted int64  // Unix ns of the last sort-merge, 0 if never
+	Entries       []byte // EntrySize bytes per entry
+}
+
+// EntryCount is the number of entries in r.
+func (r *BucketRecord) EntryCount() int { return len(r.Entries) / EntrySize }
+
+// ValueSetRecord is the persisted form of the external value set of one key.
+type ValueSetRecord struct {
+	ID          uint64
+	SortedCount uint32 // Values[:SortedCount*ValueSize] are sorted ascending
+	Values      []byte // ValueSize bytes per value: sorted prefix, then tail
+	Tombstones  []byte // ValueSize bytes per deleted value still in Values
+}
+
+// DeletionRecord tells garbage collection what a deletion left to reclaim.
+type DeletionRecord struct {
+	KeyHigh, KeyLow uint64
+	ValueGroup      uint64 // value set id, or 0 for inline values
+	UnixNano        int64
+}
+
+// Checkpoint is one atomic unit of persistence: the full metadata and
+// directory, plus every bucket and value set written since the previous
+// checkpoint and the ids freed since then. Slices are owned by the backend
+// once Commit is called; core does not touch them again.
+type Checkpoint struct {
+	Meta           Meta
+	Directory      []uint32 // bucket id per slot, len 1<<Meta.GlobalDepth
+	Buckets        []BucketRecord
+	FreedBuckets   []uint32
+	ValueSets      []ValueSetRecord
+	FreedValueSets []uint64
+	Deletions      []DeletionRecord
+	// Full is set when Buckets and ValueSets hold the complete state; the
+	// backend may then drop everything it held before.
+	Full bool
+}

@@ -1,0 +1,614 @@
+package cidstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// FormatVersion is the on-disk format this code writes and reads.
+const FormatVersion = 1
+
+// Store is a hash directory from 128-bit keys to sets of 128-bit values.
+// It is safe for concurrent use: mutations are serialized by a single
+// writer lock, and any number of Get calls run concurrently with them.
+type Store struct {
+	opts    Options
+	backend port.Backend
+	log     port.Logger
+	seed    uint64
+	hash    func(E) uint64
+
+	dir atomic.Pointer[directory]
+
+	// wmu is the writer lock. Everything below it is owned by the writer.
+	wmu        sync.Mutex
+	buckets    []*bucket // by id; nil for free ids
+	freeIDs    []uint32
+	depthCount [65]int // live buckets per local depth
+	nextVSID   uint64
+	capacity   int
+	maxDepth   uint8
+	created    int64
+
+	dirtyBuckets []*bucket
+	dirtySets    []*valueSet
+	freedBuckets []uint32
+	freedSets    []uint64
+	deletions    []port.DeletionRecord
+	needFull     bool // the next checkpoint must write everything
+
+	promote atomic.Int32 // promotion threshold, 1 or 2
+	closed  atomic.Bool
+
+	wal         *walState // nil without a WAL
+	restoredLSN uint64    // checkpoint LSN the state was loaded from
+
+	ckptMu sync.Mutex // serializes checkpoints
+	stats  counters
+	bg     sync.WaitGroup
+	stop   chan struct{}
+}
+
+type counters struct {
+	keys, values, spilled               atomic.Uint64
+	splits, merges, doublings, halvings atomic.Uint64
+	promotions, demotions, compactions  atomic.Uint64
+	checkpoints, recovered              atomic.Uint64
+	checkpointLSN                       atomic.Uint64
+	lastCkptNanos, lastCkptBytes        atomic.Int64
+	buckets                             atomic.Int64
+	globalDepth                         atomic.Int64
+}
+
+// Open opens (or creates) a store on backend. It loads the backend's last
+// committed checkpoint and, with opts.WALPath set, replays the WAL records
+// written after it. The Store owns backend from then on: Close closes it.
+func Open(backend port.Backend, opts Options) (*Store, error) {
+	if backend == nil {
+		return nil, fmt.Errorf("%w: nil backend", ErrInvalid)
+	}
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, backend: backend, log: opts.Logger, stop: make(chan struct{})}
+	s.promote.Store(int32(opts.PromotionThreshold))
+	if err := s.load(); err != nil {
+		return nil, errors.Join(err, backend.Close())
+	}
+	if opts.WALPath != "" {
+		if err := s.openWAL(); err != nil {
+			return nil, errors.Join(err, backend.Close())
+		}
+	}
+	s.startBackground()
+	return s, nil
+}
+
+// load restores the last committed checkpoint, or initializes a new store.
+func (s *Store) load() error {
+	meta, dirIDs, ok, err := s.backend.LoadMeta()
+	if err != nil {
+		return fmt.Errorf("load metadata: %w", err)
+	}
+	if !ok {
+		seed := s.opts.HashSeed
+		for seed == 0 {
+			var b [8]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return fmt.Errorf("hash seed: %w", err)
+			}
+			seed = binary.LittleEndian.Uint64(b[:])
+		}
+		s.initHash(seed)
+		s.capacity = s.opts.BucketCapacity
+		s.maxDepth = uint8(s.opts.MaxGlobalDepth)
+		s.created = time.Now().UnixNano()
+		s.nextVSID = 1
+		d := newDirectory(0)
+		b := s.newBucket(0, 0)
+		d.point(b)
+		s.setDir(d)
+		s.needFull = true
+		return nil
+	}
+	if meta.FormatVersion > FormatVersion {
+		return fmt.Errorf("%w: store format version %d is newer than this code's %d; upgrade cidstore", ErrInvalid, meta.FormatVersion, FormatVersion)
+	}
+	if meta.FormatVersion < FormatVersion {
+		return fmt.Errorf("%w: store format version %d is older than this code's %d and no migration exists; export with the older release and re-import", ErrInvalid, meta.FormatVersion, FormatVersion)
+	}
+	return s.restore(meta, dirIDs)
+}
+
+func (s *Store) initHash(seed uint64) {
+	s.seed = seed
+	if s.opts.hash != nil {
+		s.hash = s.opts.hash
+		return
+	}
+	s.hash = func(k E) uint64 { return dirHash(k, seed) }
+}
+
+func (s *Store) setDir(d *directory) {
+	s.dir.Store(d)
+	s.stats.globalDepth.Store(int64(d.depth))
+}
+
+// newBucket allocates a bucket id and registers the bucket (writer only).
+func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
+	var id uint32
+	if n := len(s.freeIDs); n > 0 {
+		id = s.freeIDs[n-1]
+		s.freeIDs = s.freeIDs[:n-1]
+	} else {
+		id = uint32(len(s.buckets))
+		s.buckets = append(s.buckets, nil)
+	}
+	b := &bucket{id: id, depth: depth, prefix: prefix}
+	s.buckets[id] = b
+	s.depthCount[depth]++
+	s.stats.buckets.Add(1)
+	s.markDirty(b)
+	return b
+}
+
+// freeBucket retires b and releases its id (writer only; b.mu held).
+func (s *Store) freeBucket(b *bucket) {
+	b.retired = true
+	b.entries = nil
+	b.spills = nil
+	s.buckets[b.id] = nil
+	s.freeIDs = append(s.freeIDs, b.id)
+	s.freedBuckets = append(s.freedBuckets, b.id)
+	s.depthCount[b.depth]--
+	s.stats.buckets.Add(-1)
+}
+
+func (s *Store) markDirty(b *bucket) {
+	if !b.dirty {
+		b.dirty = true
+		s.dirtyBuckets = append(s.dirtyBuckets, b)
+	}
+}
+
+func (s *Store) markSetDirty(vs *valueSet) {
+	if !vs.dirty {
+		vs.dirty = true
+		s.dirtySets = append(s.dirtySets, vs)
+	}
+}
+
+func (s *Store) check(keys ...E) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	for _, k := range keys {
+		if k.IsZero() {
+			return fmt.Errorf("%w: zero identifier", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Insert adds value to key's set. Inserting a present pair is a no-op.
+func (s *Store) Insert(ctx context.Context, key, value E) error {
+	if err := s.check(key, value); err != nil {
+		return err
+	}
+	return s.mutate(ctx, []walOp{{op: OpInsert, key: key, value: value}}, false)
+}
+
+// InsertBatch adds every pair, atomically: a batch with an invalid pair is
+// rejected whole and changes nothing, and after a crash either all or none
+// of a batch is recovered. Duplicate pairs, within the batch or with the
+// store, are no-ops. An empty batch returns nil.
+func (s *Store) InsertBatch(ctx context.Context, pairs []Pair) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	ops := make([]walOp, len(pairs))
+	for i, p := range pairs {
+		if p.Key.IsZero() || p.Value.IsZero() {
+			return fmt.Errorf("%w: pair %d: zero identifier", ErrInvalid, i)
+		}
+		ops[i] = walOp{op: OpInsert, key: p.Key, value: p.Value}
+	}
+	return s.mutate(ctx, ops, true)
+}
+
+// Delete removes key and all its values. Deleting an absent key is a no-op.
+func (s *Store) Delete(ctx context.Context, key E) error {
+	if err := s.check(key); err != nil {
+		return err
+	}
+	return s.mutate(ctx, []walOp{{op: OpDeleteKey, key: key}}, false)
+}
+
+// DeleteValue removes value from key's set. Deleting an absent value is a
+// no-op.
+func (s *Store) DeleteValue(ctx context.Context, key, value E) error {
+	if err := s.check(key, value); err != nil {
+		return err
+	}
+	return s.mutate(ctx, []walOp{{op: OpDeleteValue, key: key, value: value}}, false)
+}
+
+// DeleteBatch applies deletions in order, atomically like InsertBatch. A
+// Deletion with a zero Value deletes the whole key.
+func (s *Store) DeleteBatch(ctx context.Context, dels []Deletion) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if len(dels) == 0 {
+		return nil
+	}
+	ops := make([]walOp, len(dels))
+	for i, d := range dels {
+		if d.Key.IsZero() {
+			return fmt.Errorf("%w: deletion %d: zero key", ErrInvalid, i)
+		}
+		op := OpDeleteValue
+		if d.Value.IsZero() {
+			op = OpDeleteKey
+		}
+		ops[i] = walOp{op: op, key: d.Key, value: d.Value}
+	}
+	return s.mutate(ctx, ops, true)
+}
+
+// walOp is one logical mutation.
+type walOp struct {
+	op         Op
+	key, value E
+}
+
+// mutate logs ops (as one transaction when txn is set), applies them and
+// waits until they are durable under the sync policy.
+func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	if s.closed.Load() {
+		s.wmu.Unlock()
+		return ErrClosed
+	}
+	var first, last uint64
+	if s.wal != nil {
+		var err error
+		first, last, err = s.walAppend(ctx, ops, txn)
+		if err != nil {
+			s.wmu.Unlock()
+			return err
+		}
+	}
+	for i := range ops {
+		s.apply(&ops[i])
+	}
+	s.wmu.Unlock()
+	if s.wal != nil {
+		if err := s.walWait(last); err != nil {
+			return err
+		}
+	}
+	if s.opts.Notify != nil {
+		s.notify(ops, first, txn)
+	}
+	return nil
+}
+
+func (s *Store) notify(ops []walOp, first uint64, txn bool) {
+	muts := make([]Mutation, len(ops))
+	lsn := first
+	if txn && lsn > 0 {
+		lsn++ // skip TXN_START
+	}
+	for i, o := range ops {
+		muts[i] = Mutation{Op: o.op, Key: o.key, Value: o.value, LSN: lsn}
+		if lsn > 0 {
+			lsn++
+		}
+	}
+	s.opts.Notify(muts)
+}
+
+// apply performs one mutation on the in-memory state (writer only).
+func (s *Store) apply(o *walOp) {
+	switch o.op {
+	case OpInsert:
+		s.applyInsert(o.key, o.value)
+	case OpDeleteKey:
+		s.applyDeleteKey(o.key)
+	case OpDeleteValue:
+		s.applyDeleteValue(o.key, o.value)
+	}
+}
+
+// bucketFor returns the bucket that owns h (writer only: no validation
+// needed, the writer is the only one that changes ownership).
+func (s *Store) bucketFor(h uint64) *bucket {
+	return s.dir.Load().lookup(h)
+}
+
+func (s *Store) applyInsert(k, v E) {
+	h := s.hash(k)
+	for {
+		b := s.bucketFor(h)
+		if i := b.find(k); i >= 0 {
+			s.addValue(b, i, v)
+			return
+		}
+		if len(b.entries) >= s.capacity && s.splitFor(b, h) {
+			continue // ownership changed: find the bucket again
+		}
+		b.mu.Lock()
+		b.appendEntry(entry{key: k, s0: v})
+		b.mu.Unlock()
+		s.markDirty(b)
+		s.stats.keys.Add(1)
+		s.stats.values.Add(1)
+		return
+	}
+}
+
+// addValue adds v to entry i of b, promoting it to a value set when the
+// inline slots overflow.
+func (s *Store) addValue(b *bucket, i int, v E) {
+	e := &b.entries[i]
+	if e.spilled() {
+		vs := b.spills[e.spillID()]
+		b.mu.Lock()
+		changed := vs.add(v)
+		b.mu.Unlock()
+		if changed {
+			s.markSetDirty(vs)
+			s.stats.values.Add(1)
+		}
+		return
+	}
+	if e.s0 == v || e.s1 == v {
+		return
+	}
+	inline := 1
+	if !e.s1.IsZero() {
+		inline = 2
+	}
+	b.mu.Lock()
+	switch {
+	case inline < int(s.promote.Load()):
+		if v.Less(e.s0) {
+			e.s0, e.s1 = v, e.s0
+		} else {
+			e.s1 = v
+		}
+	default:
+		vals := make([]E, 0, 4)
+		vals = append(vals, e.s0)
+		if inline == 2 {
+			vals = append(vals, e.s1)
+		}
+		vals = append(vals, v)
+		sortSmall(vals)
+		id := s.nextVSID
+		s.nextVSID++
+		vs := newValueSet(id, vals)
+		if b.spills == nil {
+			b.spills = make(map[uint64]*valueSet)
+		}
+		b.spills[id] = vs
+		e.s0, e.s1 = E{}, spillPointer(id)
+		s.markSetDirty(vs)
+		s.stats.spilled.Add(1)
+		s.stats.promotions.Add(1)
+	}
+	b.mu.Unlock()
+	s.markDirty(b)
+	s.stats.values.Add(1)
+}
+
+func sortSmall(v []E) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j].Less(v[j-1]); j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+func (s *Store) applyDeleteKey(k E) {
+	b := s.bucketFor(s.hash(k))
+	i := b.find(k)
+	if i < 0 {
+		return
+	}
+	e := b.entries[i]
+	b.mu.Lock()
+	b.removeEntry(i)
+	var gone uint64
+	if e.spilled() {
+		vs := b.spills[e.spillID()]
+		gone = uint64(vs.live())
+		delete(b.spills, vs.id)
+		b.mu.Unlock()
+		s.dropSet(vs, k)
+	} else {
+		b.mu.Unlock()
+		gone = 1
+		if !e.s1.IsZero() {
+			gone = 2
+		}
+	}
+	s.markDirty(b)
+	s.stats.keys.Add(^uint64(0))
+	s.stats.values.Add(-gone)
+}
+
+// dropSet forgets a value set that no entry references any more.
+func (s *Store) dropSet(vs *valueSet, k E) {
+	vs.freed = true // checkpoints skip it if it is still queued
+	vs.vals, vs.dead, vs.tail = nil, nil, nil
+	s.freedSets = append(s.freedSets, vs.id)
+	s.deletions = append(s.deletions, port.DeletionRecord{KeyHigh: k.High, KeyLow: k.Low, ValueGroup: vs.id, UnixNano: time.Now().UnixNano()})
+	s.stats.spilled.Add(^uint64(0))
+}
+
+func (s *Store) applyDeleteValue(k, v E) {
+	b := s.bucketFor(s.hash(k))
+	i := b.find(k)
+	if i < 0 {
+		return
+	}
+	e := &b.entries[i]
+	if e.spilled() {
+		vs := b.spills[e.spillID()]
+		if !vs.has(v) {
+			return
+		}
+		b.mu.Lock()
+		vs.remove(v)
+		empty := vs.live() == 0
+		if empty {
+			b.removeEntry(i)
+			delete(b.spills, vs.id)
+		}
+		b.mu.Unlock()
+		s.stats.values.Add(^uint64(0))
+		if empty {
+			s.dropSet(vs, k)
+			s.markDirty(b)
+			s.stats.keys.Add(^uint64(0))
+			return
+		}
+		s.markSetDirty(vs)
+		return
+	}
+	switch v {
+	case e.s0:
+		b.mu.Lock()
+		if e.s1.IsZero() {
+			b.removeEntry(i)
+			s.stats.keys.Add(^uint64(0))
+		} else {
+			e.s0, e.s1 = e.s1, E{}
+		}
+		b.mu.Unlock()
+	case e.s1:
+		b.mu.Lock()
+		e.s1 = E{}
+		b.mu.Unlock()
+	default:
+		return
+	}
+	s.markDirty(b)
+	s.stats.values.Add(^uint64(0))
+}
+
+// Get returns every live value of key, ascending by (High, Low); an empty,
+// non-nil slice when the key is absent. It never waits for a whole write
+// batch: only for the single mutation of key's bucket in progress.
+func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
+	if err := s.check(key); err != nil {
+		return nil, err
+	}
+	h := s.hash(key)
+	for {
+		b := s.dir.Load().lookup(h)
+		b.mu.RLock()
+		if !b.owns(h) {
+			b.mu.RUnlock()
+			continue // a split or merge moved key's range: look again
+		}
+		i := b.find(key)
+		if i < 0 {
+			b.mu.RUnlock()
+			return []E{}, nil
+		}
+		e := &b.entries[i]
+		if !e.spilled() {
+			var out []E
+			if e.s1.IsZero() {
+				out = []E{e.s0}
+			} else {
+				out = []E{e.s0, e.s1}
+			}
+			b.mu.RUnlock()
+			return out, nil
+		}
+		vs := b.spills[e.spillID()]
+		out, n := vs.appendLive(make([]E, 0, vs.live()))
+		b.mu.RUnlock()
+		return sortTail(out, n), nil
+	}
+}
+
+// PromotionThreshold returns how many values a key keeps inline before it
+// spills to a value set.
+func (s *Store) PromotionThreshold() int { return int(s.promote.Load()) }
+
+// SetPromotionThreshold changes the promotion threshold (1 or 2) for
+// future promotions; existing entries keep their form until maintenance.
+func (s *Store) SetPromotionThreshold(n int) error {
+	if n < 1 || n > 2 {
+		return fmt.Errorf("%w: promotion threshold %d not in [1, 2]", ErrInvalid, n)
+	}
+	s.promote.Store(int32(n))
+	return nil
+}
+
+// Stats returns a snapshot of the store's counters.
+func (s *Store) Stats() Stats {
+	c := &s.stats
+	st := Stats{
+		Keys:                   c.keys.Load(),
+		Values:                 c.values.Load(),
+		SpilledKeys:            c.spilled.Load(),
+		Buckets:                int(c.buckets.Load()),
+		GlobalDepth:            int(c.globalDepth.Load()),
+		Splits:                 c.splits.Load(),
+		Merges:                 c.merges.Load(),
+		DirectoryDoublings:     c.doublings.Load(),
+		DirectoryHalvings:      c.halvings.Load(),
+		Promotions:             c.promotions.Load(),
+		Demotions:              c.demotions.Load(),
+		Compactions:            c.compactions.Load(),
+		CheckpointLSN:          c.checkpointLSN.Load(),
+		Checkpoints:            c.checkpoints.Load(),
+		LastCheckpointDuration: time.Duration(c.lastCkptNanos.Load()),
+		LastCheckpointBytes:    c.lastCkptBytes.Load(),
+		RecoveredRecords:       c.recovered.Load(),
+	}
+	if s.wal != nil {
+		s.wal.fillStats(&st)
+	}
+	return st
+}
+
+// Close performs a final checkpoint, closes the WAL and the backend. Every
+// call after the first returns ErrClosed.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	if s.closed.Load() {
+		s.wmu.Unlock()
+		return ErrClosed
+	}
+	s.closed.Store(true)
+	s.wmu.Unlock()
+	close(s.stop)
+	s.bg.Wait()
+	err := s.checkpoint()
+	if s.wal != nil {
+		err = errors.Join(err, s.closeWAL(err == nil))
+	}
+	return errors.Join(err, s.backend.Close())
+}

@@ -1,0 +1,228 @@
+package memstore
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+const (
+	snapMagic   = "CIDSNAP1"
+	snapVersion = 1
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// snapWriter writes little-endian fields and checksums them.
+type snapWriter struct {
+	w   *bufio.Writer
+	crc uint32
+	buf [8]byte
+}
+
+func (w *snapWriter) bytes(b []byte) {
+	w.crc = crc32.Update(w.crc, castagnoli, b)
+	w.w.Write(b) // bufio errors are sticky; Flush reports them
+}
+func (w *snapWriter) u8(v uint8)   { w.bytes([]byte{v}) }
+func (w *snapWriter) u32(v uint32) { binary.LittleEndian.PutUint32(w.buf[:4], v); w.bytes(w.buf[:4]) }
+func (w *snapWriter) u64(v uint64) { binary.LittleEndian.PutUint64(w.buf[:8], v); w.bytes(w.buf[:8]) }
+func (w *snapWriter) blob(b []byte) {
+	w.u64(uint64(len(b)))
+	w.bytes(b)
+}
+
+// writeSnapshot writes the complete state to path atomically: temp file,
+// fsync, rename, fsync of the directory.
+func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint32]port.BucketRecord, sets map[uint64]port.ValueSetRecord) (err error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, f.Close(), os.Remove(tmp))
+		}
+	}()
+	w := &snapWriter{w: bufio.NewWriterSize(f, 1<<20)}
+	w.bytes([]byte(snapMagic))
+	w.u32(snapVersion)
+	w.u32(0)
+	w.u32(meta.FormatVersion)
+	w.bytes([]byte{meta.GlobalDepth, 0, 0, 0})
+	w.u64(meta.HashSeed)
+	w.u32(meta.BucketCapacity)
+	w.u32(meta.NumBuckets)
+	w.u64(meta.CheckpointLSN)
+	w.u32(meta.NextBucketID)
+	w.u32(0)
+	w.u64(meta.NextValueSetID)
+	w.u64(uint64(meta.CreatedUnixNano))
+	w.u64(uint64(len(dir)))
+	for _, id := range dir {
+		w.u32(id)
+	}
+	w.u64(uint64(len(buckets)))
+	for _, id := range slices.Sorted(maps.Keys(buckets)) {
+		b := buckets[id]
+		w.u32(b.ID)
+		w.bytes([]byte{b.LocalDepth, 0, 0, 0})
+		w.u32(b.SortedCount)
+		w.u64(uint64(b.LastCompacted))
+		w.blob(b.Entries)
+	}
+	w.u64(uint64(len(sets)))
+	for _, id := range slices.Sorted(maps.Keys(sets)) {
+		v := sets[id]
+		w.u64(v.ID)
+		w.u32(v.SortedCount)
+		w.u32(0)
+		w.blob(v.Values)
+		w.blob(v.Tombstones)
+	}
+	binary.LittleEndian.PutUint32(w.buf[:4], w.crc)
+	w.w.Write(w.buf[:4])
+	if err = w.w.Flush(); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		f = nil
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// snapReader reads what snapWriter wrote; the first error sticks.
+type snapReader struct {
+	r   *bufio.Reader
+	crc uint32
+	err error
+	buf [8]byte
+}
+
+func (r *snapReader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > 1<<40 {
+		r.err = fmt.Errorf("%w: field of %d bytes", port.ErrCorrupt, n)
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		r.err = fmt.Errorf("%w: truncated snapshot: %v", port.ErrCorrupt, err)
+		return nil
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, b)
+	return b
+}
+func (r *snapReader) fixed(n int) []byte {
+	if r.err != nil {
+		return r.buf[:n]
+	}
+	if _, err := io.ReadFull(r.r, r.buf[:n]); err != nil {
+		r.err = fmt.Errorf("%w: truncated snapshot: %v", port.ErrCorrupt, err)
+		return r.buf[:n]
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, r.buf[:n])
+	return r.buf[:n]
+}
+func (r *snapReader) u8() uint8   { return r.fixed(1)[0] }
+func (r *snapReader) u32() uint32 { return binary.LittleEndian.Uint32(r.fixed(4)) }
+func (r *snapReader) u64() uint64 { return binary.LittleEndian.Uint64(r.fixed(8)) }
+func (r *snapReader) blob() []byte {
+	return r.bytes(r.u64())
+}
+
+// readSnapshot loads s.path if it exists.
+func (s *Store) readSnapshot() error {
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := &snapReader{r: bufio.NewReaderSize(f, 1<<20)}
+	if string(r.fixed(8)) != snapMagic {
+		return fmt.Errorf("%w: not a cidstore snapshot", port.ErrCorrupt)
+	}
+	if v := r.u32(); v != snapVersion {
+		return fmt.Errorf("%w: snapshot version %d, want %d", port.ErrCorrupt, v, snapVersion)
+	}
+	r.u32()
+	var m port.Meta
+	m.FormatVersion = r.u32()
+	m.GlobalDepth = r.fixed(4)[0]
+	m.HashSeed = r.u64()
+	m.BucketCapacity = r.u32()
+	m.NumBuckets = r.u32()
+	m.CheckpointLSN = r.u64()
+	m.NextBucketID = r.u32()
+	r.u32()
+	m.NextValueSetID = r.u64()
+	m.CreatedUnixNano = int64(r.u64())
+	n := r.u64()
+	if n > 1<<32 {
+		return fmt.Errorf("%w: directory of %d slots", port.ErrCorrupt, n)
+	}
+	dir := make([]uint32, 0, min(n, 1<<20))
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		dir = append(dir, r.u32())
+	}
+	buckets := map[uint32]port.BucketRecord{}
+	for i, nb := uint64(0), r.u64(); i < nb && r.err == nil; i++ {
+		var b port.BucketRecord
+		b.ID = r.u32()
+		b.LocalDepth = r.fixed(4)[0]
+		b.SortedCount = r.u32()
+		b.LastCompacted = int64(r.u64())
+		b.Entries = r.blob()
+		buckets[b.ID] = b
+	}
+	sets := map[uint64]port.ValueSetRecord{}
+	for i, ns := uint64(0), r.u64(); i < ns && r.err == nil; i++ {
+		var v port.ValueSetRecord
+		v.ID = r.u64()
+		v.SortedCount = r.u32()
+		r.u32()
+		v.Values = r.blob()
+		v.Tombstones = r.blob()
+		sets[v.ID] = v
+	}
+	if r.err != nil {
+		return r.err
+	}
+	want := r.crc
+	var tail [4]byte
+	if _, err := io.ReadFull(r.r, tail[:]); err != nil || binary.LittleEndian.Uint32(tail[:]) != want {
+		return fmt.Errorf("%w: snapshot checksum mismatch", port.ErrCorrupt)
+	}
+	s.has, s.meta, s.dir, s.buckets, s.sets = true, m, dir, buckets, sets
+	return nil
+}
