@@ -1,0 +1,29 @@
+package tests
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
+	memstore "github.com/cidstore/cidstore/storage-mem"
+)
+
+// adapter opens a storage backend for the conformance suite. persistent
+// adapters can be reopened on the same dir and must return what was
+// committed.
+type adapter struct {
+	name       string
+	persistent bool
+	open       func(t *testing.T, dir string) port.Backend
+}
+
+var adapters = []adapter{
+	{name: "memstore", open: func(t *testing.T, dir string) port.Backend { return memstore.New() }},
+	{name: "memstore-durable", persistent: true, open: func(t *testing.T, dir string) port.Backend {
+		b, err := memstore.Open(filepath.Join(dir, "store.snapshot"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}},
+}

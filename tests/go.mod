@@ -1,0 +1,15 @@
+module github.com/cidstore/cidstore/tests
+
+go 1.26
+
+require (
+	github.com/cidstore/cidstore/core v0.0.0
+	github.com/cidstore/cidstore/storage-mem v0.0.0
+)
+
+require pgregory.net/rapid v1.3.0
+
+replace (
+	github.com/cidstore/cidstore/core => ../core
+	github.com/cidstore/cidstore/storage-mem => ../storage-mem
+)
