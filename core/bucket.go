@@ -1,6 +1,8 @@
 package cidstore
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"slices"
 	"sync"
 )
@@ -9,8 +11,17 @@ import (
 // directory hash starts with prefix (depth bits).
 //
 // entries[:sorted] is sorted by key; entries[sorted:] is an unsorted tail
-// of recently added keys, merged into the sorted region when it passes
-// bucketTailMax. A key has at most one entry in a bucket.
+// of keys added since the last sort-merge. New keys are only appended: the
+// tail is merged into the sorted region by checkpoints (so persisted
+// buckets are sorted, and a reader of the file binary-searches them) and by
+// maintenance, never on the insert path. A key has at most one entry in a
+// bucket.
+//
+// tags[i] is a one-byte fingerprint of entries[i]'s directory hash. Lookups
+// scan the tags eight at a time and compare keys only where a tag matches:
+// a bucket's tags are a few cache lines, where a binary search over the
+// entries touches a new line at every probe. The sorted region still orders
+// the persisted bucket and makes merges linear.
 //
 // Concurrency: the single writer mutates a bucket only while holding mu;
 // readers hold mu.RLock and, before trusting what they read, check that the
@@ -26,37 +37,46 @@ type bucket struct {
 	retired bool
 
 	entries []entry
+	tags    []byte
 	sorted  int
-	spills  map[uint64]*valueSet // value sets of spilled entries, by id
 
 	dirty         bool  // changed since the last checkpoint
 	lastCompacted int64 // Unix ns of the last full sort, 0 if never
 }
 
-// bucketTailMax is the longest unsorted tail a bucket keeps.
-const bucketTailMax = 32
-
 func (b *bucket) owns(h uint64) bool {
 	return !b.retired && topBits(h, b.depth) == b.prefix
 }
 
-// find returns the index of k's entry, or -1.
-func (b *bucket) find(k E) int {
-	lo, hi := 0, b.sorted
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		c := b.entries[m].key
-		if c.High < k.High || (c.High == k.High && c.Low < k.Low) {
-			lo = m + 1
-		} else {
-			hi = m
+// tagOf is the fingerprint of a directory hash: its low byte (the
+// directory uses the high bits).
+func tagOf(h uint64) byte { return byte(h) }
+
+const (
+	lsb8 = 0x0101010101010101
+	msb8 = 0x8080808080808080
+)
+
+// find returns the index of k's entry, or -1; tag is tagOf(k's hash).
+func (b *bucket) find(k E, tag byte) int {
+	n := len(b.tags)
+	pattern := uint64(tag) * lsb8
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		w := binary.LittleEndian.Uint64(b.tags[i:]) ^ pattern
+		// High bit set in each byte of w that is zero (a matching tag),
+		// plus rare false positives above a match: keys are compared.
+		m := (w - lsb8) & ^w & msb8
+		for m != 0 {
+			j := i + bits.TrailingZeros64(m)>>3
+			if b.entries[j].key == k {
+				return j
+			}
+			m &= m - 1
 		}
 	}
-	if lo < b.sorted && b.entries[lo].key == k {
-		return lo
-	}
-	for i := b.sorted; i < len(b.entries); i++ {
-		if b.entries[i].key == k {
+	for ; i < n; i++ {
+		if b.tags[i] == tag && b.entries[i].key == k {
 			return i
 		}
 	}
@@ -64,11 +84,9 @@ func (b *bucket) find(k E) int {
 }
 
 // appendEntry adds a new key's entry to the tail.
-func (b *bucket) appendEntry(e entry) {
+func (b *bucket) appendEntry(e entry, tag byte) {
 	b.entries = append(b.entries, e)
-	if len(b.entries)-b.sorted > bucketTailMax {
-		b.mergeTail()
-	}
+	b.tags = append(b.tags, tag)
 }
 
 // removeEntry deletes entry i, keeping the sorted region sorted.
@@ -77,50 +95,43 @@ func (b *bucket) removeEntry(i int) {
 		last := len(b.entries) - 1
 		b.entries[i] = b.entries[last]
 		b.entries = b.entries[:last]
+		b.tags[i] = b.tags[last]
+		b.tags = b.tags[:last]
 		return
 	}
 	b.entries = slices.Delete(b.entries, i, i+1)
+	b.tags = slices.Delete(b.tags, i, i+1)
 	b.sorted--
 }
 
-func compareEntries(a, b entry) int { return a.key.Compare(b.key) }
+type taggedEntry struct {
+	e   entry
+	tag byte
+}
 
-// mergeTail sorts the tail into the sorted region.
+// mergeTail sorts the tail into the sorted region, tags along.
 func (b *bucket) mergeTail() {
 	n := len(b.entries)
 	if b.sorted == n {
 		return
 	}
-	tail := b.entries[b.sorted:]
-	slices.SortFunc(tail, compareEntries)
-	if b.sorted > 0 {
-		// Merge from the back: tail is copied out so the sorted region can
-		// slide right within the same backing array.
-		t := slices.Clone(tail)
-		i, j, k := b.sorted-1, len(t)-1, n-1
-		for j >= 0 {
-			if i >= 0 && t[j].key.Less(b.entries[i].key) {
-				b.entries[k] = b.entries[i]
-				i--
-			} else {
-				b.entries[k] = t[j]
-				j--
-			}
-			k--
+	// The tail is copied out, sorted, and merged from the back so the
+	// sorted region slides right within the same backing arrays.
+	t := make([]taggedEntry, n-b.sorted)
+	for j := range t {
+		t[j] = taggedEntry{b.entries[b.sorted+j], b.tags[b.sorted+j]}
+	}
+	slices.SortFunc(t, func(x, y taggedEntry) int { return x.e.key.Compare(y.e.key) })
+	i, j, k := b.sorted-1, len(t)-1, n-1
+	for j >= 0 {
+		if i >= 0 && t[j].e.key.Less(b.entries[i].key) {
+			b.entries[k], b.tags[k] = b.entries[i], b.tags[i]
+			i--
+		} else {
+			b.entries[k], b.tags[k] = t[j].e, t[j].tag
+			j--
 		}
+		k--
 	}
 	b.sorted = n
-}
-
-// valuesOf appends the live values of entry e to dst in ascending order.
-// The caller holds b.mu (read or write).
-func (b *bucket) valuesOf(e *entry, dst []E) ([]E, int) {
-	if !e.spilled() {
-		dst = append(dst, e.s0)
-		if !e.s1.IsZero() {
-			dst = append(dst, e.s1)
-		}
-		return dst, len(dst)
-	}
-	return b.spills[e.spillID()].appendLive(dst)
 }

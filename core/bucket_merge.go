@@ -25,26 +25,19 @@ func (s *Store) tryMerge(b *bucket) bool {
 	gone.mu.Lock()
 	keep.mergeTail()
 	gone.mergeTail()
-	merged := make([]entry, 0, len(keep.entries)+len(gone.entries))
+	n := len(keep.entries) + len(gone.entries)
+	merged, tags := make([]entry, 0, n), make([]byte, 0, n)
 	i, j := 0, 0
-	for i < len(keep.entries) && j < len(gone.entries) {
-		if keep.entries[i].key.Less(gone.entries[j].key) {
-			merged = append(merged, keep.entries[i])
+	for i < len(keep.entries) || j < len(gone.entries) {
+		if j == len(gone.entries) || (i < len(keep.entries) && keep.entries[i].key.Less(gone.entries[j].key)) {
+			merged, tags = append(merged, keep.entries[i]), append(tags, keep.tags[i])
 			i++
 		} else {
-			merged = append(merged, gone.entries[j])
+			merged, tags = append(merged, gone.entries[j]), append(tags, gone.tags[j])
 			j++
 		}
 	}
-	merged = append(merged, keep.entries[i:]...)
-	merged = append(merged, gone.entries[j:]...)
-	for id, vs := range gone.spills {
-		if keep.spills == nil {
-			keep.spills = make(map[uint64]*valueSet)
-		}
-		keep.spills[id] = vs
-	}
-	keep.entries = merged
+	keep.entries, keep.tags = merged, tags
 	keep.sorted = len(merged)
 	s.depthCount[keep.depth]--
 	keep.depth--

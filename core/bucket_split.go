@@ -34,27 +34,29 @@ func (s *Store) split(b *bucket) {
 	nb := s.newBucket(depth, b.prefix<<1|1)
 
 	b.mu.Lock()
-	b.mergeTail()
-	keep := b.entries[:0]
-	for _, e := range b.entries {
+	// A stable partition keeps each half's sorted region sorted and its
+	// tail a tail; value sets stay where they are (the set table is global).
+	nb.entries = make([]entry, 0, s.capacity)
+	nb.tags = make([]byte, 0, s.capacity)
+	keep, keepSorted := 0, 0
+	for i, e := range b.entries {
 		if s.hash(e.key)>>(64-depth)&1 == 0 {
-			keep = append(keep, e)
+			b.entries[keep], b.tags[keep] = e, b.tags[i]
+			keep++
+			if i < b.sorted {
+				keepSorted++
+			}
 			continue
 		}
 		nb.entries = append(nb.entries, e)
-		if e.spilled() {
-			id := e.spillID()
-			if nb.spills == nil {
-				nb.spills = make(map[uint64]*valueSet)
-			}
-			nb.spills[id] = b.spills[id]
-			delete(b.spills, id)
+		nb.tags = append(nb.tags, b.tags[i])
+		if i < b.sorted {
+			nb.sorted++
 		}
 	}
-	clear(b.entries[len(keep):])
-	b.entries = keep
-	b.sorted = len(keep)
-	nb.sorted = len(nb.entries)
+	clear(b.entries[keep:])
+	b.entries, b.tags = b.entries[:keep], b.tags[:keep]
+	b.sorted = keepSorted
 	s.depthCount[b.depth]--
 	s.depthCount[depth]++
 	b.depth = depth

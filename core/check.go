@@ -92,14 +92,27 @@ func (s *Store) Validate() error {
 	if n := s.stats.buckets.Load(); n != int64(live) {
 		bad("bucket counter %d, recount %d", n, live)
 	}
-	if n := s.stats.keys.Load(); n != keys {
-		bad("key counter %d, recount %d", n, keys)
+	if s.nkeys != keys || s.stats.keys.Load() != keys {
+		bad("key counters %d/%d, recount %d", s.nkeys, s.stats.keys.Load(), keys)
 	}
-	if n := s.stats.values.Load(); n != values {
-		bad("value counter %d, recount %d", n, values)
+	if s.nvalues != values || s.stats.values.Load() != values {
+		bad("value counters %d/%d, recount %d", s.nvalues, s.stats.values.Load(), values)
 	}
-	if n := s.stats.spilled.Load(); n != spilled {
-		bad("spilled-key counter %d, recount %d", n, spilled)
+	if s.nspilled != spilled || s.stats.spilled.Load() != spilled {
+		bad("spilled-key counters %d/%d, recount %d", s.nspilled, s.stats.spilled.Load(), spilled)
+	}
+	if s.sets.live != int(spilled) {
+		bad("set table holds %d value sets, %d keys are spilled", s.sets.live, spilled)
+	}
+	n := 0
+	s.sets.each(func(vs *valueSet) {
+		n++
+		if vs.freed {
+			bad("set table holds freed value set %d", vs.id)
+		}
+	})
+	if n != s.sets.live {
+		bad("set table walk found %d value sets, count %d", n, s.sets.live)
 	}
 	return errors.Join(errs...)
 }
@@ -114,11 +127,11 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 			bad("bucket %d: sorted region out of order at %d", b.id, i)
 		}
 	}
-	if t := len(b.entries) - b.sorted; t > bucketTailMax {
-		bad("bucket %d: tail of %d entries > %d", b.id, t, bucketTailMax)
+	if len(b.tags) != len(b.entries) {
+		bad("bucket %d: %d tags for %d entries", b.id, len(b.tags), len(b.entries))
+		return
 	}
 	keysSeen := make(map[E]struct{}, len(b.entries))
-	refs := map[uint64]bool{}
 	var buf [64]byte
 	for i := range b.entries {
 		e := &b.entries[i]
@@ -126,8 +139,12 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 			bad("bucket %d: key %v appears twice", b.id, e.key)
 		}
 		keysSeen[e.key] = struct{}{}
-		if h := s.hash(e.key); topBits(h, b.depth) != b.prefix {
+		h := s.hash(e.key)
+		if topBits(h, b.depth) != b.prefix {
 			bad("bucket %d: key %v hashes outside the bucket", b.id, e.key)
+		}
+		if b.tags[i] != tagOf(h) {
+			bad("bucket %d: key %v has a stale tag", b.id, e.key)
 		}
 		encodeEntry(buf[:], e)
 		if got, err := decodeEntry(buf[:]); err != nil || got != *e {
@@ -142,15 +159,11 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 			continue
 		}
 		spilled++
-		vs := b.spills[e.spillID()]
+		vs := s.sets.lookup(e.spillID())
 		if vs == nil {
 			bad("bucket %d: key %v: value set %d missing", b.id, e.key, e.spillID())
 			continue
 		}
-		if refs[vs.id] {
-			bad("bucket %d: value set %d referenced twice", b.id, vs.id)
-		}
-		refs[vs.id] = true
 		if vs.id != e.spillID() || vs.freed {
 			bad("bucket %d: key %v: value set %d is id %d, freed %v", b.id, e.key, e.spillID(), vs.id, vs.freed)
 		}
@@ -164,11 +177,6 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 			bad("bucket %d: value set id %d >= next id %d", b.id, vs.id, s.nextVSID)
 		}
 		values += uint64(vs.live())
-	}
-	for id := range b.spills {
-		if !refs[id] {
-			bad("bucket %d: value set %d is not referenced by any entry", b.id, id)
-		}
 	}
 	return
 }

@@ -94,6 +94,11 @@ func (s *Store) snapshot() (*port.Checkpoint, int64) {
 		vs.dirty = false
 	}
 	addBucket := func(b *bucket) {
+		if b.sorted != len(b.entries) {
+			b.mu.Lock()
+			b.mergeTail()
+			b.mu.Unlock()
+		}
 		rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(b.sorted), LastCompacted: b.lastCompacted, Entries: make([]byte, port.EntrySize*len(b.entries))}
 		for i := range b.entries {
 			encodeEntry(rec.Entries[i*port.EntrySize:], &b.entries[i])
@@ -109,10 +114,8 @@ func (s *Store) snapshot() (*port.Checkpoint, int64) {
 				continue
 			}
 			addBucket(b)
-			for _, vs := range b.spills {
-				addSet(vs)
-			}
 		}
+		s.sets.each(addSet)
 	} else {
 		for _, b := range s.dirtyBuckets {
 			if !b.retired && b.dirty {
@@ -179,6 +182,7 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 			return fmt.Errorf("%w: bucket %d: sorted count %d > %d entries", ErrCorrupt, id, rec.SortedCount, n)
 		}
 		b.entries = make([]entry, n, n+n/8)
+		b.tags = make([]byte, n, n+n/8)
 		b.sorted = int(rec.SortedCount)
 		for k := 0; k < n; k++ {
 			e, err := decodeEntry(rec.Entries[k*port.EntrySize : (k+1)*port.EntrySize])
@@ -186,6 +190,7 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 				return fmt.Errorf("bucket %d entry %d: %w", id, k, err)
 			}
 			b.entries[k] = e
+			b.tags[k] = tagOf(s.hash(e.key))
 			keys++
 			if !e.spilled() {
 				values++
@@ -198,10 +203,10 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 			if err != nil {
 				return fmt.Errorf("bucket %d key %v: %w", id, e.key, err)
 			}
-			if b.spills == nil {
-				b.spills = make(map[uint64]*valueSet)
+			if s.sets.lookup(vs.id) != nil {
+				return fmt.Errorf("%w: bucket %d key %v: value set %d referenced twice", ErrCorrupt, id, e.key, vs.id)
 			}
-			b.spills[vs.id] = vs
+			s.sets.put(vs)
 			values += uint64(vs.live())
 			spilled++
 		}
@@ -217,9 +222,8 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 	}
 	s.setDir(d)
 	s.stats.buckets.Store(int64(len(s.buckets) - len(s.freeIDs)))
-	s.stats.keys.Store(keys)
-	s.stats.values.Store(values)
-	s.stats.spilled.Store(spilled)
+	s.nkeys, s.nvalues, s.nspilled = keys, values, spilled
+	s.publish()
 	s.stats.checkpointLSN.Store(meta.CheckpointLSN)
 	s.restoredLSN = meta.CheckpointLSN
 	return nil

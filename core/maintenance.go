@@ -27,6 +27,7 @@ func (s *Store) Compact(ctx context.Context) error {
 		}
 	}
 	s.mergeAll()
+	s.publish()
 	return nil
 }
 
@@ -45,14 +46,13 @@ func (s *Store) compactBucket(b *bucket, now int64) {
 		if !e.spilled() {
 			continue
 		}
-		vs := b.spills[e.spillID()]
+		vs := s.sets.get(e.spillID())
 		if vs.live() <= threshold {
 			vals := vs.liveSorted()
 			e.s0, e.s1 = vals[0], E{}
 			if len(vals) == 2 {
 				e.s1 = vals[1]
 			}
-			delete(b.spills, vs.id)
 			s.dropSet(vs, e.key)
 			s.stats.demotions.Add(1)
 			changed = true

@@ -45,6 +45,12 @@ type Store struct {
 	deletions    []port.DeletionRecord
 	needFull     bool // the next checkpoint must write everything
 
+	sets setTable // value sets by id
+
+	// Live counts, owned by the writer and published to stats after each
+	// mutation so that the per-pair path does no atomic operations.
+	nkeys, nvalues, nspilled uint64
+
 	promote atomic.Int32 // promotion threshold, 1 or 2
 	closed  atomic.Bool
 
@@ -164,8 +170,7 @@ func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
 // freeBucket retires b and releases its id (writer only; b.mu held).
 func (s *Store) freeBucket(b *bucket) {
 	b.retired = true
-	b.entries = nil
-	b.spills = nil
+	b.entries, b.tags = nil, nil
 	s.buckets[b.id] = nil
 	s.freeIDs = append(s.freeIDs, b.id)
 	s.freedBuckets = append(s.freedBuckets, b.id)
@@ -297,6 +302,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	for i := range ops {
 		s.apply(&ops[i])
 	}
+	s.publish()
 	s.wmu.Unlock()
 	if s.wal != nil {
 		if err := s.walWait(last); err != nil {
@@ -336,6 +342,13 @@ func (s *Store) apply(o *walOp) {
 	}
 }
 
+// publish copies the writer's live counts to the stats (writer only).
+func (s *Store) publish() {
+	s.stats.keys.Store(s.nkeys)
+	s.stats.values.Store(s.nvalues)
+	s.stats.spilled.Store(s.nspilled)
+}
+
 // bucketFor returns the bucket that owns h (writer only: no validation
 // needed, the writer is the only one that changes ownership).
 func (s *Store) bucketFor(h uint64) *bucket {
@@ -344,9 +357,10 @@ func (s *Store) bucketFor(h uint64) *bucket {
 
 func (s *Store) applyInsert(k, v E) {
 	h := s.hash(k)
+	tag := tagOf(h)
 	for {
 		b := s.bucketFor(h)
-		if i := b.find(k); i >= 0 {
+		if i := b.find(k, tag); i >= 0 {
 			s.addValue(b, i, v)
 			return
 		}
@@ -354,11 +368,11 @@ func (s *Store) applyInsert(k, v E) {
 			continue // ownership changed: find the bucket again
 		}
 		b.mu.Lock()
-		b.appendEntry(entry{key: k, s0: v})
+		b.appendEntry(entry{key: k, s0: v}, tag)
 		b.mu.Unlock()
 		s.markDirty(b)
-		s.stats.keys.Add(1)
-		s.stats.values.Add(1)
+		s.nkeys++
+		s.nvalues++
 		return
 	}
 }
@@ -368,13 +382,13 @@ func (s *Store) applyInsert(k, v E) {
 func (s *Store) addValue(b *bucket, i int, v E) {
 	e := &b.entries[i]
 	if e.spilled() {
-		vs := b.spills[e.spillID()]
+		vs := s.sets.get(e.spillID())
 		b.mu.Lock()
 		changed := vs.add(v)
 		b.mu.Unlock()
 		if changed {
 			s.markSetDirty(vs)
-			s.stats.values.Add(1)
+			s.nvalues++
 		}
 		return
 	}
@@ -404,18 +418,15 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 		id := s.nextVSID
 		s.nextVSID++
 		vs := newValueSet(id, vals)
-		if b.spills == nil {
-			b.spills = make(map[uint64]*valueSet)
-		}
-		b.spills[id] = vs
+		s.sets.put(vs)
 		e.s0, e.s1 = E{}, spillPointer(id)
 		s.markSetDirty(vs)
-		s.stats.spilled.Add(1)
+		s.nspilled++
 		s.stats.promotions.Add(1)
 	}
 	b.mu.Unlock()
 	s.markDirty(b)
-	s.stats.values.Add(1)
+	s.nvalues++
 }
 
 func sortSmall(v []E) {
@@ -427,51 +438,51 @@ func sortSmall(v []E) {
 }
 
 func (s *Store) applyDeleteKey(k E) {
-	b := s.bucketFor(s.hash(k))
-	i := b.find(k)
+	h := s.hash(k)
+	b := s.bucketFor(h)
+	i := b.find(k, tagOf(h))
 	if i < 0 {
 		return
 	}
 	e := b.entries[i]
 	b.mu.Lock()
 	b.removeEntry(i)
-	var gone uint64
+	b.mu.Unlock()
+	// No reader can reach e's value set any more: it would need the entry.
 	if e.spilled() {
-		vs := b.spills[e.spillID()]
-		gone = uint64(vs.live())
-		delete(b.spills, vs.id)
-		b.mu.Unlock()
+		vs := s.sets.get(e.spillID())
+		s.nvalues -= uint64(vs.live())
 		s.dropSet(vs, k)
 	} else {
-		b.mu.Unlock()
-		gone = 1
+		s.nvalues--
 		if !e.s1.IsZero() {
-			gone = 2
+			s.nvalues--
 		}
 	}
 	s.markDirty(b)
-	s.stats.keys.Add(^uint64(0))
-	s.stats.values.Add(-gone)
+	s.nkeys--
 }
 
 // dropSet forgets a value set that no entry references any more.
 func (s *Store) dropSet(vs *valueSet, k E) {
 	vs.freed = true // checkpoints skip it if it is still queued
 	vs.vals, vs.dead, vs.tail = nil, nil, nil
+	s.sets.remove(vs.id)
 	s.freedSets = append(s.freedSets, vs.id)
 	s.deletions = append(s.deletions, port.DeletionRecord{KeyHigh: k.High, KeyLow: k.Low, ValueGroup: vs.id, UnixNano: time.Now().UnixNano()})
-	s.stats.spilled.Add(^uint64(0))
+	s.nspilled--
 }
 
 func (s *Store) applyDeleteValue(k, v E) {
-	b := s.bucketFor(s.hash(k))
-	i := b.find(k)
+	h := s.hash(k)
+	b := s.bucketFor(h)
+	i := b.find(k, tagOf(h))
 	if i < 0 {
 		return
 	}
 	e := &b.entries[i]
 	if e.spilled() {
-		vs := b.spills[e.spillID()]
+		vs := s.sets.get(e.spillID())
 		if !vs.has(v) {
 			return
 		}
@@ -480,14 +491,13 @@ func (s *Store) applyDeleteValue(k, v E) {
 		empty := vs.live() == 0
 		if empty {
 			b.removeEntry(i)
-			delete(b.spills, vs.id)
 		}
 		b.mu.Unlock()
-		s.stats.values.Add(^uint64(0))
+		s.nvalues--
 		if empty {
 			s.dropSet(vs, k)
 			s.markDirty(b)
-			s.stats.keys.Add(^uint64(0))
+			s.nkeys--
 			return
 		}
 		s.markSetDirty(vs)
@@ -498,7 +508,7 @@ func (s *Store) applyDeleteValue(k, v E) {
 		b.mu.Lock()
 		if e.s1.IsZero() {
 			b.removeEntry(i)
-			s.stats.keys.Add(^uint64(0))
+			s.nkeys--
 		} else {
 			e.s0, e.s1 = e.s1, E{}
 		}
@@ -511,7 +521,7 @@ func (s *Store) applyDeleteValue(k, v E) {
 		return
 	}
 	s.markDirty(b)
-	s.stats.values.Add(^uint64(0))
+	s.nvalues--
 }
 
 // Get returns every live value of key, ascending by (High, Low); an empty,
@@ -522,6 +532,7 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 		return nil, err
 	}
 	h := s.hash(key)
+	tag := tagOf(h)
 	for {
 		b := s.dir.Load().lookup(h)
 		b.mu.RLock()
@@ -529,7 +540,7 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 			b.mu.RUnlock()
 			continue // a split or merge moved key's range: look again
 		}
-		i := b.find(key)
+		i := b.find(key, tag)
 		if i < 0 {
 			b.mu.RUnlock()
 			return []E{}, nil
@@ -545,7 +556,7 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 			b.mu.RUnlock()
 			return out, nil
 		}
-		vs := b.spills[e.spillID()]
+		vs := s.sets.get(e.spillID())
 		out, n := vs.appendLive(make([]E, 0, vs.live()))
 		b.mu.RUnlock()
 		return sortTail(out, n), nil

@@ -22,6 +22,7 @@ type valueSet struct {
 	sorted int
 	tail   map[E]struct{} // membership of vals[sorted:], nil while the tail is short
 	dead   map[E]struct{} // tombstones, nil when none
+	small  [4]E           // backing array of vals while the set is small
 	dirty  bool           // queued for the next checkpoint (set by Store)
 	freed  bool           // no entry references it any more
 }
@@ -33,7 +34,13 @@ const (
 )
 
 func newValueSet(id uint64, sortedVals []E) *valueSet {
-	return &valueSet{id: id, vals: sortedVals, sorted: len(sortedVals)}
+	vs := &valueSet{id: id, sorted: len(sortedVals)}
+	if len(sortedVals) <= len(vs.small) {
+		vs.vals = append(vs.small[:0], sortedVals...)
+	} else {
+		vs.vals = sortedVals
+	}
+	return vs
 }
 
 // live is the number of values that are not tombstones.
@@ -41,6 +48,14 @@ func (vs *valueSet) live() int { return len(vs.vals) - len(vs.dead) }
 
 // present reports whether v is in vals, tombstoned or not.
 func (vs *valueSet) present(v E) bool {
+	if len(vs.vals) <= 8 {
+		for _, t := range vs.vals {
+			if t == v {
+				return true
+			}
+		}
+		return false
+	}
 	if _, ok := slices.BinarySearchFunc(vs.vals[:vs.sorted], v, E.Compare); ok {
 		return true
 	}
