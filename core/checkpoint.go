@@ -28,6 +28,7 @@ func (s *Store) checkpoint() error {
 	s.wmu.Lock()
 	cp, bytes := s.snapshot()
 	s.wmu.Unlock()
+	s.failpoint("checkpoint.before-commit")
 	if err := s.backend.Commit(cp); err != nil {
 		// What was copied is lost to the backend: write everything next time.
 		s.wmu.Lock()
@@ -39,12 +40,19 @@ func (s *Store) checkpoint() error {
 	s.stats.checkpoints.Add(1)
 	s.stats.lastCkptNanos.Store(int64(time.Since(start)))
 	s.stats.lastCkptBytes.Store(bytes)
+	s.failpoint("checkpoint.after-commit")
 	if s.wal != nil {
 		if err := s.walTruncate(cp.Meta.CheckpointLSN); err != nil {
 			return fmt.Errorf("checkpoint at lsn %d: advance wal: %w", cp.Meta.CheckpointLSN, err)
 		}
 	}
 	return nil
+}
+
+func (s *Store) failpoint(name string) {
+	if s.opts.Failpoint != nil {
+		s.opts.Failpoint(name)
+	}
 }
 
 // snapshot copies the changes since the last checkpoint into a

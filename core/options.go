@@ -95,6 +95,10 @@ type Options struct {
 	// order, from the goroutine that made them. It must not block for long
 	// and must not call back into the Store.
 	Notify func([]Mutation)
+	// Failpoint, when set, is called with a step name at each crash point
+	// of the WAL (wal.*) and of checkpoints (checkpoint.*); crash tests make
+	// it kill the process there. Never set it in production.
+	Failpoint func(name string)
 
 	// hash overrides the directory hash; tests use it to force collisions.
 	hash func(E) uint64

@@ -619,7 +619,7 @@ func (s *Store) Close() error {
 	s.bg.Wait()
 	err := s.checkpoint()
 	if s.wal != nil {
-		err = errors.Join(err, s.closeWAL(err == nil))
+		err = errors.Join(err, s.closeWAL())
 	}
 	return errors.Join(err, s.backend.Close())
 }

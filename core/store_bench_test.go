@@ -2,6 +2,7 @@ package cidstore
 
 import (
 	"context"
+	"os"
 	"math/rand/v2"
 	"testing"
 )
@@ -21,11 +22,19 @@ func w1Pairs(keys int) []Pair {
 }
 
 func BenchmarkInsertBatch1000(b *testing.B) {
+	b.Run("memory", func(b *testing.B) { benchInsert(b, Options{HashSeed: 1}) })
+	b.Run("wal-always", func(b *testing.B) {
+		benchInsert(b, Options{HashSeed: 1, WALPath: b.TempDir() + "/wal", WALSizeBytes: 256 << 20})
+	})
+}
+
+func benchInsert(b *testing.B, opts Options) {
 	pairs := w1Pairs(1_000_000)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		s, err := Open(newTestBackend(), Options{HashSeed: 1})
+		os.Remove(opts.WALPath)
+		s, err := Open(newTestBackend(), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -36,7 +45,7 @@ func BenchmarkInsertBatch1000(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		s.closed.Store(true)
+		s.abandon()
 	}
 	b.ReportMetric(float64(len(pairs))*float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
 }

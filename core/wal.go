@@ -2,25 +2,280 @@ package cidstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/cidstore/cidstore/core/internal/wal"
 )
 
-// walState is the store's write-ahead log. Placeholder until the WAL lands.
-type walState struct{}
+// The write-ahead log.
+//
+// Every mutation is appended to the WAL under the writer lock, before it is
+// applied to memory; the caller is acknowledged only once its records are
+// durable under the sync policy. A multi-pair call (InsertBatch,
+// DeleteBatch) is one transaction: TXN_START, one record per pair,
+// TXN_COMMIT. Recovery applies a transaction only when its commit record
+// is present, so a crash never leaves half a batch. Single-pair calls are
+// one record each, atomic by themselves.
+//
+// Group commit: right after appending, the writer wakes the syncer
+// goroutine, which issues one fdatasync for everything appended so far;
+// the batch is applied to memory while that sync runs, and the caller then
+// waits for it (SyncTo joins the sync in flight). Concurrent callers share
+// syncs. Readers may therefore see a pair shortly before it is durable;
+// it is acknowledged only after.
+//
+// Checkpoints record the LSN of the last record applied before their
+// snapshot (always a transaction boundary: the writer lock covers append
+// and apply) and then truncate the WAL up to it. A full WAL makes writers
+// wait for a checkpoint; a WAL past CheckpointFillRatio wakes the
+// checkpointer early.
 
+// WAL record opcodes used by core; the full table is on wal.Op.
+var opToWAL = [...]wal.Op{OpInsert: wal.OpInsert, OpDeleteKey: wal.OpDelete, OpDeleteValue: wal.OpDeleteValue}
+
+const minWALSizeBytes = wal.MinSizeBytes
+
+// walState is the store's WAL and the writer's bookkeeping for it.
+type walState struct {
+	log     *wal.Log
+	sync    SyncPolicy
+	recs    []wal.Record  // reused append buffer (writer only)
+	last    uint64        // LSN of the last record applied (writer only)
+	kick    chan struct{} // wakes the syncer
+	ckpt    chan struct{} // wakes the checkpointer early
+	fillMax int64         // records in use that trigger a checkpoint
+}
+
+// openWAL opens the WAL, replays what the checkpoint does not hold, and
+// starts the syncer.
 func (s *Store) openWAL() error {
-	return fmt.Errorf("%w: WAL support is not built yet", ErrInvalid)
+	o := s.opts
+	mode := map[SyncPolicy]wal.SyncMode{SyncAlways: wal.SyncAlways, SyncInterval: wal.SyncInterval, SyncNone: wal.SyncNone}[o.Sync]
+	l, err := wal.Open(o.WALPath, wal.Options{SizeBytes: o.WALSizeBytes, Sync: mode, SyncInterval: o.SyncInterval, Failpoint: o.Failpoint})
+	if err != nil {
+		if errors.Is(err, wal.ErrCorrupt) {
+			return fmt.Errorf("%w: open wal %s: %v (cidstore.RepairWAL or `cidstore wal-repair` salvages the valid records before the damage)", ErrCorrupt, o.WALPath, err)
+		}
+		return fmt.Errorf("open wal %s: %w", o.WALPath, err)
+	}
+	w := &walState{log: l, sync: o.Sync, kick: make(chan struct{}, 1), ckpt: make(chan struct{}, 1)}
+	w.fillMax = int64(float64(l.CapacityRecords()) * o.CheckpointFillRatio)
+	if err := s.replay(w); err != nil {
+		return errors.Join(err, l.Close())
+	}
+	s.wal = w
+	return nil
 }
 
+// replay applies the committed WAL records after the checkpoint's LSN.
+func (s *Store) replay(w *walState) error {
+	l := w.log
+	from := s.restoredLSN + 1
+	if tail := l.TailLSN(); tail > from && l.NextLSN() > tail {
+		return fmt.Errorf("%w: wal %s starts at lsn %d but the checkpoint holds only up to %d: records are missing (was the backend volatile?)", ErrCorrupt, s.opts.WALPath, tail, s.restoredLSN)
+	}
+	var pending []walOp
+	inTxn := false
+	var applied uint64
+	last, err := l.Replay(max(from, l.TailLSN()), func(lsn uint64, r wal.Record) error {
+		if lsn < from {
+			return nil
+		}
+		op := walOp{key: E{r.KeyHigh, r.KeyLow}, value: E{r.ValueHigh, r.ValueLow}}
+		switch r.Op {
+		case wal.OpTxnStart:
+			pending, inTxn = pending[:0], true
+			return nil
+		case wal.OpTxnCommit:
+			for i := range pending {
+				s.apply(&pending[i])
+			}
+			applied += uint64(len(pending))
+			pending, inTxn = pending[:0], false
+			return nil
+		case wal.OpTxnAbort:
+			pending, inTxn = pending[:0], false
+			return nil
+		case wal.OpInsert:
+			op.op = OpInsert
+		case wal.OpDelete:
+			op.op = OpDeleteKey
+		case wal.OpDeleteValue:
+			op.op = OpDeleteValue
+		default:
+			return nil // structural records (split, promote, ...) are redone by apply
+		}
+		if op.key.IsZero() || (op.op != OpDeleteKey && op.value.IsZero()) {
+			return fmt.Errorf("%w: wal record %d (%v) has a zero identifier", ErrCorrupt, lsn, r.Op)
+		}
+		if inTxn {
+			pending = append(pending, op)
+			return nil
+		}
+		s.apply(&op)
+		applied++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay wal %s: %w", s.opts.WALPath, err)
+	}
+	if inTxn {
+		s.log.Warn("wal: dropped an uncommitted transaction at the end of the log", "records", len(pending))
+	}
+	s.publish()
+	s.stats.recovered.Store(applied)
+	w.last = max(last, s.restoredLSN)
+	if l.NextLSN() <= s.restoredLSN {
+		// The checkpoint is ahead of the log (it lost unsynced records):
+		// move the log past it so that LSNs are never reused.
+		if err := l.Truncate(s.restoredLSN); err != nil {
+			return fmt.Errorf("advance wal past checkpoint %d: %w", s.restoredLSN, err)
+		}
+	}
+	if applied > 0 {
+		s.log.Info("wal: recovered", "records", applied, "from_lsn", from, "to_lsn", last)
+	}
+	return nil
+}
+
+// appliedLSN is the LSN of the last record applied to memory (writer only).
+func (s *Store) appliedLSN() uint64 {
+	if s.wal == nil {
+		return s.restoredLSN
+	}
+	return s.wal.last
+}
+
+// walAppend logs ops. It is called with the writer lock held and returns
+// with it held; while the WAL is full it releases the lock, runs a
+// checkpoint and tries again.
 func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, last uint64, err error) {
-	return 0, 0, nil
+	w := s.wal
+	now := uint64(time.Now().UnixNano())
+	recs := w.recs[:0]
+	if txn {
+		recs = append(recs, wal.Record{Op: wal.OpTxnStart, Nanos: now})
+	}
+	for i, o := range ops {
+		recs = append(recs, wal.Record{Op: opToWAL[o.op], Nanos: now, Seq: uint32(i + 1),
+			KeyHigh: o.key.High, KeyLow: o.key.Low, ValueHigh: o.value.High, ValueLow: o.value.Low})
+	}
+	if txn {
+		recs = append(recs, wal.Record{Op: wal.OpTxnCommit, Nanos: now, Seq: uint32(len(ops) + 1)})
+	}
+	w.recs = recs
+	for {
+		first, last, err = w.log.Append(recs)
+		if !errors.Is(err, wal.ErrFull) {
+			break
+		}
+		// Backpressure: never overwrite un-checkpointed records.
+		s.wmu.Unlock()
+		cerr := s.checkpoint()
+		if cerr == nil {
+			cerr = ctx.Err()
+		}
+		s.wmu.Lock()
+		if cerr != nil {
+			return 0, 0, fmt.Errorf("wal full, checkpoint: %w", cerr)
+		}
+		if s.closed.Load() {
+			return 0, 0, ErrClosed
+		}
+	}
+	if errors.Is(err, wal.ErrTooLarge) {
+		return 0, 0, fmt.Errorf("%w: batch of %d records is larger than the WAL", ErrInvalid, len(recs))
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("wal append: %w", err)
+	}
+	w.last = last
+	if w.sync == SyncAlways {
+		select { // start the sync now; it runs while the batch is applied
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+	if w.log.UsedRecords() > w.fillMax {
+		select {
+		case w.ckpt <- struct{}{}:
+		default:
+		}
+	}
+	return first, last, nil
 }
 
-func (s *Store) walWait(lsn uint64) error     { return nil }
-func (s *Store) walTruncate(lsn uint64) error { return nil }
-func (s *Store) closeWAL(clean bool) error    { return nil }
-func (w *walState) fillStats(st *Stats)       {}
-func (s *Store) appliedLSN() uint64           { return s.restoredLSN }
-func (s *Store) startBackground()             {}
+// walWait returns once lsn is durable under the sync policy.
+func (s *Store) walWait(lsn uint64) error {
+	if s.wal.sync != SyncAlways {
+		return nil
+	}
+	if err := s.wal.log.SyncTo(lsn); err != nil {
+		return fmt.Errorf("wal sync to lsn %d: %w", lsn, err)
+	}
+	return nil
+}
 
-const minWALSizeBytes = 64 << 10
+func (s *Store) walTruncate(lsn uint64) error { return s.wal.log.Truncate(lsn) }
+
+func (s *Store) closeWAL() error { return s.wal.log.Close() }
+
+func (w *walState) fillStats(st *Stats) {
+	ws := w.log.Stats()
+	st.LastLSN = w.log.NextLSN() - 1
+	st.WALCapacityBytes = ws.CapacityBytes
+	st.WALUsedBytes = ws.UsedBytes
+	st.WALSyncs = ws.Syncs
+	st.WALSyncSeconds = ws.SyncSeconds
+}
+
+// startBackground starts the syncer and the periodic checkpointer.
+func (s *Store) startBackground() {
+	if s.wal == nil {
+		return
+	}
+	w := s.wal
+	s.bg.Add(2)
+	go func() { // syncer: one fdatasync per wake-up, shared by everyone
+		defer s.bg.Done()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-w.kick:
+				// Errors are sticky in the log: the waiting callers see them.
+				_ = w.log.Sync()
+			}
+		}
+	}()
+	go func() { // checkpointer
+		defer s.bg.Done()
+		var tick <-chan time.Time
+		if s.opts.CheckpointInterval > 0 {
+			t := time.NewTicker(s.opts.CheckpointInterval)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick:
+			case <-w.ckpt:
+			}
+			if err := s.checkpoint(); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Error("checkpoint failed", "err", err)
+			}
+		}
+	}()
+}
+
+// RepairWAL salvages a corrupt WAL file: it keeps every valid record up to
+// the first damaged one and drops the rest, so that Open succeeds. It
+// returns the number of records kept. Run it only on a WAL that Open
+// refused with a corruption error, with no store open on it.
+func RepairWAL(path string) (salvaged uint64, err error) {
+	return wal.Repair(path)
+}

@@ -8,8 +8,11 @@
 // The file is a 4 KiB header page (header.go: two alternating copies with
 // magic, format version, record size, capacity, tail LSN, head LSN hint,
 // synced LSN, clean flag and CRC32C) followed by a ring of capacity =
-// (size-4096)/64 record slots. Records are written through a MAP_SHARED
-// mapping of the ring.
+// (size-4096)/64 record slots. Records are written with pwrite and read
+// (by Open's scan and by Replay) through a read-only MAP_SHARED mapping of
+// the ring, which the page cache keeps coherent with the writes. (Writing
+// through the mapping was measured to be several times slower: every
+// page is write-protected again after each fdatasync; see Log.write.)
 //
 // LSNs are uint64, start at 1, grow by one per record and are never
 // reused. They are not stored in records: the record with LSN n lives in
@@ -23,8 +26,8 @@
 //
 // # Durability
 //
-//   - Append only copies records into the mapping (the page cache): they
-//     survive a process crash (kill -9) but not a power failure.
+//   - Append only writes records into the page cache: they survive a
+//     process crash (kill -9) but not a power failure.
 //   - SyncTo(lsn) makes records <= lsn durable with fdatasync, shared by
 //     concurrent callers (group commit). Appends may continue while a sync
 //     is in flight; each sync covers what was appended when it started.
@@ -47,9 +50,11 @@
 // # Failures
 //
 // Every I/O error surfaces from the call that hit it. After a failed
-// fdatasync or header write the log is failed for good (ErrFailed, sticky):
-// Linux may drop the dirty pages of a failed write-back, so continuing
-// could acknowledge records that are not on disk. Memory faults in the
+// fdatasync, record write or header write the log is failed for good
+// (ErrFailed, sticky): Linux may drop the dirty pages of a failed
+// write-back, so continuing could acknowledge records that are not on
+// disk, and a half-written batch could later pass for records that
+// follow a new one. Memory faults in the
 // mapping (file truncated underneath, unreadable page) become errors, not
 // crashes. File operations go through FS, so tests inject faults there;
 // Options.Failpoint marks the steps where crash tests kill the process.

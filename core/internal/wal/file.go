@@ -7,11 +7,10 @@ import (
 	"os"
 )
 
-// FS is the file system a Log uses. Every operation whose failure must
-// surface (creation, header writes, fdatasync, allocation) goes through it,
-// so tests can wrap OSFS to inject short writes, EIO and ENOSPC. Records are
-// written through a shared memory mapping of File.Fd, which no wrapper can
-// intercept; their write-back errors surface at File.Datasync.
+// FS is the file system a Log uses. Every write, sync and allocation goes
+// through it (records and headers are written with File.WriteAt), so tests
+// can wrap OSFS to inject short writes, EIO and ENOSPC. Only reads of
+// records bypass it, through a read-only mapping of File.Fd.
 type FS interface {
 	// OpenFile opens name like os.OpenFile.
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
@@ -31,16 +30,15 @@ type File interface {
 	// treated as io.ErrShortWrite.
 	io.WriterAt
 	io.Closer
-	// Datasync flushes the file's data, including pages dirtied through a
-	// shared mapping, and the metadata needed to read it back
-	// (fdatasync(2)).
+	// Datasync flushes the file's data and the metadata needed to read it
+	// back (fdatasync(2)).
 	Datasync() error
 	// Allocate reserves disk space for the first size bytes, extending the
 	// file (fallocate(2)), so that a full disk fails here and not later.
 	Allocate(size int64) error
 	// Size returns the file's size in bytes.
 	Size() (int64, error)
-	// Fd returns the descriptor that the Log maps and locks.
+	// Fd returns the descriptor that the Log maps (read-only) and locks.
 	Fd() uintptr
 }
 

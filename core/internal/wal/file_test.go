@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,11 +16,12 @@ import (
 type faultFS struct {
 	wal.FS
 	mu         sync.Mutex
-	allocErr   error                     // Allocate returns it
-	syncErr    error                     // Datasync returns it (without syncing)
+	allocErr   error                       // Allocate returns it
+	syncErr    error                       // Datasync returns it (without syncing)
 	shortWrite func(off int64, n int) bool // WriteAt writes half and reports no error
 	writeErr   func(off int64, n int) error
 	syncs      int
+	ops        []string // "sync", "header" (a header write), "write"
 }
 
 func newFaultFS() *faultFS { return &faultFS{FS: wal.OSFS()} }
@@ -57,6 +59,7 @@ func (f *faultFile) Datasync() error {
 	f.fs.mu.Lock()
 	err := f.fs.syncErr
 	f.fs.syncs++
+	f.fs.ops = append(f.fs.ops, "sync")
 	f.fs.mu.Unlock()
 	if err != nil {
 		return err
@@ -67,6 +70,11 @@ func (f *faultFile) Datasync() error {
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	short, werr := f.fs.shortWrite, f.fs.writeErr
+	if off < wal.HeaderSizeBytes && len(p) <= wal.HeaderSizeBytes {
+		f.fs.ops = append(f.fs.ops, "header")
+	} else {
+		f.fs.ops = append(f.fs.ops, "write")
+	}
 	f.fs.mu.Unlock()
 	if werr != nil {
 		if err := werr(off, len(p)); err != nil {
@@ -88,8 +96,8 @@ func TestCreateENOSPC(t *testing.T) {
 	}{
 		{"fallocate", func(fs *faultFS) { fs.allocErr = syscall.ENOSPC }, syscall.ENOSPC},
 		{"zero fill", func(fs *faultFS) {
-			fs.writeErr = func(off int64, _ int) error {
-				if off > 0 {
+			fs.writeErr = func(_ int64, n int) error {
+				if n > wal.HeaderSizeBytes { // the zero fill, not the header
 					return syscall.ENOSPC
 				}
 				return nil
@@ -175,6 +183,9 @@ func TestConcurrentSyncersAllSeeFailure(t *testing.T) {
 			t.Fatalf("syncer %d: %v", i, err)
 		}
 	}
+	if err := l.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close = %v, want the sticky EIO", err)
+	}
 }
 
 func TestTruncateFaultsKeepTail(t *testing.T) {
@@ -182,12 +193,16 @@ func TestTruncateFaultsKeepTail(t *testing.T) {
 		name   string
 		inject func(*faultFS)
 		want   error
+		// landed: the new header reached the page cache, so a reopen sees
+		// the truncation (either outcome is valid: the records were
+		// checkpointed; the caller just cannot know which it got).
+		landed bool
 	}{
-		{"short header write", func(fs *faultFS) { fs.shortWrite = func(off int64, _ int) bool { return off < wal.HeaderSizeBytes } }, io.ErrShortWrite},
+		{"short header write", func(fs *faultFS) { fs.shortWrite = func(off int64, _ int) bool { return off < wal.HeaderSizeBytes } }, io.ErrShortWrite, false},
 		{"header write EIO", func(fs *faultFS) {
 			fs.writeErr = func(int64, int) error { return syscall.EIO }
-		}, syscall.EIO},
-		{"fsync EIO", func(fs *faultFS) { fs.syncErr = syscall.EIO }, syscall.EIO},
+		}, syscall.EIO, false},
+		{"fsync EIO", func(fs *faultFS) { fs.syncErr = syscall.EIO }, syscall.EIO, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,7 +225,10 @@ func TestTruncateFaultsKeepTail(t *testing.T) {
 			if err := l.Close(); !errors.Is(err, wal.ErrFailed) {
 				t.Fatalf("Close = %v", err)
 			}
-			// The other header copy is intact: the log reopens with every record.
+			// A torn or unwritten header copy falls back to the other one.
+			if tc.landed {
+				m.truncate(100)
+			}
 			checkLog(t, openLog(t, path, wal.Options{}), m)
 		})
 	}
@@ -228,4 +246,98 @@ func TestOpenSyncFailure(t *testing.T) {
 		t.Fatalf("Open = %v, want EIO", err)
 	}
 	checkLog(t, openLog(t, path, wal.Options{}), m)
+}
+
+// TestSyncOrdering checks the orderings that only a power failure would
+// expose: within one fdatasync, records and header reach the disk in any
+// order, so a header that claims records are synced must be written after
+// a sync that covered them.
+func TestSyncOrdering(t *testing.T) {
+	fs := newFaultFS()
+	path := newPath(t)
+	l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
+	m := &model{tail: 1}
+	appendN(t, l, m, 10)
+	crash(t, l)
+	ops := func() []string {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		o := fs.ops
+		fs.ops = nil
+		return o
+	}
+	ops()
+	l = openLog(t, path, wal.Options{FS: fs})
+	// Open: flush the records a crashed process left in the page cache,
+	// then write the header that says they are synced, then sync it.
+	if got, want := ops(), []string{"sync", "header", "sync"}; !slices.Equal(got, want) {
+		t.Fatalf("Open did %q, want %q", got, want)
+	}
+	appendN(t, l, m, 10)
+	if got, want := ops(), []string{"write"}; !slices.Equal(got, want) {
+		t.Fatalf("Append did %q, want %q", got, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close: records first, then the clean header.
+	if got, want := ops(), []string{"sync", "header", "sync"}; !slices.Equal(got, want) {
+		t.Fatalf("Close did %q, want %q", got, want)
+	}
+}
+
+func TestAppendWriteFaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		inject func(*faultFS)
+		want   error
+	}{
+		{"short write", func(fs *faultFS) { fs.shortWrite = func(off int64, _ int) bool { return off >= wal.HeaderSizeBytes } }, io.ErrShortWrite},
+		{"ENOSPC", func(fs *faultFS) {
+			fs.writeErr = func(off int64, _ int) error {
+				if off >= wal.HeaderSizeBytes {
+					return syscall.ENOSPC
+				}
+				return nil
+			}
+		}, syscall.ENOSPC},
+		{"EIO", func(fs *faultFS) { fs.writeErr = func(int64, int) error { return syscall.EIO } }, syscall.EIO},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFaultFS()
+			path := newPath(t)
+			l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
+			m := &model{tail: 1}
+			_, last := appendN(t, l, m, 10)
+			if err := l.SyncTo(last); err != nil {
+				t.Fatal(err)
+			}
+			fs.set(tc.inject)
+			if _, _, err := l.Append(m.batch(100)); !errors.Is(err, tc.want) || !errors.Is(err, wal.ErrFailed) {
+				t.Fatalf("Append = %v, want %v", err, tc.want)
+			}
+			if l.NextLSN() != 11 {
+				t.Fatalf("NextLSN = %d after a failed Append", l.NextLSN())
+			}
+			fs.set(func(fs *faultFS) { fs.shortWrite, fs.writeErr = nil, nil })
+			if _, _, err := l.Append(m.batch(1)); !errors.Is(err, wal.ErrFailed) {
+				t.Fatalf("Append after a failed write = %v, want ErrFailed", err)
+			}
+			if err := l.Sync(); !errors.Is(err, wal.ErrFailed) {
+				t.Fatalf("Sync after a failed write = %v, want ErrFailed", err)
+			}
+			if err := l.Close(); !errors.Is(err, tc.want) {
+				t.Fatalf("Close = %v", err)
+			}
+			// What was acknowledged survives; a half-written batch reads as
+			// a torn tail.
+			l = openLog(t, path, wal.Options{})
+			if l.NextLSN() < 11 {
+				t.Fatalf("NextLSN = %d after reopen, lost acknowledged records", l.NextLSN())
+			}
+			m.appended(int(l.NextLSN()-1) - len(m.ids)) // the part of the failed batch that landed
+			checkLog(t, l, m)
+		})
+	}
 }

@@ -16,7 +16,7 @@ func (f osFile) Datasync() error { return f.Sync() }
 func (f osFile) Allocate(size int64) error { return f.Truncate(size) }
 
 func mmapFile(fd uintptr, offset int64, length int) ([]byte, error) {
-	return syscall.Mmap(int(fd), offset, length, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	return syscall.Mmap(int(fd), offset, length, syscall.PROT_READ, syscall.MAP_SHARED)
 }
 
 func munmap(b []byte) error { return syscall.Munmap(b) }

@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +34,7 @@ type Log struct {
 	closed  bool
 
 	mu   sync.Mutex    // serializes Append and Truncate
+	buf  []byte        // Append's encoding buffer, guarded by mu
 	head atomic.Uint64 // next LSN to assign; records < head are in the ring
 	tail atomic.Uint64 // oldest live LSN; raised only once the header holding it is durable
 
@@ -280,7 +280,10 @@ func (l *Log) Append(recs []Record) (first, last uint64, err error) {
 		return 0, 0, fmt.Errorf("%w: %d records, %d free of %d", ErrFull, n, free, l.ring.capacity)
 	}
 	l.failpoint("wal.append.before-copy")
-	if err := l.copyIn(head, recs); err != nil {
+	if err := l.write(head, recs); err != nil {
+		// Part of the batch may be in the file at LSNs that the next batch
+		// would reuse for other records, then valid past its end: refuse
+		// further appends instead.
 		return 0, 0, l.fail(err)
 	}
 	l.failpoint("wal.append.after-copy")
@@ -290,18 +293,36 @@ func (l *Log) Append(recs []Record) (first, last uint64, err error) {
 	return head, head + n - 1, nil
 }
 
-// copyIn encodes recs at LSNs first, first+1, ... into the ring.
-func (l *Log) copyIn(first uint64, recs []Record) (err error) {
-	defer catchFault(debug.SetPanicOnFault(true), &err)
-	slot := (first - 1) % l.ring.capacity
-	for i := range recs {
-		r := recs[i]
-		r.Version = VersionCurrent
-		off := slot * RecordSize
-		r.Encode(l.ring.b[off:off+RecordSize:off+RecordSize], first+uint64(i))
-		if slot++; slot == l.ring.capacity {
-			slot = 0
+// writeChunkRecords bounds Append's buffer (256 KiB) and the size of each
+// write.
+const writeChunkRecords = 4096
+
+// write encodes recs at LSNs first, first+1, ... and writes them into their
+// slots with pwrite, in order, one write per contiguous run of slots.
+//
+// Why pwrite and not stores into a writable mapping: after each fdatasync
+// the kernel write-protects the mapped pages, so the next store to each
+// page takes a page_mkwrite fault, and on ext4 those faults also tie the
+// data to a journal commit. Measured here for a 1000-record (64 KiB)
+// batch: ~150-250 µs of faults per batch through the mapping, ~15-30 µs
+// with pwrite, and fdatasync no slower (often faster) after pwrite.
+func (l *Log) write(first uint64, recs []Record) error {
+	for len(recs) > 0 {
+		slot := (first - 1) % l.ring.capacity
+		n := min(uint64(len(recs)), writeChunkRecords, l.ring.capacity-slot)
+		if need := int(n) * RecordSize; len(l.buf) < need {
+			l.buf = make([]byte, min(writeChunkRecords, l.ring.capacity)*RecordSize)
 		}
+		b := l.buf[:n*RecordSize]
+		for i := range n {
+			r := recs[i]
+			r.Version = VersionCurrent
+			r.Encode(b[i*RecordSize:], first+i)
+		}
+		if err := writeFull(l.f, b, HeaderSizeBytes+int64(slot)*RecordSize); err != nil {
+			return fmt.Errorf("append LSN %d..%d: %w", first, first+n-1, err)
+		}
+		recs, first = recs[n:], first+n
 	}
 	return nil
 }

@@ -1,7 +1,10 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -19,7 +22,7 @@ type blockingFS struct {
 	syncs   int
 }
 
-func (fs *blockingFS) OpenFile(name string, flag int, perm osFileMode) (File, error) {
+func (fs *blockingFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	f, err := fs.FS.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
@@ -50,7 +53,7 @@ func (f *blockingFile) Datasync() error {
 }
 
 func testRecord(i uint64) Record {
-	return Record{Op: OpInsert, Nanos: i, KeyHigh: i, KeyLow: 1, ValueHigh: 2, ValueLow: i}
+	return Record{Op: OpInsert, Version: VersionCurrent, Nanos: i, KeyHigh: i, KeyLow: 1, ValueHigh: 2, ValueLow: i}
 }
 
 func TestGroupCommitSharesSyncs(t *testing.T) {
@@ -148,7 +151,7 @@ func TestSyncedLSNInHeader(t *testing.T) {
 	zero := make([]byte, RecordSize)
 	patch := func(lsn uint64) {
 		t.Helper()
-		f, err := OSFS().OpenFile(path, 2 /* O_RDWR */, 0)
+		f, err := OSFS().OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +200,7 @@ func TestHeaderCopies(t *testing.T) {
 	// After Open (seq 2), Truncate (3) and Close (4): copy 0 holds seq 4
 	// (clean, tail 2), copy 1 seq 3 (unclean, tail 2).
 	readCopies := func() [2][]byte {
-		f, err := OSFS().OpenFile(path, 0, 0)
+		f, err := OSFS().OpenFile(path, os.O_RDONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +219,7 @@ func TestHeaderCopies(t *testing.T) {
 	}
 	writeCopy := func(i int, b []byte) {
 		t.Helper()
-		f, err := OSFS().OpenFile(path, 2, 0)
+		f, err := OSFS().OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +262,7 @@ func TestHeaderCopies(t *testing.T) {
 	newer := make([]byte, headerCopySize)
 	h.encode(newer)
 	newer[8] = formatVersion + 1
-	copy(newer[124:], le32(crcOf(newer[:124])))
+	binary.LittleEndian.PutUint32(newer[124:], crc32.Checksum(newer[:124], castagnoli))
 	writeCopy(0, newer)
 	if _, err := Open(path, Options{}); !errors.Is(err, ErrUnsupported) || errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open of a newer format = %v, want ErrUnsupported", err)
@@ -310,5 +313,3 @@ func TestRecordCRCHasNoAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per encode+decode", n)
 	}
 }
-
-type osFileMode = fsFileMode

@@ -7,8 +7,8 @@ import (
 	"runtime/debug"
 )
 
-// ring is the mapped record area: capacity slots of RecordSize bytes. The
-// record with LSN n lives in slot (n-1) % capacity.
+// ring is the read-only mapping of the record area: capacity slots of
+// RecordSize bytes. The record with LSN n lives in slot (n-1) % capacity.
 type ring struct {
 	b        []byte
 	capacity uint64
@@ -92,14 +92,16 @@ func (r ring) copyOut(dst []byte, first uint64) (err error) {
 	return nil
 }
 
-// zero clears the slots of LSNs from .. to-1 (at most one lap).
-func (r ring) zero(from, to uint64) (err error) {
-	defer catchFault(debug.SetPanicOnFault(true), &err)
+// zero clears the slots of LSNs from .. to-1 (at most one lap) in the file.
+func (l *Log) zero(from, to uint64) error {
+	zero := make([]byte, min((to-from)*RecordSize, 1<<20))
 	for from < to {
-		off := (from - 1) % r.capacity * RecordSize
-		n := min(uint64(len(r.b))-off, (to-from)*RecordSize)
-		clear(r.b[off : off+n])
-		from += n / RecordSize
+		slot := (from - 1) % l.ring.capacity
+		n := min(to-from, l.ring.capacity-slot, uint64(len(zero))/RecordSize)
+		if err := writeFull(l.f, zero[:n*RecordSize], HeaderSizeBytes+int64(slot)*RecordSize); err != nil {
+			return err
+		}
+		from += n
 	}
 	return nil
 }
@@ -199,7 +201,7 @@ func (l *Log) repair() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := r.zero(end, h.tail+r.capacity); err != nil {
+	if err := l.zero(end, h.tail+r.capacity); err != nil {
 		return 0, err
 	}
 	// The zeroes must be on disk before a clean header says nothing valid
