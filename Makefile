@@ -9,6 +9,7 @@ APT_PKGS := pkg-config libhdf5-dev hdf5-tools libzmq3-dev redis-server
 FUZZTIME ?= 30s
 BENCH_FLAGS ?=
 
+.PHONY: deps-check
 .PHONY: help deps build run test test-race test-short lint fmt vet tidy bench bench-full fuzz crash clean ci
 
 help: ## list targets
@@ -41,13 +42,20 @@ test-race: ## the concurrency-sensitive packages under the race detector
 test-short: ## quick unit tests only
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short ./...); done
 
-lint: fmt vet ## gofmt and go vet on every module
+lint: fmt vet deps-check ## gofmt, go vet (each module standalone) and the import rules
+
+deps-check: ## core imports only the stdlib and its own packages; adapters never import core internals
+	@bad=$$(cd core && $(GO) list -f '{{join .Imports "\n"}}' ./... | grep '\.' | grep -v '^github.com/cidstore/cidstore/core' || true); \
+		if [ -n "$$bad" ]; then echo "core imports outside the stdlib: $$bad"; exit 1; fi
+	@set -e; for m in $(filter-out core,$(MODULES)); do \
+		bad=$$(cd $$m && $(GO) list -deps -f '{{.ImportPath}}' ./... | grep '^github.com/cidstore/cidstore/core/internal' || true); \
+		if [ -n "$$bad" ]; then echo "$$m imports core internals: $$bad"; exit 1; fi; done
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...); done
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done

@@ -2,7 +2,10 @@ package cidstore
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/cidstore/cidstore/core/port"
 )
 
 // Compact runs every maintenance task once, synchronously: it sort-merges
@@ -70,4 +73,40 @@ func (s *Store) compactBucket(b *bucket, now int64) {
 	if changed {
 		s.markDirty(b)
 	}
+}
+
+// BucketInfo describes bucket id for operators (the REST debug endpoint).
+// ChecksumOK reports whether every entry of the bucket's last committed copy
+// in the backend verifies (true when the bucket was never committed). ok is
+// false when no live bucket has that id.
+func (s *Store) BucketInfo(id uint32) (info BucketInfo, ok bool) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() || int(id) >= len(s.buckets) || s.buckets[id] == nil {
+		return BucketInfo{}, false
+	}
+	b := s.buckets[id]
+	info = BucketInfo{ID: id, LocalDepth: int(b.depth), EntryCount: len(b.entries), SortedCount: b.sorted, ChecksumOK: true}
+	if b.lastCompacted != 0 {
+		info.LastCompacted = time.Unix(0, b.lastCompacted)
+	}
+	for i := range b.entries {
+		if b.entries[i].spilled() {
+			info.SpilledKeys++
+		}
+	}
+	s.ckptMu.Lock() // the backend is not called concurrently with Commit
+	rec, err := s.backend.ReadBucket(id)
+	s.ckptMu.Unlock()
+	if err == nil {
+		for i := 0; i+port.EntrySize <= len(rec.Entries); i += port.EntrySize {
+			if _, err := decodeEntry(rec.Entries[i : i+port.EntrySize]); err != nil {
+				info.ChecksumOK = false
+				break
+			}
+		}
+	} else if !errors.Is(err, port.ErrNotFound) {
+		info.ChecksumOK = false
+	}
+	return info, true
 }

@@ -83,7 +83,7 @@ func Open(backend port.Backend, opts Options) (*Store, error) {
 	}
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, backend.Close())
 	}
 	s := &Store{opts: opts, backend: backend, log: opts.Logger, stop: make(chan struct{})}
 	s.promote.Store(int32(opts.PromotionThreshold))

@@ -2,8 +2,8 @@ package cidstore
 
 import (
 	"context"
-	"os"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 

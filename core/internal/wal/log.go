@@ -240,8 +240,9 @@ func (l *Log) release() error {
 	return errors.Join(errs...)
 }
 
-// Append copies recs into the ring as one group with consecutive LSNs and
-// returns the first and last. It does not sync: the records are durable
+// Append writes recs into the ring as one group with consecutive LSNs and
+// returns the first and last. The records are in the page cache when it
+// returns (they survive a crash of the process); they are durable
 // once SyncTo(last) returns. Each record is written with VersionCurrent;
 // its Op must be one of the known opcodes (1..11), else ErrInvalid and
 // nothing is written. Append never overwrites records that are not

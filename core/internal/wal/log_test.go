@@ -5,8 +5,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -773,9 +775,7 @@ func BenchmarkOpenReplay1M(b *testing.B) {
 	}
 	m := &model{tail: 1}
 	for l.FreeRecords() >= 1000 {
-		if _, _, err := l.Append(m.batch(1000)); err != nil {
-			b.Fatal(err)
-		}
+		appendN(b, l, m, 1000)
 	}
 	if err := l.Crash(); err != nil {
 		b.Fatal(err)
@@ -793,4 +793,70 @@ func BenchmarkOpenReplay1M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestConcurrentAppendSyncTruncate(t *testing.T) {
+	path := newPath(t)
+	l := openLog(t, path, wal.Options{SizeBytes: smallSize})
+	m := &model{tail: 1}
+	rng := rand.New(rand.NewPCG(7, 7))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 { // syncers: every SyncTo of an appended LSN must succeed and cover it
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				next := l.NextLSN()
+				if next == 1 {
+					runtime.Gosched()
+					continue
+				}
+				if err := l.SyncTo(next - 1); err != nil {
+					t.Error(err)
+					return
+				}
+				if l.DurableLSN() < next-1 {
+					t.Errorf("DurableLSN %d after SyncTo(%d)", l.DurableLSN(), next-1)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() { // observer
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if u := l.UsedRecords(); u < 0 || u > l.CapacityRecords() {
+				t.Errorf("UsedRecords = %d", u)
+				return
+			}
+			_ = l.Stats()
+			runtime.Gosched()
+		}
+	})
+	for range 300 {
+		n := 1 + rng.IntN(50)
+		if l.FreeRecords() < int64(n) {
+			upto := m.head() - 1 - uint64(rng.IntN(20))
+			if err := l.Truncate(upto); err != nil {
+				t.Fatal(err)
+			}
+			m.truncate(upto)
+		}
+		appendN(t, l, m, n)
+	}
+	close(done)
+	wg.Wait()
+	checkLog(t, l, m)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, openLog(t, path, wal.Options{}), m)
 }
