@@ -10,6 +10,7 @@ FUZZTIME ?= 30s
 BENCH_FLAGS ?=
 
 .PHONY: deps-check
+.PHONY: cidbench
 .PHONY: help deps build run test test-race test-short lint fmt vet tidy bench bench-full fuzz crash clean ci
 
 help: ## list targets
@@ -66,8 +67,20 @@ fuzz: ## run every fuzz target for FUZZTIME
 			for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 				echo "== fuzz $$pkg $$f"; $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; done; done); done
 
-bench: deps ## the standard benchmark set (see docs/BENCHMARKS.md)
-	cd tools && $(GO) run ./cmd/cidbench --workload W1 --engines gomap,cidstore-mem --sync none --keys 1000000 $(BENCH_FLAGS)
+BENCH_OUT ?= bench-results.jsonl
+CIDBENCH := $(CURDIR)/bin/cidbench
+BENCH_ENGINES ?= cidstore-mem,cidstore-mem:none,gomap,pebble,badger,bbolt
+
+cidbench:
+	@mkdir -p bin && cd tools && $(GO) build -o $(CIDBENCH) ./cmd/cidbench
+
+bench: deps cidbench ## W1 (1M keys) for every engine, then W2, in one invocation each (< 10 min on 2 cores)
+	$(CIDBENCH) --workload W1 --keys 1000000 --sync always --engines $(BENCH_ENGINES) --out $(BENCH_OUT) $(BENCH_FLAGS)
+	$(CIDBENCH) --workload W2 --keys 1000000 --engines cidstore-mem,cidstore-mem:none,gomap --out $(BENCH_OUT) $(BENCH_FLAGS)
+
+bench-full: deps cidbench ## W1+W2 for every engine, 3 runs (medians), plus charts
+	$(CIDBENCH) --workload W1,W2 --keys 1000000 --runs 3 --sync always --engines $(BENCH_ENGINES) --out $(BENCH_OUT) $(BENCH_FLAGS)
+	cd tools && $(GO) run ./cmd/cidplot --outdir ../docs/img $(abspath $(BENCH_OUT))
 
 clean:
 	rm -rf bin

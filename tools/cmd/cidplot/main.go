@@ -1,0 +1,197 @@
+// Command cidplot draws PNG bar charts from cidbench's JSON lines: insert
+// pairs/s per engine and GET p99 per engine, one pair of charts per
+// workload and key count, medians over runs.
+//
+//	cidplot --outdir docs/img bench.jsonl
+//
+// With no file arguments it reads standard input.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/cidstore/cidstore/tools/internal/bench"
+)
+
+func main() {
+	outdir := flag.String("outdir", ".", "directory for the PNG files")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: cidplot [--outdir DIR] [FILE.jsonl ...]\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := run(*outdir, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "cidplot:", err)
+		os.Exit(1)
+	}
+}
+
+func run(outdir string, files []string) error {
+	var results []bench.Result
+	if len(files) == 0 {
+		rs, err := readLines(os.Stdin)
+		if err != nil {
+			return err
+		}
+		results = rs
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		rs, err := readLines(f)
+		err = errors.Join(err, f.Close())
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, rs...)
+	}
+	if len(results) == 0 {
+		return errors.New("no results")
+	}
+	if err := os.MkdirAll(outdir, 0o755); err != nil {
+		return err
+	}
+	for _, s := range seriesOf(results) {
+		base := filepath.Join(outdir, fmt.Sprintf("%s-%dk", s.workload, s.keys/1000))
+		title := fmt.Sprintf("%s, %d keys", s.workload, s.keys)
+		if err := bars(base+"-insert.png", title+": insert pairs/s (higher is better)", "pairs/s", s.labels, s.insert); err != nil {
+			return err
+		}
+		if err := bars(base+"-p99.png", title+": GET p99 µs (lower is better)", "µs", s.labels, s.p99); err != nil {
+			return err
+		}
+		fmt.Println(base + "-insert.png")
+		fmt.Println(base + "-p99.png")
+	}
+	return nil
+}
+
+// readLines decodes JSON lines, skipping blank ones and lines of failed runs.
+func readLines(r io.Reader) ([]bench.Result, error) {
+	var out []bench.Result
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		var res bench.Result
+		if err := json.Unmarshal(line, &res); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if res.Error == "" && res.Pairs > 0 {
+			out = append(out, res)
+		}
+	}
+	return out, sc.Err()
+}
+
+// series is the bars of one chart pair: one workload and key count, one
+// bar per engine and sync mode, in order of first appearance.
+type series struct {
+	workload    string
+	keys        int
+	labels      []string
+	insert, p99 []float64
+}
+
+func seriesOf(results []bench.Result) []*series {
+	type key struct {
+		workload string
+		keys     int
+	}
+	var order []key
+	byKey := map[key]map[string][]bench.Result{}
+	labels := map[key][]string{}
+	for _, r := range results {
+		k := key{r.Workload, r.Keys}
+		if byKey[k] == nil {
+			byKey[k] = map[string][]bench.Result{}
+			order = append(order, k)
+		}
+		label := r.Engine
+		if r.Sync == "none" && r.Engine != "gomap" {
+			label += " (none)"
+		}
+		if _, ok := byKey[k][label]; !ok {
+			labels[k] = append(labels[k], label)
+		}
+		byKey[k][label] = append(byKey[k][label], r)
+	}
+	var out []*series
+	for _, k := range order {
+		s := &series{workload: k.workload, keys: k.keys, labels: labels[k]}
+		for _, l := range s.labels {
+			rs := byKey[k][l]
+			s.insert = append(s.insert, median(rs, func(r bench.Result) float64 { return r.InsertPairsPerS }))
+			s.p99 = append(s.p99, median(rs, func(r bench.Result) float64 { return r.LookupP99Us }))
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func median(rs []bench.Result, f func(bench.Result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	return bench.Median(v)
+}
+
+// bars draws one bar chart with each bar's value printed above it.
+func bars(file, title, unit string, labels []string, values []float64) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = unit
+	p.Y.Min = 0
+	bc, err := plotter.NewBarChart(plotter.Values(values), vg.Points(28))
+	if err != nil {
+		return err
+	}
+	p.Add(bc)
+	var xy plotter.XYLabels
+	for i, v := range values {
+		xy.XYs = append(xy.XYs, plotter.XY{X: float64(i), Y: v})
+		xy.Labels = append(xy.Labels, humanize(v))
+	}
+	lab, err := plotter.NewLabels(xy)
+	if err != nil {
+		return err
+	}
+	for i := range lab.TextStyle {
+		lab.TextStyle[i].XAlign = -0.5 // centred on the bar
+		lab.TextStyle[i].YAlign = 0    // above the value
+	}
+	p.Add(lab)
+	p.NominalX(labels...)
+	p.Y.Max = slices.Max(values) * 1.12
+	width := vg.Length(max(4, 1.1*float64(len(labels)))) * vg.Inch
+	return p.Save(width, 4*vg.Inch, file)
+}
+
+// humanize prints v with a k or M suffix and three significant digits.
+func humanize(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	}
+	return fmt.Sprintf("%.3g", v)
+}

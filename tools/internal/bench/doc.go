@@ -1,0 +1,30 @@
+// Package bench is the benchmark harness behind cidbench: the deterministic
+// workload generators of docs BENCH.md, one Engine adapter per store under
+// test (cidstore, a Go map, Pebble, Badger, bbolt), exact latency
+// histograms, and the JSON result line.
+//
+// # Workloads
+//
+// W1 (ingest then lookup) and W2 (lookups under ingest) are generated from
+// one splitmix64 stream seeded with --seed, exactly as BENCH.md specifies,
+// so that figures are comparable across harnesses: NewW1 with K = 1 000 000
+// yields 2 998 416 pairs. A new workload is a RunFunc added to Workloads.
+//
+// # Engines
+//
+// Every engine is opened on its own directory and sees the same batches in
+// the same order. Peers store a pair as the 32-byte composite key
+// key‖value (big-endian) with an empty value, commit one batch per durable
+// commit, and answer a GET with a prefix scan over the 16-byte key, so
+// their results come out ascending like cidstore's. Each adapter registers
+// itself from its own file (engine_NAME.go); cidstore-hdf5 will be one more
+// such file, behind the cgo build tag, with storage-hdf5 required in
+// tools/go.mod.
+//
+// # Measurement
+//
+// Latencies are exact: Latency counts every operation at nanosecond
+// resolution, with an overflow list above 1 ms, so percentiles are computed
+// from all samples, never a sample of them. Peak RSS is the process's
+// VmHWM, which is why cidbench runs each engine in a subprocess of its own.
+package bench

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Engine is one store under test.
+//
+// InsertBatch returns when the batch is durable under the engine's sync
+// mode (one durable commit per batch). Get returns every value of key,
+// ascending, empty when absent; the caller owns the slice. Both are safe for
+// one writer concurrent with many readers (W2). Close releases everything;
+// data written before a clean Close is there on the next Open of a durable
+// engine.
+type Engine interface {
+	InsertBatch(pairs []Pair) error
+	Get(key E) ([]E, error)
+	Close() error
+}
+
+// Statser is implemented by engines that export internal counters; they go
+// to the result line's engine_stats field.
+type Statser interface {
+	Stats() map[string]any
+}
+
+// EngineSpec describes an engine that cidbench can run.
+type EngineSpec struct {
+	// Name is the engine name of BENCH.md ("pebble", "cidstore-mem", ...).
+	Name string
+	// Module is the Go module whose version is reported, empty for none.
+	Module string
+	// Durable reports whether Open on the directory of a closed engine
+	// finds its data again (reopen_ms is measured) under sync mode sync.
+	Durable func(sync bool) bool
+	// Open opens the engine on an empty or previously used directory dir.
+	// sync selects one durable commit per batch (true) or the engine's
+	// non-syncing mode (false).
+	Open func(dir string, sync bool) (Engine, error)
+}
+
+var engines []EngineSpec
+
+// register adds an engine; called from each adapter's file-level var.
+func register(s EngineSpec) bool {
+	engines = append(engines, s)
+	return true
+}
+
+// Engines returns the known engines, by name.
+func Engines() []EngineSpec {
+	s := slices.Clone(engines)
+	slices.SortFunc(s, func(a, b EngineSpec) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
+
+// LookupEngine returns the engine called name.
+func LookupEngine(name string) (EngineSpec, error) {
+	for _, s := range engines {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	var names []string
+	for _, s := range Engines() {
+		names = append(names, s.Name)
+	}
+	return EngineSpec{}, fmt.Errorf("unknown engine %q (have %s)", name, strings.Join(names, ", "))
+}
+
+// Helpers for EngineSpec.Durable.
+func always(bool) bool { return true }
+func never(bool) bool  { return false }
+
+// DiskBytes returns the space allocated to the files under dir (st_blocks,
+// so sparse or preallocated files count for what they really use) and
+// their apparent size. The harness measures every engine this way, after a
+// clean Close, so the figures mean the same thing for all of them.
+func DiskBytes(dir string) (allocated, apparent int64, err error) {
+	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		apparent += info.Size()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			allocated += st.Blocks * 512
+		} else {
+			allocated += info.Size()
+		}
+		return nil
+	})
+	return allocated, apparent, err
+}

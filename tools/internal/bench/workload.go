@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"time"
+)
+
+// Config is one run of one workload on one engine.
+type Config struct {
+	Workload string
+	Engine   EngineSpec
+	Keys     int
+	Lookups  int // W1: L; T = L + L/10 GETs are made
+	Batch    int
+	Sync     bool
+	Seed     uint64
+	Readers  int    // W2 reader goroutines
+	Dir      string // the engine's data directory, empty or absent
+	Run      int
+	Log      io.Writer // progress lines; nil discards
+}
+
+// RunFunc runs a workload and returns its result line. An error means the
+// run could not complete; wrong answers are counted in Result.Mismatches.
+type RunFunc func(cfg Config) (Result, error)
+
+// Workloads maps a workload name to its runner. W3–W5 are added here.
+var Workloads = map[string]RunFunc{
+	"W1": runW1,
+	"W2": runW2,
+}
+
+// WorkloadNames returns the known workload names, sorted.
+func WorkloadNames() []string {
+	var s []string
+	for k := range Workloads {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+func (c Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, "%s %s %s: "+format+"\n",
+			append([]any{time.Now().Format("15:04:05"), c.Workload, c.Engine.Name}, args...)...)
+	}
+}
+
+// prepare generates the W1 data set and opens the engine.
+func prepare(cfg Config) (*W1, Engine, Result, error) {
+	r := newResult(cfg)
+	t := time.Now()
+	w, err := NewW1(cfg.Seed, cfg.Keys, cfg.Batch)
+	if err != nil {
+		return nil, nil, r, err
+	}
+	r.Pairs = w.P()
+	runtime.GC()
+	r.DatasetRSSBytes = RSSBytes()
+	cfg.logf("generated %d keys, %d pairs in %v", w.K(), w.P(), time.Since(t).Round(time.Millisecond))
+	eng, err := cfg.Engine.Open(cfg.Dir, cfg.Sync)
+	if err != nil {
+		return nil, nil, r, fmt.Errorf("open %s: %w", cfg.Engine.Name, err)
+	}
+	return w, eng, r, nil
+}
+
+// insertAll inserts every batch of w in order, calling published after each.
+func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int)) error {
+	bl := NewLatency()
+	t0 := time.Now()
+	for b := range w.NumBatches() {
+		tb := time.Now()
+		if err := eng.InsertBatch(w.BatchAt(b)); err != nil {
+			return fmt.Errorf("insert batch %d: %w", b, err)
+		}
+		bl.Record(time.Since(tb))
+		published(b + 1)
+	}
+	el := time.Since(t0)
+	r.InsertSeconds = round3(el.Seconds())
+	r.InsertPairsPerS = float64(int64(float64(w.P()) / el.Seconds()))
+	r.setBatches(bl)
+	cfg.logf("inserted %d pairs in %v: %.0f pairs/s", w.P(), el.Round(time.Millisecond), r.InsertPairsPerS)
+	return nil
+}
+
+// runW1 is BENCH.md's W1: ingest, then T single-threaded GETs, each timed
+// alone and checked.
+func runW1(cfg Config) (Result, error) {
+	w, eng, r, err := prepare(cfg)
+	if err != nil {
+		return r, err
+	}
+	if err := insertAll(cfg, w, eng, &r, func(int) {}); err != nil {
+		return r, errors.Join(err, eng.Close())
+	}
+
+	t := cfg.Lookups + cfg.Lookups/10
+	lat := NewLatency()
+	ls := w.Lookups()
+	var firstErr error
+	t0 := time.Now()
+	for range t {
+		lk := ls.Next()
+		s := time.Now()
+		got, err := eng.Get(lk.Key)
+		lat.Record(time.Since(s))
+		if err != nil || !w.Check(lk.J, got) {
+			r.Mismatches++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("get key %v (index %d): %d values, err %v", lk.Key, lk.J, len(got), err)
+			}
+		}
+	}
+	r.setLookups(lat)
+	cfg.logf("%d lookups in %v: avg %.2fµs p99 %.2fµs, %d mismatches",
+		t, time.Since(t0).Round(time.Millisecond), r.LookupAvgUs, r.LookupP99Us, r.Mismatches)
+	if firstErr != nil {
+		r.FirstMismatch = firstErr.Error()
+	}
+	return r, finish(cfg, w, eng, &r)
+}
+
+// finish takes the engine's stats, closes it, measures the disk, times a
+// reopen with one verified lookup, verifies a sample of keys, and records
+// the peak RSS.
+func finish(cfg Config, w *W1, eng Engine, r *Result) error {
+	if s, ok := eng.(Statser); ok {
+		r.EngineStats = s.Stats()
+	}
+	t := time.Now()
+	if err := eng.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	r.CloseMs = ms(time.Since(t))
+	var err error
+	if cfg.Dir != "" {
+		r.DiskBytes, r.DiskApparentBytes, err = DiskBytes(cfg.Dir)
+		if err != nil {
+			return fmt.Errorf("disk usage: %w", err)
+		}
+	}
+	if cfg.Engine.Durable(cfg.Sync) {
+		if err := reopen(cfg, w, r); err != nil {
+			return err
+		}
+	}
+	r.PeakRSSBytes = PeakRSSBytes()
+	return nil
+}
+
+// reopenSample is the number of keys verified after the timed reopen.
+const reopenSample = 1000
+
+func reopen(cfg Config, w *W1, r *Result) error {
+	// The key of the last pair inserted: the one most likely to be found
+	// only in a log.
+	j := int(w.PairKey[w.P()-1])
+	t := time.Now()
+	eng, err := cfg.Engine.Open(cfg.Dir, cfg.Sync)
+	if err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	got, err := eng.Get(w.Keys[j])
+	el := ms(time.Since(t))
+	r.ReopenMs = &el
+	bad := err != nil || !w.Check(j, got)
+	rng := NewSplitMix64(cfg.Seed ^ 0xD1B54A32D192ED03)
+	for range reopenSample {
+		j := int(rng.Next() % uint64(w.K()))
+		got, err := eng.Get(w.Keys[j])
+		bad = bad || err != nil || !w.Check(j, got)
+	}
+	if bad {
+		r.Mismatches++
+		if r.FirstMismatch == "" {
+			r.FirstMismatch = "data missing or wrong after reopen"
+		}
+	}
+	if err := eng.Close(); err != nil {
+		return fmt.Errorf("close after reopen: %w", err)
+	}
+	cfg.logf("reopened in %.1f ms; disk %d bytes", el, r.DiskBytes)
+	return nil
+}
