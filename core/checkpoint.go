@@ -207,14 +207,13 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 				}
 				continue
 			}
+			if s.sets.lookup(e.spillID()) != nil {
+				return fmt.Errorf("%w: bucket %d key %v: value set %d referenced twice", ErrCorrupt, id, e.key, e.spillID())
+			}
 			vs, err := s.loadSet(e.spillID())
 			if err != nil {
 				return fmt.Errorf("bucket %d key %v: %w", id, e.key, err)
 			}
-			if s.sets.lookup(vs.id) != nil {
-				return fmt.Errorf("%w: bucket %d key %v: value set %d referenced twice", ErrCorrupt, id, e.key, vs.id)
-			}
-			s.sets.put(vs)
 			values += uint64(vs.live())
 			spilled++
 		}
@@ -245,10 +244,16 @@ func (s *Store) loadSet(id uint64) (*valueSet, error) {
 	if len(rec.Values)%port.ValueSize != 0 || len(rec.Tombstones)%port.ValueSize != 0 || int(rec.SortedCount)*port.ValueSize > len(rec.Values) {
 		return nil, fmt.Errorf("%w: value set %d: malformed record", ErrCorrupt, id)
 	}
-	vs := &valueSet{id: id, vals: make([]E, len(rec.Values)/port.ValueSize), sorted: int(rec.SortedCount)}
-	for i := range vs.vals {
-		vs.vals[i] = decodeValue(rec.Values[i*port.ValueSize:])
+	if id == 0 || id >= s.nextVSID {
+		return nil, fmt.Errorf("%w: value set id %d out of range (next %d)", ErrCorrupt, id, s.nextVSID)
 	}
+	vals := make([]E, len(rec.Values)/port.ValueSize)
+	for i := range vals {
+		vals[i] = decodeValue(rec.Values[i*port.ValueSize:])
+	}
+	vs := s.sets.alloc(id)
+	vs.init(vals)
+	vs.sorted = int(rec.SortedCount)
 	if n := len(vs.vals) - vs.sorted; n > tailScanMax {
 		vs.tail = make(map[E]struct{}, n)
 		for _, v := range vs.vals[vs.sorted:] {

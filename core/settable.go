@@ -2,49 +2,58 @@ package cidstore
 
 import "sync/atomic"
 
-// setTable maps value set ids to value sets: a two-level array, so that a
-// lookup is two loads and no hashing, and splits and merges of buckets never
-// move value sets (a SpillPointer names a global id, not a bucket slot).
+// setTable holds every value set, by id: a two-level array of slabs, so
+// that finding a set is two loads with no hashing, value sets cost no
+// allocation of their own, and splits and merges of buckets never move them
+// (a SpillPointer names a global id, not a bucket slot).
+//
+// Ids are never reused, so a slot is written once (when its set is created)
+// and freed once; a slab whose sets are all freed is dropped. Sets never
+// move, so a *valueSet stays valid for the life of the store.
 //
 // Concurrency: only the writer changes the table. A reader looks up an id
 // only while holding the read lock of the bucket whose entry holds that id;
-// the writer stores a set before publishing the entry that names it and
-// clears it only after removing that entry under the same lock, so readers
+// the writer fills a slot before publishing the entry that names it and
+// frees it only after removing that entry under the same lock, so readers
 // never see a torn or missing set. The top level grows by copy-and-swap.
 type setTable struct {
-	top  atomic.Pointer[[]atomic.Pointer[setChunk]]
+	top  atomic.Pointer[[]atomic.Pointer[setSlab]]
 	live int // sets in the table (writer only)
 }
 
-const setChunkBits = 12
+const setSlabBits = 10
 
-type setChunk struct {
-	sets [1 << setChunkBits]*valueSet
-	live int // non-nil sets (writer only)
+type setSlab struct {
+	sets [1 << setSlabBits]valueSet
+	live int // sets in use (writer only)
 }
 
 func (t *setTable) get(id uint64) *valueSet {
 	top := t.top.Load()
-	c := (*top)[id>>setChunkBits].Load()
-	return c.sets[id&(1<<setChunkBits-1)]
+	return &(*top)[id>>setSlabBits].Load().sets[id&(1<<setSlabBits-1)]
 }
 
-// lookup is get for ids that may be absent (validation, restore).
+// lookup is get for ids that may be absent or freed; it returns nil then.
 func (t *setTable) lookup(id uint64) *valueSet {
 	top := t.top.Load()
-	if top == nil || id>>setChunkBits >= uint64(len(*top)) {
+	if id == 0 || top == nil || id>>setSlabBits >= uint64(len(*top)) {
 		return nil
 	}
-	c := (*top)[id>>setChunkBits].Load()
+	c := (*top)[id>>setSlabBits].Load()
 	if c == nil {
 		return nil
 	}
-	return c.sets[id&(1<<setChunkBits-1)]
+	vs := &c.sets[id&(1<<setSlabBits-1)]
+	if vs.id != id || vs.freed {
+		return nil
+	}
+	return vs
 }
 
-// put stores vs under vs.id (writer only).
-func (t *setTable) put(vs *valueSet) {
-	i := vs.id >> setChunkBits
+// alloc returns the zeroed slot of a new set with the given id (writer
+// only); the caller fills it before publishing the id.
+func (t *setTable) alloc(id uint64) *valueSet {
+	i := id >> setSlabBits
 	top := t.top.Load()
 	if top == nil || i >= uint64(len(*top)) {
 		n := 16
@@ -54,7 +63,7 @@ func (t *setTable) put(vs *valueSet) {
 		for uint64(n) <= i {
 			n *= 2
 		}
-		grown := make([]atomic.Pointer[setChunk], n)
+		grown := make([]atomic.Pointer[setSlab], n)
 		if top != nil {
 			for j := range *top {
 				grown[j].Store((*top)[j].Load())
@@ -65,45 +74,44 @@ func (t *setTable) put(vs *valueSet) {
 	}
 	c := (*top)[i].Load()
 	if c == nil {
-		c = new(setChunk)
+		c = new(setSlab)
 		(*top)[i].Store(c)
 	}
-	slot := &c.sets[vs.id&(1<<setChunkBits-1)]
-	if *slot == nil {
-		c.live++
-		t.live++
-	}
-	*slot = vs
+	vs := &c.sets[id&(1<<setSlabBits-1)]
+	*vs = valueSet{id: id}
+	c.live++
+	t.live++
+	return vs
 }
 
-// remove clears id (writer only) and drops its chunk once empty.
-func (t *setTable) remove(id uint64) {
+// free marks vs freed and releases what it holds (writer only); its slab is
+// dropped once every set in it is freed.
+func (t *setTable) free(vs *valueSet) {
+	id := vs.id
+	*vs = valueSet{id: id, freed: true}
 	top := t.top.Load()
-	c := (*top)[id>>setChunkBits].Load()
-	slot := &c.sets[id&(1<<setChunkBits-1)]
-	if *slot == nil {
-		return
-	}
-	*slot = nil
+	c := (*top)[id>>setSlabBits].Load()
 	c.live--
 	t.live--
 	if c.live == 0 {
-		(*top)[id>>setChunkBits].Store(nil)
+		(*top)[id>>setSlabBits].Store(nil)
 	}
 }
 
-// each calls fn for every set in the table (writer only).
+// each calls fn for every live set (writer only).
 func (t *setTable) each(fn func(*valueSet)) {
 	top := t.top.Load()
 	if top == nil {
 		return
 	}
 	for i := range *top {
-		if c := (*top)[i].Load(); c != nil {
-			for _, vs := range c.sets {
-				if vs != nil {
-					fn(vs)
-				}
+		c := (*top)[i].Load()
+		if c == nil {
+			continue
+		}
+		for j := range c.sets {
+			if vs := &c.sets[j]; vs.id != 0 && !vs.freed {
+				fn(vs)
 			}
 		}
 	}

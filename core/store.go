@@ -417,8 +417,8 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 		sortSmall(vals)
 		id := s.nextVSID
 		s.nextVSID++
-		vs := newValueSet(id, vals)
-		s.sets.put(vs)
+		vs := s.sets.alloc(id)
+		vs.init(vals)
 		e.s0, e.s1 = E{}, spillPointer(id)
 		s.markSetDirty(vs)
 		s.nspilled++
@@ -465,10 +465,8 @@ func (s *Store) applyDeleteKey(k E) {
 
 // dropSet forgets a value set that no entry references any more.
 func (s *Store) dropSet(vs *valueSet, k E) {
-	vs.freed = true // checkpoints skip it if it is still queued
-	vs.vals, vs.dead, vs.tail = nil, nil, nil
-	s.sets.remove(vs.id)
 	s.freedSets = append(s.freedSets, vs.id)
+	s.sets.free(vs) // checkpoints skip it if it is still queued
 	s.deletions = append(s.deletions, port.DeletionRecord{KeyHigh: k.High, KeyLow: k.Low, ValueGroup: vs.id, UnixNano: time.Now().UnixNano()})
 	s.nspilled--
 }

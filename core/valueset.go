@@ -33,14 +33,15 @@ const (
 	tailMergeMin = 64 // a tail shorter than this is never merged
 )
 
-func newValueSet(id uint64, sortedVals []E) *valueSet {
-	vs := &valueSet{id: id, sorted: len(sortedVals)}
+// init fills a freshly allocated set with sorted values. vs must not move
+// afterwards: small sets keep their values in vs.small.
+func (vs *valueSet) init(sortedVals []E) {
+	vs.sorted = len(sortedVals)
 	if len(sortedVals) <= len(vs.small) {
 		vs.vals = append(vs.small[:0], sortedVals...)
 	} else {
 		vs.vals = sortedVals
 	}
-	return vs
 }
 
 // live is the number of values that are not tombstones.

@@ -235,3 +235,24 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEncodeRecord(b *testing.B) {
+	buf := make([]byte, wal.RecordSize)
+	r := testRec(1)
+	var lsn uint64
+	for b.Loop() {
+		lsn++
+		r.Encode(buf, lsn)
+	}
+}
+
+func BenchmarkDecodeRecord(b *testing.B) {
+	buf := make([]byte, wal.RecordSize)
+	r := testRec(1)
+	r.Encode(buf, 99)
+	for b.Loop() {
+		if _, err := wal.DecodeRecord(buf, 99); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -65,10 +65,11 @@ func (r ring) classify(h header, end uint64) (err error) {
 	switch {
 	case end <= h.synced:
 		return &CorruptError{LSN: end, Reason: fmt.Sprintf("the header says records up to LSN %d were synced", h.synced), Err: cause}
+	case h.clean && end < h.head:
+		return &CorruptError{LSN: end, Reason: fmt.Sprintf("the log was closed cleanly at LSN %d", h.head), Err: cause}
 	case h.clean && end > h.head:
 		return &CorruptError{Reason: fmt.Sprintf("records %d..%d are valid past head %d of a cleanly closed log", h.head, end-1, h.head)}
 	case h.clean:
-		// end < h.head is caught above: Close writes synced = head-1.
 		return nil
 	}
 	for k := end + 1; k < limit; k++ {
