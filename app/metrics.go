@@ -1,0 +1,152 @@
+package app
+
+import (
+	"runtime"
+	"strconv"
+
+	cidstore "github.com/cidstore/cidstore/core"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// NewRegistry returns the process's metrics registry: never the global
+// default one, so that tests and embedders get a clean set. It holds the Go
+// runtime and process collectors and cidstore_build_info.
+func NewRegistry(version string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "cidstore_build_info",
+			Help:        "Build information; the value is always 1.",
+			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+		}, func() float64 { return 1 }),
+	)
+	return reg
+}
+
+// storeCollector exports a Store's Stats, read at scrape time. Before the
+// store is open (and after it is closed) it exports nothing.
+type storeCollector struct {
+	stats func() (cidstore.Stats, bool)
+	descs []storeMetric
+}
+
+// storeMetric is one exported field of Stats.
+type storeMetric struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(*cidstore.Stats) float64
+}
+
+func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
+	m := func(name, help string, typ prometheus.ValueType, v func(*cidstore.Stats) float64) storeMetric {
+		return storeMetric{prometheus.NewDesc(name, help, nil, nil), typ, v}
+	}
+	g, c := prometheus.GaugeValue, prometheus.CounterValue
+	return &storeCollector{stats: stats, descs: []storeMetric{
+		m("cidstore_store_keys", "Live keys.", g, func(s *cidstore.Stats) float64 { return float64(s.Keys) }),
+		m("cidstore_store_values", "Live values over all keys.", g, func(s *cidstore.Stats) float64 { return float64(s.Values) }),
+		m("cidstore_store_spilled_keys", "Keys whose values live in an external value set.", g, func(s *cidstore.Stats) float64 { return float64(s.SpilledKeys) }),
+		m("cidstore_directory_buckets", "Live buckets.", g, func(s *cidstore.Stats) float64 { return float64(s.Buckets) }),
+		m("cidstore_directory_global_depth", "Global depth of the directory (it has 2^depth slots).", g, func(s *cidstore.Stats) float64 { return float64(s.GlobalDepth) }),
+		m("cidstore_bucket_splits_total", "Bucket splits.", c, func(s *cidstore.Stats) float64 { return float64(s.Splits) }),
+		m("cidstore_bucket_merges_total", "Bucket merges.", c, func(s *cidstore.Stats) float64 { return float64(s.Merges) }),
+		m("cidstore_directory_doublings_total", "Directory doublings.", c, func(s *cidstore.Stats) float64 { return float64(s.DirectoryDoublings) }),
+		m("cidstore_directory_halvings_total", "Directory halvings.", c, func(s *cidstore.Stats) float64 { return float64(s.DirectoryHalvings) }),
+		m("cidstore_valueset_promotions_total", "Keys promoted from inline values to a value set.", c, func(s *cidstore.Stats) float64 { return float64(s.Promotions) }),
+		m("cidstore_valueset_demotions_total", "Keys demoted from a value set to inline values.", c, func(s *cidstore.Stats) float64 { return float64(s.Demotions) }),
+		m("cidstore_valueset_compactions_total", "Value sets compacted.", c, func(s *cidstore.Stats) float64 { return float64(s.Compactions) }),
+		m("cidstore_wal_last_lsn", "Last LSN appended to the WAL.", g, func(s *cidstore.Stats) float64 { return float64(s.LastLSN) }),
+		m("cidstore_wal_capacity_bytes", "Size of the WAL ring.", g, func(s *cidstore.Stats) float64 { return float64(s.WALCapacityBytes) }),
+		m("cidstore_wal_used_bytes", "WAL bytes holding records not yet checkpointed.", g, func(s *cidstore.Stats) float64 { return float64(s.WALUsedBytes) }),
+		m("cidstore_wal_syncs_total", "WAL fdatasync calls.", c, func(s *cidstore.Stats) float64 { return float64(s.WALSyncs) }),
+		m("cidstore_wal_sync_duration_seconds_total", "Total time spent in WAL fdatasync.", c, func(s *cidstore.Stats) float64 { return s.WALSyncSeconds }),
+		m("cidstore_wal_recovered_records", "WAL records replayed when the store was opened.", g, func(s *cidstore.Stats) float64 { return float64(s.RecoveredRecords) }),
+		m("cidstore_checkpoint_lsn", "LSN of the last committed checkpoint.", g, func(s *cidstore.Stats) float64 { return float64(s.CheckpointLSN) }),
+		m("cidstore_checkpoints_total", "Checkpoints committed.", c, func(s *cidstore.Stats) float64 { return float64(s.Checkpoints) }),
+		m("cidstore_checkpoint_duration_seconds", "Duration of the last checkpoint.", g, func(s *cidstore.Stats) float64 { return s.LastCheckpointDuration.Seconds() }),
+		m("cidstore_checkpoint_size_bytes", "Bytes written by the last checkpoint.", g, func(s *cidstore.Stats) float64 { return float64(s.LastCheckpointBytes) }),
+	}}
+}
+
+// Describe implements prometheus.Collector.
+func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range sc.descs {
+		ch <- d.desc
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := sc.stats()
+	if !ok {
+		return
+	}
+	for _, d := range sc.descs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.typ, d.value(&st))
+	}
+}
+
+// zmqObserver turns the data plane's measurements into metrics. It
+// implements zmqserver.Observer.
+type zmqObserver struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	rejected      *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	queue         prometheus.Gauge
+	notifications prometheus.Counter
+}
+
+func newZMQObserver(reg prometheus.Registerer) *zmqObserver {
+	o := &zmqObserver{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cidstore_requests_total",
+			Help: "Data-plane requests by op_code and reply code (200 = success).",
+		}, []string{"op_code", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cidstore_request_duration_seconds",
+			Help: "Data-plane request latency from receipt to reply.",
+			// ~100µs for a GET up to seconds for a 100 000-entry batch
+			// behind a slow fdatasync.
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"op_code"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cidstore_pull_rejected_total",
+			Help: "Fire-and-forget (PULL) messages rejected, by error code.",
+		}, []string{"code"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cidstore_zmq_dropped_messages_total",
+			Help: "Outgoing messages discarded: replies to gone or slow peers, notifications over the PUB queue.",
+		}, []string{"socket"}),
+		queue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cidstore_queue_occupancy",
+			Help: "ROUTER requests received and not yet answered.",
+		}),
+		notifications: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cidstore_pub_notifications_total",
+			Help: "Change notifications handed to the PUB socket.",
+		}),
+	}
+	reg.MustRegister(o.requests, o.duration, o.rejected, o.dropped, o.queue, o.notifications)
+	return o
+}
+
+func (o *zmqObserver) ObserveRequest(op string, code int, seconds float64) {
+	o.requests.WithLabelValues(op, strconv.Itoa(code)).Inc()
+	o.duration.WithLabelValues(op).Observe(seconds)
+}
+
+func (o *zmqObserver) ObserveRejected(socket string, code int) {
+	o.rejected.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+func (o *zmqObserver) ObserveDropped(socket string, n int) {
+	o.dropped.WithLabelValues(socket).Add(float64(n))
+}
+
+func (o *zmqObserver) SetQueueDepth(n int) { o.queue.Set(float64(n)) }
+
+func (o *zmqObserver) ObserveNotify(n int) { o.notifications.Add(float64(n)) }
