@@ -41,6 +41,7 @@ type bucket struct {
 	sorted  int
 
 	dirty         bool  // changed since the last checkpoint
+	frozen        bool  // to be captured by the checkpoint in progress (under mu)
 	lastCompacted int64 // Unix ns of the last full sort, 0 if never
 }
 

@@ -21,8 +21,8 @@ func (s *Store) tryMerge(b *bucket) bool {
 	if keep.prefix&1 == 1 {
 		keep, gone = gone, keep
 	}
-	keep.mu.Lock()
-	gone.mu.Lock()
+	s.lockBucket(keep)
+	s.lockBucket(gone)
 	keep.mergeTail()
 	gone.mergeTail()
 	n := len(keep.entries) + len(gone.entries)

@@ -33,7 +33,7 @@ func (s *Store) split(b *bucket) {
 	depth := b.depth + 1
 	nb := s.newBucket(depth, b.prefix<<1|1)
 
-	b.mu.Lock()
+	s.lockBucket(b)
 	// A stable partition keeps each half's sorted region sorted and its
 	// tail a tail; value sets stay where they are (the set table is global).
 	nb.entries = make([]entry, 0, s.capacity)

@@ -3,6 +3,8 @@ package cidstore
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/cidstore/cidstore/core/port"
@@ -26,21 +28,34 @@ func (s *Store) checkpoint() error {
 	defer s.ckptMu.Unlock()
 	start := time.Now()
 	s.wmu.Lock()
-	cp, bytes := s.snapshot()
+	cp, buckets, sets, capt := s.freeze()
 	s.wmu.Unlock()
+	// Writers run again: a frozen bucket or set they touch is captured by
+	// them first (lockBucket, touchSet); the rest are captured here.
+	for _, b := range buckets {
+		b.mu.Lock()
+		if b.frozen {
+			s.captureBucket(b)
+		}
+		b.mu.Unlock()
+	}
+	for _, vs := range sets {
+		s.captureSet(vs)
+	}
+	cp.Buckets, cp.ValueSets = capt.buckets, capt.sets
 	s.failpoint("checkpoint.before-commit")
 	if err := s.backend.Commit(cp); err != nil {
-		// What was copied is lost to the backend: write everything next time.
+		// What was captured is lost to the backend: write everything next time.
 		s.wmu.Lock()
 		s.needFull = true
 		s.wmu.Unlock()
 		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
+	s.failpoint("checkpoint.after-commit")
 	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
 	s.stats.checkpoints.Add(1)
 	s.stats.lastCkptNanos.Store(int64(time.Since(start)))
-	s.stats.lastCkptBytes.Store(bytes)
-	s.failpoint("checkpoint.after-commit")
+	s.stats.lastCkptBytes.Store(capt.bytes + int64(4*len(cp.Directory)))
 	if s.wal != nil {
 		if err := s.walTruncate(cp.Meta.CheckpointLSN); err != nil {
 			return fmt.Errorf("checkpoint at lsn %d: advance wal: %w", cp.Meta.CheckpointLSN, err)
@@ -55,9 +70,21 @@ func (s *Store) failpoint(name string) {
 	}
 }
 
-// snapshot copies the changes since the last checkpoint into a
-// port.Checkpoint and resets the change lists. Writer lock held.
-func (s *Store) snapshot() (*port.Checkpoint, int64) {
+// capture collects the persisted forms of the buckets and value sets of one
+// checkpoint, as they were when it was frozen.
+type capture struct {
+	mu      sync.Mutex
+	buckets []port.BucketRecord
+	sets    []port.ValueSetRecord
+	bytes   int64
+}
+
+// freeze takes the consistent cut of a checkpoint (writer lock held): the
+// metadata, directory and freed ids as of now, and the buckets and value
+// sets changed since the last checkpoint, marked frozen. Copying them is
+// left to captureBucket and captureSet, so the writer pauses only for this
+// O(changes) marking, not for encoding the state.
+func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	d := s.dir.Load()
 	full := s.needFull
 	s.needFull = false
@@ -82,57 +109,25 @@ func (s *Store) snapshot() (*port.Checkpoint, int64) {
 	for i := range d.slots {
 		cp.Directory[i] = d.slots[i].Load().id
 	}
-	bytes := int64(4 * len(cp.Directory))
-	addSet := func(vs *valueSet) {
-		rec := port.ValueSetRecord{ID: vs.id, SortedCount: uint32(vs.sorted), Values: make([]byte, port.ValueSize*len(vs.vals))}
-		for i, v := range vs.vals {
-			encodeValue(rec.Values[i*port.ValueSize:], v)
-		}
-		if len(vs.dead) > 0 {
-			rec.Tombstones = make([]byte, 0, port.ValueSize*len(vs.dead))
-			for _, v := range vs.vals { // in vals order: deterministic
-				if _, gone := vs.dead[v]; gone {
-					rec.Tombstones = append(rec.Tombstones, make([]byte, port.ValueSize)...)
-					encodeValue(rec.Tombstones[len(rec.Tombstones)-port.ValueSize:], v)
-				}
-			}
-		}
-		bytes += int64(len(rec.Values) + len(rec.Tombstones))
-		cp.ValueSets = append(cp.ValueSets, rec)
-		vs.dirty = false
-	}
-	addBucket := func(b *bucket) {
-		if b.sorted != len(b.entries) {
-			b.mu.Lock()
-			b.mergeTail()
-			b.mu.Unlock()
-		}
-		rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(b.sorted), LastCompacted: b.lastCompacted, Entries: make([]byte, port.EntrySize*len(b.entries))}
-		for i := range b.entries {
-			encodeEntry(rec.Entries[i*port.EntrySize:], &b.entries[i])
-		}
-		bytes += int64(len(rec.Entries))
-		cp.Buckets = append(cp.Buckets, rec)
-		b.dirty = false
-	}
+	var buckets []*bucket
+	var sets []*valueSet
 	if full {
 		cp.FreedBuckets, cp.FreedValueSets = nil, nil
 		for _, b := range s.buckets {
-			if b == nil {
-				continue
+			if b != nil {
+				buckets = append(buckets, b)
 			}
-			addBucket(b)
 		}
-		s.sets.each(addSet)
+		s.sets.each(func(vs *valueSet) { sets = append(sets, vs) })
 	} else {
 		for _, b := range s.dirtyBuckets {
-			if !b.retired && b.dirty {
-				addBucket(b)
+			if !b.retired {
+				buckets = append(buckets, b)
 			}
 		}
 		for _, vs := range s.dirtySets {
-			if !vs.freed && vs.dirty {
-				addSet(vs)
+			if !vs.freed {
+				sets = append(sets, vs)
 			}
 		}
 	}
@@ -142,9 +137,90 @@ func (s *Store) snapshot() (*port.Checkpoint, int64) {
 	for _, vs := range s.dirtySets {
 		vs.dirty = false
 	}
+	// The writer is stopped: no bucket lock is needed to set frozen.
+	for _, b := range buckets {
+		b.frozen = true
+	}
+	for _, vs := range sets {
+		vs.frozen.Store(true)
+	}
 	s.dirtyBuckets, s.dirtySets = nil, nil
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
-	return cp, bytes
+	s.capt = &capture{buckets: make([]port.BucketRecord, 0, len(buckets)), sets: make([]port.ValueSetRecord, 0, len(sets))}
+	return cp, buckets, sets, s.capt
+}
+
+// lockBucket write-locks b for the writer, first capturing it for the
+// checkpoint in progress if it is frozen.
+func (s *Store) lockBucket(b *bucket) {
+	b.mu.Lock()
+	if b.frozen {
+		s.captureBucket(b)
+	}
+}
+
+// captureBucket encodes frozen b into the checkpoint in progress, b.mu
+// held. The record is written sorted (the tail merged in) without
+// reordering b itself: the writer reads its buckets without locking.
+func (s *Store) captureBucket(b *bucket) {
+	b.frozen = false
+	rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.entries)), LastCompacted: b.lastCompacted, Entries: make([]byte, port.EntrySize*len(b.entries))}
+	tail := slices.Clone(b.entries[b.sorted:])
+	slices.SortFunc(tail, func(x, y entry) int { return x.key.Compare(y.key) })
+	i, j := 0, 0
+	for k := range len(b.entries) {
+		var e *entry
+		if j == len(tail) || (i < b.sorted && b.entries[i].key.Less(tail[j].key)) {
+			e = &b.entries[i]
+			i++
+		} else {
+			e = &tail[j]
+			j++
+		}
+		encodeEntry(rec.Entries[k*port.EntrySize:], e)
+	}
+	c := s.capt
+	c.mu.Lock()
+	c.buckets = append(c.buckets, rec)
+	c.bytes += int64(len(rec.Entries))
+	c.mu.Unlock()
+}
+
+// touchSet must be called by the writer before it changes vs: a frozen set
+// is captured first.
+func (s *Store) touchSet(vs *valueSet) {
+	if vs.frozen.Load() {
+		s.captureSet(vs)
+	}
+}
+
+// captureSet encodes vs into the checkpoint in progress if it is still
+// frozen. The writer and the checkpointer serialize on the capture's mutex;
+// the writer changes vs only after seeing it unfrozen.
+func (s *Store) captureSet(vs *valueSet) {
+	c := s.capt
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !vs.frozen.Load() {
+		return
+	}
+	rec := port.ValueSetRecord{ID: vs.id, SortedCount: uint32(vs.sorted), Values: make([]byte, port.ValueSize*len(vs.vals))}
+	for i, v := range vs.vals {
+		encodeValue(rec.Values[i*port.ValueSize:], v)
+	}
+	if len(vs.dead) > 0 {
+		rec.Tombstones = make([]byte, 0, port.ValueSize*len(vs.dead))
+		var buf [port.ValueSize]byte
+		for _, v := range vs.vals { // in vals order: deterministic
+			if _, gone := vs.dead[v]; gone {
+				encodeValue(buf[:], v)
+				rec.Tombstones = append(rec.Tombstones, buf[:]...)
+			}
+		}
+	}
+	c.sets = append(c.sets, rec)
+	c.bytes += int64(len(rec.Values) + len(rec.Tombstones))
+	vs.frozen.Store(false)
 }
 
 // restore rebuilds the in-memory state from a committed checkpoint.

@@ -39,7 +39,7 @@ func (s *Store) Compact(ctx context.Context) error {
 func (s *Store) compactBucket(b *bucket, now int64) {
 	threshold := int(s.promote.Load())
 	changed := false
-	b.mu.Lock()
+	s.lockBucket(b)
 	if b.sorted != len(b.entries) {
 		b.mergeTail()
 		changed = true
@@ -61,7 +61,7 @@ func (s *Store) compactBucket(b *bucket, now int64) {
 			changed = true
 			continue
 		}
-		if vs.compact() {
+		if s.touchSet(vs); vs.compact() {
 			s.markSetDirty(vs)
 			s.stats.compactions.Add(1)
 		}

@@ -54,6 +54,7 @@ type Store struct {
 	promote atomic.Int32 // promotion threshold, 1 or 2
 	closed  atomic.Bool
 
+	capt        *capture  // the checkpoint being captured (see freeze)
 	wal         *walState // nil without a WAL
 	restoredLSN uint64    // checkpoint LSN the state was loaded from
 
@@ -367,7 +368,7 @@ func (s *Store) applyInsert(k, v E) {
 		if len(b.entries) >= s.capacity && s.splitFor(b, h) {
 			continue // ownership changed: find the bucket again
 		}
-		b.mu.Lock()
+		s.lockBucket(b)
 		b.appendEntry(entry{key: k, s0: v}, tag)
 		b.mu.Unlock()
 		s.markDirty(b)
@@ -383,6 +384,7 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 	e := &b.entries[i]
 	if e.spilled() {
 		vs := s.sets.get(e.spillID())
+		s.touchSet(vs)
 		b.mu.Lock()
 		changed := vs.add(v)
 		b.mu.Unlock()
@@ -399,7 +401,7 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 	if !e.s1.IsZero() {
 		inline = 2
 	}
-	b.mu.Lock()
+	s.lockBucket(b)
 	switch {
 	case inline < int(s.promote.Load()):
 		if v.Less(e.s0) {
@@ -445,7 +447,7 @@ func (s *Store) applyDeleteKey(k E) {
 		return
 	}
 	e := b.entries[i]
-	b.mu.Lock()
+	s.lockBucket(b)
 	b.removeEntry(i)
 	b.mu.Unlock()
 	// No reader can reach e's value set any more: it would need the entry.
@@ -465,6 +467,7 @@ func (s *Store) applyDeleteKey(k E) {
 
 // dropSet forgets a value set that no entry references any more.
 func (s *Store) dropSet(vs *valueSet, k E) {
+	s.touchSet(vs)
 	s.freedSets = append(s.freedSets, vs.id)
 	s.sets.free(vs) // checkpoints skip it if it is still queued
 	s.deletions = append(s.deletions, port.DeletionRecord{KeyHigh: k.High, KeyLow: k.Low, ValueGroup: vs.id, UnixNano: time.Now().UnixNano()})
@@ -484,7 +487,8 @@ func (s *Store) applyDeleteValue(k, v E) {
 		if !vs.has(v) {
 			return
 		}
-		b.mu.Lock()
+		s.touchSet(vs)
+		s.lockBucket(b)
 		vs.remove(v)
 		empty := vs.live() == 0
 		if empty {
@@ -503,7 +507,7 @@ func (s *Store) applyDeleteValue(k, v E) {
 	}
 	switch v {
 	case e.s0:
-		b.mu.Lock()
+		s.lockBucket(b)
 		if e.s1.IsZero() {
 			b.removeEntry(i)
 			s.nkeys--
@@ -512,7 +516,7 @@ func (s *Store) applyDeleteValue(k, v E) {
 		}
 		b.mu.Unlock()
 	case e.s1:
-		b.mu.Lock()
+		s.lockBucket(b)
 		e.s1 = E{}
 		b.mu.Unlock()
 	default:

@@ -334,6 +334,9 @@ func TestBucketInfo(t *testing.T) {
 	for i := uint64(1); i <= 40; i++ {
 		s.Insert(ctx, e(i%10+1), e(i))
 	}
+	if err := s.Compact(ctx); err != nil { // sort-merges the tails
+		t.Fatal(err)
+	}
 	if err := s.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package cidstore
 
-import "slices"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // valueSet is the external set of values of one spilled key.
 //
@@ -24,6 +27,7 @@ type valueSet struct {
 	dead   map[E]struct{} // tombstones, nil when none
 	small  [4]E           // backing array of vals while the set is small
 	dirty  bool           // queued for the next checkpoint (set by Store)
+	frozen atomic.Bool    // to be captured by the checkpoint in progress
 	freed  bool           // no entry references it any more
 }
 
