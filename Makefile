@@ -49,7 +49,7 @@ deps-check: ## core imports only the stdlib and its own packages; adapters never
 	@bad=$$(cd core && $(GO) list -f '{{join .Imports "\n"}}' ./... | grep '\.' | grep -v '^github.com/cidstore/cidstore/core' || true); \
 		if [ -n "$$bad" ]; then echo "core imports outside the stdlib: $$bad"; exit 1; fi
 	@set -e; for m in $(filter-out core,$(MODULES)); do \
-		bad=$$(cd $$m && $(GO) list -deps -f '{{.ImportPath}}' ./... | grep '^github.com/cidstore/cidstore/core/internal' || true); \
+		bad=$$(cd $$m && $(GO) list -f '{{join .Imports "\n"}}' ./... | grep '^github.com/cidstore/cidstore/core/internal' || true); \
 		if [ -n "$$bad" ]; then echo "$$m imports core internals: $$bad"; exit 1; fi; done
 
 fmt:

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/cidstore/cidstore/core/port"
 )
@@ -73,8 +71,7 @@ func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint3
 		w.u32(id)
 	}
 	w.u64(uint64(len(buckets)))
-	for _, id := range slices.Sorted(maps.Keys(buckets)) {
-		b := buckets[id]
+	for _, b := range buckets { // any order: the reader keys them by id
 		w.u32(b.ID)
 		w.bytes([]byte{b.LocalDepth, 0, 0, 0})
 		w.u32(b.SortedCount)
@@ -82,8 +79,7 @@ func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint3
 		w.blob(b.Entries)
 	}
 	w.u64(uint64(len(sets)))
-	for _, id := range slices.Sorted(maps.Keys(sets)) {
-		v := sets[id]
+	for _, v := range sets {
 		w.u64(v.ID)
 		w.u32(v.SortedCount)
 		w.u32(0)

@@ -112,8 +112,9 @@ func (s *Store) DeletionLog() []port.DeletionRecord {
 }
 
 // Commit implements port.Committer. A durable store writes the complete
-// new state to its snapshot file before the in-memory state changes, so a
-// failed write leaves both the file and memory at the previous checkpoint.
+// new state to its snapshot file (atomically: temp file, fsync, rename,
+// fsync of the directory) before its in-memory state moves to the new
+// checkpoint, so a failed write leaves both at the previous checkpoint.
 func (s *Store) Commit(cp *port.Checkpoint) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,34 +124,67 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 	if s.failCommit != nil {
 		return s.failCommit
 	}
-	buckets, sets := s.buckets, s.sets
-	switch {
-	case cp.Full:
-		buckets, sets = map[uint32]port.BucketRecord{}, map[uint64]port.ValueSetRecord{}
-	case s.path != "":
-		// The snapshot write may fail: build the new state aside.
-		buckets, sets = maps.Clone(buckets), maps.Clone(sets)
+	oldB, oldS := s.buckets, s.sets
+	if cp.Full {
+		s.buckets, s.sets = map[uint32]port.BucketRecord{}, map[uint64]port.ValueSetRecord{}
 	}
+	// Apply in place, remembering what is replaced so that a failed
+	// snapshot write can be undone (cheaper than copying the maps).
+	var undoB []port.BucketRecord
+	var undoS []port.ValueSetRecord
+	var goneB []uint32
+	var goneS []uint64
 	for _, id := range cp.FreedBuckets {
-		delete(buckets, id)
+		if old, ok := s.buckets[id]; ok {
+			undoB = append(undoB, old)
+			delete(s.buckets, id)
+		}
 	}
 	for _, id := range cp.FreedValueSets {
-		delete(sets, id)
+		if old, ok := s.sets[id]; ok {
+			undoS = append(undoS, old)
+			delete(s.sets, id)
+		}
 	}
 	for _, b := range cp.Buckets {
-		buckets[b.ID] = b
+		if old, ok := s.buckets[b.ID]; ok {
+			undoB = append(undoB, old)
+		} else {
+			goneB = append(goneB, b.ID)
+		}
+		s.buckets[b.ID] = b
 	}
 	for _, v := range cp.ValueSets {
-		sets[v.ID] = v
+		if old, ok := s.sets[v.ID]; ok {
+			undoS = append(undoS, old)
+		} else {
+			goneS = append(goneS, v.ID)
+		}
+		s.sets[v.ID] = v
 	}
-	dels := append(slices.Clip(s.dels), cp.Deletions...)
 	if s.path != "" {
-		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, buckets, sets); err != nil {
+		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, s.buckets, s.sets); err != nil {
+			if cp.Full {
+				s.buckets, s.sets = oldB, oldS // untouched: new maps were filled
+			} else {
+				for _, id := range goneB {
+					delete(s.buckets, id)
+				}
+				for _, id := range goneS {
+					delete(s.sets, id)
+				}
+				for _, b := range undoB {
+					s.buckets[b.ID] = b
+				}
+				for _, v := range undoS {
+					s.sets[v.ID] = v
+				}
+			}
 			return fmt.Errorf("memstore: commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
 		}
 	}
 	s.has, s.meta, s.dir = true, cp.Meta, slices.Clone(cp.Directory)
-	s.buckets, s.sets, s.dels = buckets, sets, dels
+	s.dels = append(s.dels, cp.Deletions...)
 	return nil
 }
 
