@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -112,60 +111,67 @@ func syncDir(dir string) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
-// snapReader reads what snapWriter wrote; the first error sticks.
+// snapReader parses a snapshot held in memory; the first error sticks.
 type snapReader struct {
-	r   *bufio.Reader
-	crc uint32
+	b   []byte
+	off int
 	err error
-	buf [8]byte
 }
 
-func (r *snapReader) bytes(n uint64) []byte {
+func (r *snapReader) take(n uint64) []byte {
 	if r.err != nil {
 		return nil
 	}
-	if n > 1<<40 {
-		r.err = fmt.Errorf("%w: field of %d bytes", port.ErrCorrupt, n)
+	if n > uint64(len(r.b)-r.off) {
+		r.err = fmt.Errorf("%w: truncated snapshot", port.ErrCorrupt)
 		return nil
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r.r, b); err != nil {
-		r.err = fmt.Errorf("%w: truncated snapshot: %v", port.ErrCorrupt, err)
-		return nil
-	}
-	r.crc = crc32.Update(r.crc, castagnoli, b)
+	b := r.b[r.off : r.off+int(n) : r.off+int(n)]
+	r.off += int(n)
 	return b
 }
-func (r *snapReader) fixed(n int) []byte {
-	if r.err != nil {
-		return r.buf[:n]
+func (r *snapReader) u8() uint8 {
+	if b := r.take(1); b != nil {
+		return b[0]
 	}
-	if _, err := io.ReadFull(r.r, r.buf[:n]); err != nil {
-		r.err = fmt.Errorf("%w: truncated snapshot: %v", port.ErrCorrupt, err)
-		return r.buf[:n]
-	}
-	r.crc = crc32.Update(r.crc, castagnoli, r.buf[:n])
-	return r.buf[:n]
+	return 0
 }
-func (r *snapReader) u8() uint8   { return r.fixed(1)[0] }
-func (r *snapReader) u32() uint32 { return binary.LittleEndian.Uint32(r.fixed(4)) }
-func (r *snapReader) u64() uint64 { return binary.LittleEndian.Uint64(r.fixed(8)) }
-func (r *snapReader) blob() []byte {
-	return r.bytes(r.u64())
+func (r *snapReader) u32() uint32 {
+	if b := r.take(4); b != nil {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return 0
+}
+func (r *snapReader) u64() uint64 {
+	if b := r.take(8); b != nil {
+		return binary.LittleEndian.Uint64(b)
+	}
+	return 0
 }
 
-// readSnapshot loads s.path if it exists.
+// blob returns a length-prefixed field; it aliases the snapshot buffer.
+func (r *snapReader) blob() []byte { return r.take(r.u64()) }
+
+// readSnapshot loads s.path if it exists: one read of the whole file, one
+// checksum over it, then parsing without copying (records alias the
+// buffer; ReadBucket and ReadValueSet hand out copies).
 func (s *Store) readSnapshot() error {
-	f, err := os.Open(s.path)
+	data, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	r := &snapReader{r: bufio.NewReaderSize(f, 1<<20)}
-	if string(r.fixed(8)) != snapMagic {
+	if len(data) < 4 {
+		return fmt.Errorf("%w: snapshot of %d bytes", port.ErrCorrupt, len(data))
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(body):]) {
+		return fmt.Errorf("%w: snapshot checksum mismatch", port.ErrCorrupt)
+	}
+	r := &snapReader{b: body}
+	if string(r.take(8)) != snapMagic {
 		return fmt.Errorf("%w: not a cidstore snapshot", port.ErrCorrupt)
 	}
 	if v := r.u32(); v != snapVersion {
@@ -174,7 +180,8 @@ func (s *Store) readSnapshot() error {
 	r.u32()
 	var m port.Meta
 	m.FormatVersion = r.u32()
-	m.GlobalDepth = r.fixed(4)[0]
+	m.GlobalDepth = r.u8()
+	r.take(3)
 	m.HashSeed = r.u64()
 	m.BucketCapacity = r.u32()
 	m.NumBuckets = r.u32()
@@ -184,25 +191,34 @@ func (s *Store) readSnapshot() error {
 	m.NextValueSetID = r.u64()
 	m.CreatedUnixNano = int64(r.u64())
 	n := r.u64()
-	if n > 1<<32 {
+	if n > uint64(len(body))/4 {
 		return fmt.Errorf("%w: directory of %d slots", port.ErrCorrupt, n)
 	}
-	dir := make([]uint32, 0, min(n, 1<<20))
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		dir = append(dir, r.u32())
+	dir := make([]uint32, n)
+	for i := range dir {
+		dir[i] = r.u32()
 	}
-	buckets := map[uint32]port.BucketRecord{}
-	for i, nb := uint64(0), r.u64(); i < nb && r.err == nil; i++ {
+	nb := r.u64()
+	if nb > uint64(len(body)) {
+		return fmt.Errorf("%w: %d buckets", port.ErrCorrupt, nb)
+	}
+	buckets := make(map[uint32]port.BucketRecord, nb)
+	for i := uint64(0); i < nb && r.err == nil; i++ {
 		var b port.BucketRecord
 		b.ID = r.u32()
-		b.LocalDepth = r.fixed(4)[0]
+		b.LocalDepth = r.u8()
+		r.take(3)
 		b.SortedCount = r.u32()
 		b.LastCompacted = int64(r.u64())
 		b.Entries = r.blob()
 		buckets[b.ID] = b
 	}
-	sets := map[uint64]port.ValueSetRecord{}
-	for i, ns := uint64(0), r.u64(); i < ns && r.err == nil; i++ {
+	ns := r.u64()
+	if ns > uint64(len(body)) {
+		return fmt.Errorf("%w: %d value sets", port.ErrCorrupt, ns)
+	}
+	sets := make(map[uint64]port.ValueSetRecord, ns)
+	for i := uint64(0); i < ns && r.err == nil; i++ {
 		var v port.ValueSetRecord
 		v.ID = r.u64()
 		v.SortedCount = r.u32()
@@ -214,10 +230,8 @@ func (s *Store) readSnapshot() error {
 	if r.err != nil {
 		return r.err
 	}
-	want := r.crc
-	var tail [4]byte
-	if _, err := io.ReadFull(r.r, tail[:]); err != nil || binary.LittleEndian.Uint32(tail[:]) != want {
-		return fmt.Errorf("%w: snapshot checksum mismatch", port.ErrCorrupt)
+	if r.off != len(body) {
+		return fmt.Errorf("%w: %d trailing bytes in snapshot", port.ErrCorrupt, len(body)-r.off)
 	}
 	s.has, s.meta, s.dir, s.buckets, s.sets = true, m, dir, buckets, sets
 	return nil

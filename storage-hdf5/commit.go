@@ -1,0 +1,741 @@
+package h5store
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cidstore/cidstore/core/port"
+	"github.com/cidstore/cidstore/storage-hdf5/internal/h5"
+)
+
+// Failpoints: Commit calls Store.failpoint with these names; the crash
+// tests kill the process there.
+const (
+	fpRowsWritten    = "h5.commit.rows-written"  // every new row written, not yet fsynced
+	fpBeforeRoot     = "h5.commit.before-root"   // rows fsynced, commit record not written
+	fpAfterRoot      = "h5.commit.after-root"    // commit record written, not yet fsynced
+	fpSegmentCreated = "h5.grow.segment-created" // segment file closed by HDF5, not yet synced and renamed
+	fpSegmentReady   = "h5.grow.segment-ready"   // segment file in place, not yet named by a commit record
+)
+
+// Commit applies cp atomically and durably:
+//
+//  1. every new bucket, value set, directory and index version is written
+//     to free space with pwrite (live rows are never overwritten);
+//  2. fsync;
+//  3. the new commit record goes to the /commit slot that does not hold
+//     the current one;
+//  4. fsync.
+//
+// A crash before 3 completes leaves the old record the newest valid one; a
+// torn record fails its CRC. Space the old state used is reused only after
+// the new record is durable and ReuseDelayCommits more commits. An error
+// before step 2 rolls everything back and the Store stays usable; a failed
+// fsync, or an error in steps 3–4, makes the Store refuse further commits
+// (ErrFailed) until reopened: the committed state on disk is then the
+// previous one or, after step 3, possibly the new one.
+func (s *Store) Commit(cp *port.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if s.failed != nil {
+		return fmt.Errorf("commit: %w: %w", ErrFailed, s.failed)
+	}
+	if cp == nil {
+		return errors.New("commit: nil checkpoint")
+	}
+	lsn := cp.Meta.CheckpointLSN
+	if err := validateCheckpoint(cp); err != nil {
+		return fmt.Errorf("commit lsn %d: %w", lsn, err)
+	}
+	tx := s.newTxn(cp)
+	if err := tx.apply(); err != nil {
+		if tx.rootWritten || tx.poisoned {
+			s.failed = err
+			return fmt.Errorf("commit lsn %d: %w: %w", lsn, ErrFailed, err)
+		}
+		tx.rollback()
+		return fmt.Errorf("commit lsn %d: %w", lsn, err)
+	}
+	tx.finish()
+	return nil
+}
+
+func validateCheckpoint(cp *port.Checkpoint) error {
+	var errs []error
+	d := cp.Meta.GlobalDepth
+	if d > 31 {
+		errs = append(errs, fmt.Errorf("global depth %d is over 31", d))
+	} else if len(cp.Directory) != 1<<d {
+		errs = append(errs, fmt.Errorf("directory has %d slots, want 1<<%d", len(cp.Directory), d))
+	}
+	for i := range cp.Buckets {
+		b := &cp.Buckets[i]
+		n := len(b.Entries) / port.EntrySize
+		if len(b.Entries)%port.EntrySize != 0 || n > math.MaxUint32 || int(b.SortedCount) > n {
+			errs = append(errs, fmt.Errorf("bucket %d: %d entry bytes, sorted count %d", b.ID, len(b.Entries), b.SortedCount))
+		}
+	}
+	for i := range cp.ValueSets {
+		v := &cp.ValueSets[i]
+		if len(v.Values)%port.ValueSize != 0 || len(v.Tombstones)%port.ValueSize != 0 ||
+			int(v.SortedCount) > len(v.Values)/port.ValueSize {
+			errs = append(errs, fmt.Errorf("value set %d: %d value bytes, %d tombstone bytes, sorted count %d",
+				v.ID, len(v.Values), len(v.Tombstones), v.SortedCount))
+		}
+	}
+	if len(errs) > 10 {
+		errs = append(errs[:10], fmt.Errorf("and %d more", len(errs)-10))
+	}
+	return errors.Join(errs...)
+}
+
+type undoRec struct {
+	id  uint64
+	old loc
+	had bool
+}
+
+// txn is one Commit in progress.
+type txn struct {
+	s           *Store
+	cp          *port.Checkpoint
+	gen         uint64
+	root        commitRec // the record being built
+	w           *pwriter
+	allocs      []pext // released again on rollback
+	frees       []pext // released after the commit is durable
+	undo        [numKinds][]undoRec
+	saved       [numKinds]map[uint64]struct{}
+	oldTabs     [numKinds]*table // tables replaced by a Full checkpoint
+	snapshotted [numKinds]bool
+	rootWritten bool   // the durable state is unknown from here on
+	poisoned    bool   // an fsync failed
+	chunk       []byte // blobWriter buffer
+}
+
+func (s *Store) newTxn(cp *port.Checkpoint) *txn {
+	tx := &txn{s: s, cp: cp, gen: s.st.root.gen + 1, root: s.st.root,
+		w: &pwriter{buf: s.wbuf[:0], files: map[*os.File]struct{}{}}}
+	tx.root.gen = tx.gen
+	tx.root.flags |= flagHasMeta
+	tx.root.meta = cp.Meta
+	for k := range numKinds {
+		tx.root.deltas[k] = slices.Clone(tx.root.deltas[k])
+		tx.saved[k] = make(map[uint64]struct{})
+	}
+	return tx
+}
+
+func (tx *txn) apply() error {
+	s, cp := tx.s, tx.cp
+	if cp.Full {
+		for k := range numKinds {
+			tx.dropAll(k)
+		}
+	} else {
+		for _, id := range cp.FreedBuckets {
+			tx.free(kindBucket, uint64(id))
+		}
+		for _, id := range cp.FreedValueSets {
+			tx.free(kindValueSet, id)
+		}
+	}
+	for i := range cp.Buckets {
+		b := &cp.Buckets[i]
+		meta := loc{depth: b.LocalDepth, sorted: b.SortedCount, lastCompacted: b.LastCompacted,
+			count: uint64(len(b.Entries) / port.EntrySize)}
+		if err := tx.put(kindBucket, uint64(b.ID), meta, b.Entries); err != nil {
+			return err
+		}
+	}
+	for i := range cp.ValueSets {
+		v := &cp.ValueSets[i]
+		meta := loc{sorted: v.SortedCount, count: uint64(len(v.Values) / port.ValueSize),
+			tombs: uint64(len(v.Tombstones) / port.ValueSize)}
+		if err := tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones); err != nil {
+			return err
+		}
+	}
+	if err := tx.writeDirectory(); err != nil {
+		return err
+	}
+	for k := range numKinds {
+		if err := tx.writeIndex(k); err != nil {
+			return err
+		}
+	}
+	if err := tx.appendDeletions(); err != nil {
+		return err
+	}
+	if err := tx.w.flush(); err != nil {
+		return err
+	}
+	s.fire(fpRowsWritten)
+	for f := range tx.w.files {
+		if err := s.sync(f); err != nil {
+			// After a failed fsync the kernel may have dropped dirty pages
+			// it will not retry: trust nothing written since, not even
+			// space this commit would reuse.
+			tx.poisoned = true
+			return fmt.Errorf("fsync rows: %w", err)
+		}
+	}
+	s.fire(fpBeforeRoot)
+	tx.root.segments = segmentsOf(&s.st.pools, &s.names)
+	if len(tx.root.segments) > maxSegments {
+		return fmt.Errorf("%d segments exceed the commit record's %d: raise SegmentBytes", len(tx.root.segments), maxSegments)
+	}
+	tx.root.slot = 1 - s.st.root.slot
+	rec := tx.root.encode()
+	tx.rootWritten = true
+	if _, err := s.fd.WriteAt(rec, s.commitOff+int64(tx.root.slot)*commitSize); err != nil {
+		return fmt.Errorf("write commit record: %w", err)
+	}
+	s.fire(fpAfterRoot)
+	if err := s.sync(s.fd); err != nil {
+		return fmt.Errorf("fsync commit record: %w", err)
+	}
+	return nil
+}
+
+// dropAll empties a kind for a Full checkpoint.
+func (tx *txn) dropAll(k int) {
+	old := tx.s.st.tabs[k]
+	tx.oldTabs[k] = old
+	old.all(func(_ uint64, l loc) {
+		if l.live() {
+			tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
+		}
+	})
+	tx.s.st.tabs[k] = newTable()
+}
+
+func (tx *txn) save(k int, id uint64, old loc, had bool) {
+	if _, ok := tx.saved[k][id]; ok {
+		return
+	}
+	tx.saved[k][id] = struct{}{}
+	tx.undo[k] = append(tx.undo[k], undoRec{id: id, old: old, had: had})
+}
+
+func (tx *txn) free(k int, id uint64) {
+	t := tx.s.st.tabs[k]
+	l, ok := t.get(id)
+	if !ok || !l.live() {
+		return
+	}
+	tx.save(k, id, l, ok)
+	tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
+	t.set(id, loc{state: stDirty})
+}
+
+// put writes a new version of an object to free space and points its loc
+// at it.
+func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
+	n := meta.records()
+	meta.ref = nilRef
+	if n > 0 {
+		r, f, off, err := tx.alloc(dataPool[k], n)
+		if err != nil {
+			return fmt.Errorf("%s %d: %w", kindName[k], id, err)
+		}
+		meta.ref = r
+		if err := tx.w.write(f, off, parts...); err != nil {
+			return fmt.Errorf("write %s %d: %w", kindName[k], id, err)
+		}
+	}
+	meta.crc = objectCRC(id, n, parts...)
+	meta.gen = tx.gen
+	meta.state = stLive | stDirty
+	t := tx.s.st.tabs[k]
+	old, had := t.get(id)
+	tx.save(k, id, old, had)
+	if had && old.live() {
+		tx.frees = append(tx.frees, pext{dataPool[k], old.ref, old.records()})
+	}
+	t.set(id, meta)
+	return nil
+}
+
+// alloc reserves n records of a pool, growing it when no segment has room.
+func (tx *txn) alloc(pi int, n uint64) (ref, *os.File, int64, error) {
+	p := tx.s.st.pools[pi]
+	r, ok := p.alloc(n)
+	if !ok {
+		if err := tx.s.grow(pi, n); err != nil {
+			return 0, nil, 0, err
+		}
+		if r, ok = p.alloc(n); !ok {
+			return 0, nil, 0, fmt.Errorf("allocate %d records in %s after growing it", n, poolSpecs[pi].name)
+		}
+	}
+	tx.allocs = append(tx.allocs, pext{pi, r, n})
+	f, off, err := p.locate(r, n)
+	return r, f, off, err
+}
+
+// writeDirectory writes the directory with each slot's current bucket ref,
+// checking that every slot names a live bucket (an error rolls back).
+func (tx *txn) writeDirectory() error {
+	dir := tx.cp.Directory
+	bt := tx.s.st.tabs[kindBucket]
+	r, f, off, err := tx.alloc(poolDirectory, uint64(len(dir)))
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	bw := tx.blob(f, off)
+	lastID, lastRef := uint32(0), ref(0)
+	for i, id := range dir {
+		if i == 0 || id != lastID {
+			l, ok := bt.get(uint64(id))
+			if !ok || !l.live() {
+				return fmt.Errorf("directory slot %d names bucket %d, which is neither committed nor in this checkpoint", i, id)
+			}
+			lastID, lastRef = id, l.ref
+		}
+		rec, err := bw.next(recBucketPointer.Size)
+		if err != nil {
+			return fmt.Errorf("write directory: %w", err)
+		}
+		le.PutUint32(rec[0:], id)
+		le.PutUint64(rec[4:], uint64(lastRef))
+	}
+	crc, err := bw.close()
+	if err != nil {
+		return fmt.Errorf("write directory: %w", err)
+	}
+	old := tx.s.st.root.dir
+	if old.count > 0 {
+		tx.frees = append(tx.frees, pext{poolDirectory, old.ref, old.count})
+	}
+	tx.root.dir = extent{ref: r, count: uint64(len(dir)), gen: tx.gen, crc: crc}
+	return nil
+}
+
+// writeIndex persists kind k's table: a snapshot of every live entry, a
+// delta of the entries this commit changed, or, when the commit record's
+// delta list is full, one merged delta of everything changed since the
+// snapshot. A snapshot is written when the changed entries reach half the
+// live ones, which bounds both load time and write amplification.
+func (tx *txn) writeIndex(k int) error {
+	t := tx.s.st.tabs[k]
+	old := &tx.s.st.root
+	mp := metaPool[k]
+	freeOld := func(e extent) {
+		if e.count > 0 {
+			tx.frees = append(tx.frees, pext{mp, e.ref, e.count})
+		}
+	}
+	switch {
+	case tx.cp.Full || !old.hasSnap[k] || 2*t.dirty >= t.live:
+		ext, err := tx.writeMeta(k, uint64(t.live), func(emit func(uint64, *loc) error) error {
+			var err error
+			t.each(func(id uint64, l *loc) {
+				if err == nil && l.live() {
+					err = emit(id, l)
+				}
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if old.hasSnap[k] {
+			freeOld(old.snap[k])
+		}
+		for _, d := range old.deltas[k] {
+			freeOld(d)
+		}
+		tx.root.snap[k], tx.root.hasSnap[k], tx.root.deltas[k] = ext, true, nil
+		tx.snapshotted[k] = true
+	case len(tx.undo[k]) == 0:
+	case len(old.deltas[k]) < maxDeltas:
+		ext, err := tx.writeMeta(k, uint64(len(tx.undo[k])), func(emit func(uint64, *loc) error) error {
+			for _, u := range tx.undo[k] {
+				l, _ := t.get(u.id)
+				if err := emit(u.id, &l); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		tx.root.deltas[k] = append(tx.root.deltas[k], ext)
+	default:
+		ext, err := tx.writeMeta(k, uint64(t.dirty), func(emit func(uint64, *loc) error) error {
+			var err error
+			t.each(func(id uint64, l *loc) {
+				if err == nil && l.state&stDirty != 0 {
+					err = emit(id, l)
+				}
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range old.deltas[k] {
+			freeOld(d)
+		}
+		tx.root.deltas[k] = []extent{ext}
+	}
+	return nil
+}
+
+// writeMeta writes n index records produced by gen as one extent.
+func (tx *txn) writeMeta(k int, n uint64, gen func(emit func(uint64, *loc) error) error) (extent, error) {
+	if n == 0 {
+		return extent{gen: tx.gen}, nil
+	}
+	r, f, off, err := tx.alloc(metaPool[k], n)
+	if err != nil {
+		return extent{}, fmt.Errorf("%s index: %w", kindName[k], err)
+	}
+	bw := tx.blob(f, off)
+	rs := metaRecord[k].Size
+	var count uint64
+	err = gen(func(id uint64, l *loc) error {
+		if count++; count > n {
+			return fmt.Errorf("more than %d records", n)
+		}
+		rec, err := bw.next(rs)
+		if err == nil {
+			encodeMeta[k](rec, id, l)
+		}
+		return err
+	})
+	crc, cerr := bw.close()
+	if err = errors.Join(err, cerr); err == nil && count != n {
+		err = fmt.Errorf("%d records, expected %d", count, n)
+	}
+	if err != nil {
+		return extent{}, fmt.Errorf("write %s index: %w", kindName[k], err)
+	}
+	return extent{ref: r, count: n, gen: tx.gen, crc: crc}, nil
+}
+
+// appendDeletions appends the checkpoint's deletion records after the
+// committed ones: space no commit record covers yet.
+func (tx *txn) appendDeletions() error {
+	dels := tx.cp.Deletions
+	if len(dels) == 0 {
+		return nil
+	}
+	p := tx.s.st.pools[poolDeletions]
+	start := tx.s.st.root.deletions
+	end := start + uint64(len(dels))
+	if c := p.capacity(); end > c {
+		if err := tx.s.grow(poolDeletions, end-c); err != nil {
+			return fmt.Errorf("deletion log: %w", err)
+		}
+	}
+	var rec [32]byte
+	pos, base := start, uint64(0)
+	si := 0
+	for _, d := range dels {
+		for pos >= base+p.segs[si].capacity {
+			base += p.segs[si].capacity
+			si++
+		}
+		le.PutUint64(rec[0:], d.KeyHigh)
+		le.PutUint64(rec[8:], d.KeyLow)
+		le.PutUint64(rec[16:], d.ValueGroup)
+		le.PutUint64(rec[24:], uint64(d.UnixNano))
+		off := p.segs[si].offset + int64(pos-base)*p.recSize
+		if err := tx.w.write(p.segs[si].f, off, rec[:]); err != nil {
+			return fmt.Errorf("write deletion log: %w", err)
+		}
+		pos++
+	}
+	tx.root.deletions = end
+	return nil
+}
+
+// rollback undoes an unfinished commit in memory; nothing it wrote is
+// referenced by a commit record.
+func (tx *txn) rollback() {
+	s := tx.s
+	for k := range numKinds {
+		if tx.oldTabs[k] != nil {
+			s.st.tabs[k] = tx.oldTabs[k]
+			continue
+		}
+		t := s.st.tabs[k]
+		for i := len(tx.undo[k]) - 1; i >= 0; i-- {
+			u := tx.undo[k][i]
+			if u.had {
+				t.set(u.id, u.old)
+			} else {
+				t.del(u.id)
+			}
+		}
+	}
+	for _, a := range tx.allocs {
+		s.st.pools[a.pool].release(a.ref, a.n)
+	}
+}
+
+// finish makes the durable commit the current state and schedules the
+// superseded space for reuse.
+func (tx *txn) finish() {
+	s := tx.s
+	s.st.root = tx.root
+	for k := range numKinds {
+		if tx.snapshotted[k] {
+			s.st.tabs[k].clean()
+		}
+	}
+	s.pending = append(s.pending, freeBatch{gen: tx.gen, extents: tx.frees})
+	delay := uint64(s.opts.ReuseDelayCommits)
+	n := 0
+	for _, b := range s.pending {
+		if b.gen+delay > tx.gen {
+			break
+		}
+		for _, e := range b.extents {
+			s.st.pools[e.pool].release(e.ref, e.n)
+		}
+		n++
+	}
+	s.pending = slices.Delete(s.pending, 0, n)
+	s.stats.Commits++
+	s.stats.Generation = tx.gen
+	s.stats.BytesWritten += tx.w.written
+	// The attributes mirror the commit record for h5dump and h5py; nothing
+	// loads them, so a failure here does not undo a durable commit.
+	if s.h == nil {
+		return
+	}
+	if err := errors.Join(
+		s.h.SetAttrs("/config", s.changedAttrs("/config", configAttrs(&tx.root))),
+		s.h.SetAttrs("/wal", s.changedAttrs("/wal", walAttrs(&tx.root))),
+		s.h.Flush(),
+	); err != nil {
+		clear(s.mirrored)
+		s.log.Warn("h5store: mirror commit into /config attributes", "generation", tx.gen, "err", err)
+	}
+}
+
+// changedAttrs returns the attributes whose values differ from what was
+// last mirrored; most commits change only checkpoint_lsn and generation.
+func (s *Store) changedAttrs(group string, attrs []h5.Attr) []h5.Attr {
+	out := attrs[:0]
+	for _, a := range attrs {
+		key := group + "/" + a.Name
+		if old, ok := s.mirrored[key]; ok && old == a.Value {
+			continue
+		}
+		s.mirrored[key] = a.Value
+		out = append(out, a)
+	}
+	return out
+}
+
+// grow adds a segment to pool pi with room for at least need records: a
+// new dataset as large as the pool so far, in a new sidecar HDF5 file.
+//
+// The store file's HDF5 structure never changes after creation: HDF5 1.10
+// does not support creating objects in SWMR-write mode, and its metadata
+// writes are not crash-consistent (a kill while linking a new dataset can
+// tear the parent group's header, and the root group's would make the file
+// unopenable). A segment file is instead built under a temporary name,
+// closed, fsynced and renamed into place, so it exists complete or not at
+// all; h5store then writes it with pwrite only.
+func (s *Store) grow(pi int, need uint64) error {
+	total := 0
+	for _, p := range s.st.pools {
+		total += len(p.segs)
+	}
+	if total >= maxSegments {
+		return fmt.Errorf("grow %s: %d segments is the limit: raise SegmentBytes", poolSpecs[pi].name, maxSegments)
+	}
+	p := s.st.pools[pi]
+	g := max(p.granule, 64)
+	recs := max(p.capacity(), need)
+	recs = (recs + g - 1) / g * g
+	idx := 0
+	for _, n := range s.names[pi] {
+		idx = max(idx, n+1)
+	}
+	file := segmentFile(s.path, pi, idx)
+	ds, err := createSegmentFile(file, pi, idx, recs, s.opts.CacheBytes, s.fire)
+	if err != nil {
+		return fmt.Errorf("grow %s: %w", poolSpecs[pi].name, err)
+	}
+	s.fire(fpSegmentReady)
+	f, err := s.openSegment(pi, idx)
+	if err != nil {
+		return fmt.Errorf("grow %s: %w", poolSpecs[pi].name, err)
+	}
+	p.addSegment(f, ds.Offset, ds.Records, true)
+	s.names[pi] = append(s.names[pi], idx)
+	s.stats.SegmentsCreated++
+	s.log.Info("h5store: new segment", "file", file, "records", ds.Records, "bytes", int64(ds.Records)*p.recSize)
+	return nil
+}
+
+// createSegmentFile makes a sidecar HDF5 file holding one segment dataset.
+func createSegmentFile(file string, pi, idx int, recs uint64, cacheBytes int64, fire func(string)) (h5.Dataset, error) {
+	tmp := file + ".tmp"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return h5.Dataset{}, err
+	}
+	h, err := h5.Create(tmp, h5config(cacheBytes))
+	if err != nil {
+		return h5.Dataset{}, err
+	}
+	name := segmentName(pi, idx)
+	var ds h5.Dataset
+	if dir := filepath.Dir(name); dir != "/" {
+		err = h.CreateGroup(dir)
+	}
+	if err == nil {
+		ds, err = h.CreateDataset(name, poolSpecs[pi].rec, recs)
+	}
+	if err == nil {
+		err = h.SetAttrs("/", []h5.Attr{
+			{Name: "format_version", Value: uint32(FormatVersion)},
+			{Name: "version_string", Value: versionString + " segment"},
+		})
+	}
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		fire(fpSegmentCreated)
+		err = syncFile(tmp, ds.Offset+int64(ds.Records)*int64(poolSpecs[pi].rec.Size))
+	}
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(file))
+	}
+	if err != nil {
+		return h5.Dataset{}, errors.Join(err, os.Remove(tmp))
+	}
+	return ds, nil
+}
+
+// syncFile makes a closed file at least size bytes long and fsyncs it.
+func syncFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() < size {
+		err = f.Truncate(size)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// pwriter coalesces writes of consecutive ranges of one file into one
+// pwrite, and remembers which files it wrote to.
+type pwriter struct {
+	f       *os.File
+	buf     []byte // pending bytes for [off, off+len(buf)) of f
+	off     int64
+	written uint64
+	files   map[*os.File]struct{}
+}
+
+func (w *pwriter) write(f *os.File, off int64, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n == 0 {
+		return nil
+	}
+	w.files[f] = struct{}{}
+	if len(w.buf) > 0 && (f != w.f || off != w.off+int64(len(w.buf)) || len(w.buf)+n > cap(w.buf)) {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	w.written += uint64(n)
+	if n > cap(w.buf) {
+		for _, p := range parts {
+			if _, err := f.WriteAt(p, off); err != nil {
+				return err
+			}
+			off += int64(len(p))
+		}
+		return nil
+	}
+	if len(w.buf) == 0 {
+		w.f, w.off = f, off
+	}
+	for _, p := range parts {
+		w.buf = append(w.buf, p...)
+	}
+	return nil
+}
+
+func (w *pwriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.f.WriteAt(w.buf, w.off)
+	w.buf = w.buf[:0]
+	return err
+}
+
+// blobWriter streams the records of one extent through a chunk buffer and
+// computes the extent's CRC.
+type blobWriter struct {
+	w     *pwriter
+	f     *os.File
+	off   int64 // file offset of chunk[0]
+	chunk []byte
+	crc   uint32
+}
+
+const blobChunk = 64 << 10
+
+func (tx *txn) blob(f *os.File, off int64) *blobWriter {
+	if tx.chunk == nil {
+		tx.chunk = make([]byte, 0, blobChunk)
+	}
+	return &blobWriter{w: tx.w, f: f, off: off, chunk: tx.chunk[:0]}
+}
+
+// next returns the next n bytes of the extent for the caller to fill
+// before the following call.
+func (b *blobWriter) next(n int) ([]byte, error) {
+	if len(b.chunk)+n > cap(b.chunk) {
+		if err := b.flush(); err != nil {
+			return nil, err
+		}
+	}
+	b.chunk = b.chunk[:len(b.chunk)+n]
+	return b.chunk[len(b.chunk)-n:], nil
+}
+
+func (b *blobWriter) flush() error {
+	b.crc = crc32.Update(b.crc, castagnoli, b.chunk)
+	err := b.w.write(b.f, b.off, b.chunk)
+	b.off += int64(len(b.chunk))
+	b.chunk = b.chunk[:0]
+	return err
+}
+
+// close writes what is left and returns the CRC of the whole extent.
+func (b *blobWriter) close() (uint32, error) {
+	err := b.flush()
+	return b.crc, err
+}

@@ -1,0 +1,161 @@
+// Package h5store is the HDF5 storage backend of CIDStore: it implements
+// port.Backend and port.Lister over one HDF5 file, copy-on-write, with an
+// atomic, durable Commit and out-of-process SWMR readers.
+//
+//	s, err := h5store.Open("data/cidstore.h5", h5store.Options{}) // the writer
+//	r, err := h5store.OpenReader("data/cidstore.h5", h5store.ReaderOptions{})
+//
+// HDF5 holds the structure, so h5ls, h5dump and h5py show every record with
+// named fields; rows are read and written with pread/pwrite at the file
+// offsets of large contiguous datasets (H5Dget_offset), never through
+// H5Dread/H5Dwrite. The cgo layer is internal/h5 (gonum.org/v1/hdf5 plus a
+// small shim for what the binding lacks).
+//
+// # Layout
+//
+// A new store file, after one commit (h5ls -r):
+//
+//	/buckets                 Group
+//	/buckets/meta            Dataset {87424}    BucketMeta: per-bucket table
+//	/buckets/rows            Dataset {1048576}  HashEntry rows
+//	/commit                  Dataset {2}        CommitRecord: the two commit slots
+//	/config                  Group              attributes, see below
+//	/deletion_log            Dataset {32768}    DeletionRecord
+//	/directory               Dataset {349568}   BucketPointer {bucket_id, hdf5_ref}
+//	/values                  Group
+//	/values/data             Dataset {2097152}  Value {high, low}
+//	/values/meta             Dataset {74944}    ValueSetMeta: per-value-set table
+//	/wal                     Group              checkpoint_lsn, record_size: the WAL itself is core's sidecar file
+//
+// /config carries format_version (u32), version_string, created_timestamp
+// (f64, Unix seconds), global_depth (u8), num_buckets (u32), hash_seed (u64),
+// bucket_capacity (u32), checkpoint_lsn (u64), and core_format_version,
+// next_bucket_id, next_value_set_id, generation. They mirror the newest
+// commit record for people and tools; h5store itself never reads them.
+// Field names, types and offsets of every record are in layout.go.
+//
+// Each record dataset except /commit is a pool: objects occupy runs of
+// records, addressed by a ref = segment<<48 | record. A pool starts as one
+// dataset (its segment 0) and grows by segments in sidecar files (see
+// Growth). The live state is what the newest valid commit record points
+// to:
+//
+//   - a bucket is entry_count rows in /buckets/rows at rows_ref; a value set
+//     is value_count values then tombstone_count tombstones in /values/data
+//     at values_ref;
+//   - /buckets/meta and /values/meta hold index records (id, counts, ref,
+//     CRC32C of the rows, generation, deleted flag). The commit record names
+//     one snapshot extent of every live id, plus up to 16 delta extents of
+//     ids changed since, applied in order. A commit writes a delta of what it
+//     changed; a full delta list is merged into one; a snapshot is rewritten
+//     when changes since the last reach half the live ids. That keeps commit
+//     cost proportional to the change and load cost proportional to the
+//     live ids;
+//   - the directory is one extent of /directory, one BucketPointer per slot;
+//     hdf5_ref is the slot's bucket rows_ref as of that commit;
+//   - the deletion log is the first deletion_count records of
+//     /deletion_log and its later segments, in order (append-only).
+//
+// Records that no commit record names are free space or older versions.
+// An h5py reader picks the /commit slot with the higher generation (and a
+// valid checksum: CRC32C of its first 4092 bytes) and follows the refs.
+//
+// # Commit
+//
+// Commit never overwrites what the committed state uses. It writes every
+// new bucket, value set, index extent and the directory to free space (a
+// next-fit bitmap allocator per segment, 512-byte granules for rows and
+// values), fsyncs every file it wrote, writes the new commit record into
+// the /commit slot that does not hold the current one (one 4 KiB, page
+// aligned pwrite; its CRC catches a torn write), and fsyncs again. The
+// newer valid slot wins on load, so a crash at any moment leaves either the
+// previous checkpoint or, once the record is written, the new one. Space
+// superseded by a commit becomes reusable only after that commit is durable
+// and ReuseDelayCommits (default 2) more commits, which gives SWMR readers
+// a grace period. H5Fflush never fsyncs; h5store fsyncs the files itself
+// (Options.NoSync turns that off for tests and benchmarks).
+//
+// A Commit error before the commit record is written rolls everything back
+// in memory and the store stays usable; an error writing or syncing the
+// record leaves the durable state unknown and later commits return
+// ErrFailed until the store is reopened.
+//
+// Measured on the project's 2-core machine (shared, page cache warm):
+// committing 1000 buckets × 256 entries (16 MiB) takes ~14 ms with fsync
+// (~1.2 GB/s), a 10-bucket checkpoint ~0.3 ms (two fsyncs); a random
+// ReadBucket of 256 entries (16 KiB) is one pread and a CRC, ~7 µs.
+//
+// # Crash recovery
+//
+// The writer holds an exclusive flock on <path>.lock (HDF5's own file
+// locking is turned off: it would keep a restarted writer out while SWMR
+// readers have the file open). The kernel drops the lock when a process
+// dies, so Open knows that HDF5 status flags left on the file belong to a
+// dead writer: it reopens the file with the clear_status_flags file-access
+// property and H5Fincrement_filesize(f, 0) (end of allocation = max(EOA,
+// EOF); without it closing would truncate rows written after the last
+// superblock flush), closes it and opens it normally. No h5clear is needed.
+// Stats.Recovered reports it.
+//
+// The crash tests SIGKILL a writer process at random moments and at the
+// failpoints h5.commit.rows-written, h5.commit.before-root,
+// h5.commit.after-root, h5.grow.segment-created and h5.grow.segment-ready,
+// and check that the reopened store holds exactly the last acknowledged
+// checkpoint or the one whose commit record made it.
+//
+// # Growth
+//
+// When no segment of a pool has room, a new segment as large as the whole
+// pool so far is created in a sidecar HDF5 file next to the store,
+// <path>.<group>-<dataset>_NNNN.h5 (cidstore.h5.buckets-rows_0001.h5 holds
+// /buckets/rows_0001): built under a .tmp name, closed, fsynced and renamed,
+// so it exists complete or not at all; an unreferenced one left by a crash
+// is adopted as free space. The store file's HDF5 structure is never
+// changed after creation (only the /config and /wal attribute values are
+// rewritten): HDF5 1.10 cannot create objects in SWMR-write mode (flushing
+// fails with "slist not empty"), and its metadata writes are not
+// crash-consistent — a kill while linking a dataset into a group tore the
+// group's header in testing, after which nothing could be added to it. A
+// store is its .h5 file, the .lock file and any segment files; copy or
+// delete them together. A commit record names at most 64 segments over all
+// pools; Options.SegmentBytes sizes the first ones (default 64 MiB of rows;
+// datasets are allocated at once but stay sparse until written).
+//
+// # SWMR readers
+//
+// The writer opens the store file read-write, then calls
+// H5Fstart_swmr_write. A Reader (OpenReader) opens it RDONLY|SWMR_READ to
+// locate /commit and to check segments against their datasets, then reads
+// everything with pread, so it needs no H5Drefresh: Refresh reads the
+// commit slots and, if the generation changed, applies the new index
+// deltas (or a new snapshot) and opens segment files it has not seen.
+// Readers see whole checkpoints only. A Reader that falls more than
+// ReuseDelayCommits commits behind may find its rows reused: the checksum
+// fails and it returns ErrStale (never other data); Refresh and retry.
+// While the writer runs, h5dump and h5ls cannot open the store file (HDF5
+// marks it open for SWMR writing); h5py can, with swmr=True.
+//
+// # Memory
+//
+// The backend keeps no rows in memory. It keeps one 56-byte loc per bucket
+// and per value set in Go maps (~80 bytes each with map overhead), one bit
+// per 512-byte granule of each pool (rows: 1 bit per 8 entries), and the
+// commit write buffer (Options.CacheBytes/4, at most 8 MiB). HDF5's
+// metadata cache is capped at CacheBytes/2. Repeated reads are served by
+// the kernel page cache. Writing an index snapshot streams it in 64 KiB
+// chunks.
+//
+// # Format version
+//
+// FormatVersion (1) is stored in every commit record and in /config.
+// Open and OpenReader refuse a file of a newer version ("upgrade
+// cidstore") and of an older one (there is no migration yet: the message
+// says how to move the data), with errors wrapping ErrFormatVersion.
+//
+// # Concurrency
+//
+// Store methods are safe for concurrent use: reads share a lock that
+// Commit takes exclusively. One Store per file (ErrLocked otherwise). A
+// Reader in the same process as the Store works; it briefly shares HDF5's
+// file object when it opens the file.
+package h5store

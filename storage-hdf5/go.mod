@@ -1,0 +1,10 @@
+module github.com/cidstore/cidstore/storage-hdf5
+
+go 1.26
+
+require (
+	github.com/cidstore/cidstore/core v0.0.0
+	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946
+)
+
+replace github.com/cidstore/cidstore/core => ../core

@@ -1,0 +1,334 @@
+package h5store
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// state is one committed generation as the writer or a reader sees it: the
+// commit record, the pools' segments and the id → loc tables.
+type state struct {
+	root  commitRec
+	pools [numPools]*pool
+	tabs  [numKinds]*table
+}
+
+// readRoot returns the newest valid commit record of the two slots.
+func readRoot(fd *os.File, off int64) (commitRec, error) {
+	buf := make([]byte, 2*commitSize)
+	if _, err := fd.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return commitRec{}, fmt.Errorf("read commit records: %w", err)
+	}
+	var best commitRec
+	found := false
+	for slot := range 2 {
+		c, ok, err := decodeCommit(buf[slot*commitSize : (slot+1)*commitSize])
+		if err != nil {
+			return commitRec{}, err
+		}
+		if ok && (!found || c.gen > best.gen) {
+			c.slot = slot
+			best, found = c, true
+		}
+	}
+	if !found {
+		return commitRec{}, fmt.Errorf("%w: no valid commit record in /commit", port.ErrCorrupt)
+	}
+	return best, nil
+}
+
+// segOpener returns the open file holding segment index of pool.
+type segOpener func(pool, index int) (*os.File, error)
+
+// buildPools lays out the pools from a commit record's segment table.
+func buildPools(root *commitRec, withBitmaps bool, open segOpener) ([numPools]*pool, error) {
+	var pools [numPools]*pool
+	for i := range pools {
+		pools[i] = newPool(i)
+	}
+	for _, sr := range root.segments {
+		if sr.pool < 0 || sr.pool >= numPools || sr.capacity == 0 || sr.offset <= 0 ||
+			(len(pools[sr.pool].segs) == 0) != (sr.index == 0) {
+			return pools, fmt.Errorf("%w: bad segment %+v in commit record", port.ErrCorrupt, sr)
+		}
+		f, err := open(sr.pool, sr.index)
+		if err != nil {
+			return pools, fmt.Errorf("segment %s: %w", segmentName(sr.pool, sr.index), err)
+		}
+		pools[sr.pool].addSegment(f, sr.offset, sr.capacity, withBitmaps)
+	}
+	for i, p := range pools {
+		if len(p.segs) == 0 {
+			return pools, fmt.Errorf("%w: pool %s has no segment", port.ErrCorrupt, poolSpecs[i].name)
+		}
+	}
+	return pools, nil
+}
+
+// segmentsOf lists the pools' segments in commit-record order.
+func segmentsOf(pools *[numPools]*pool, names *[numPools][]int) []segRec {
+	var out []segRec
+	for pi, p := range pools {
+		for si, s := range p.segs {
+			out = append(out, segRec{offset: s.offset, capacity: s.capacity, pool: pi, index: names[pi][si]})
+		}
+	}
+	return out
+}
+
+// segNames returns the name index of every segment, by pool.
+func segNames(root *commitRec) [numPools][]int {
+	var n [numPools][]int
+	for _, sr := range root.segments {
+		n[sr.pool] = append(n[sr.pool], sr.index)
+	}
+	return n
+}
+
+// readBlob reads an extent of records and verifies its CRC.
+func readBlob(p *pool, e extent, what string) ([]byte, error) {
+	if e.count == 0 {
+		return nil, nil
+	}
+	fd, off, err := p.locate(e.ref, e.count)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	buf := make([]byte, e.count*uint64(p.recSize))
+	if _, err := fd.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if got := crc32.Checksum(buf, castagnoli); got != e.crc {
+		return nil, fmt.Errorf("read %s at %v: checksum %08x, want %08x: %w", what, e.ref, got, e.crc, port.ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// applyIndex applies one index blob to t. A snapshot's records are clean;
+// a delta's are dirty (changed since the snapshot), and freed ids stay as
+// dirty tombstones so that a merged delta carries them.
+func applyIndex(t *table, kind int, blob []byte, delta bool) {
+	rs := metaRecord[kind].Size
+	for o := 0; o+rs <= len(blob); o += rs {
+		id, l := decodeMeta[kind](blob[o : o+rs])
+		if delta {
+			l.state |= stDirty
+		} else if !l.live() {
+			continue
+		}
+		t.set(id, l)
+	}
+}
+
+// loadTable reads a kind's snapshot and deltas into a new table.
+func loadTable(root *commitRec, pools *[numPools]*pool, kind int) (*table, error) {
+	t := newTable()
+	p := pools[metaPool[kind]]
+	if root.hasSnap[kind] {
+		blob, err := readBlob(p, root.snap[kind], kindName[kind]+" index snapshot")
+		if err != nil {
+			return nil, err
+		}
+		applyIndex(t, kind, blob, false)
+	}
+	for i, d := range root.deltas[kind] {
+		blob, err := readBlob(p, d, fmt.Sprintf("%s index delta %d", kindName[kind], i))
+		if err != nil {
+			return nil, err
+		}
+		applyIndex(t, kind, blob, true)
+	}
+	return t, nil
+}
+
+// loadState reads everything a commit record points to except the rows.
+// The writer passes withBitmaps to rebuild the free space; marking detects
+// overlapping or out-of-range extents.
+func loadState(root commitRec, withBitmaps bool, open segOpener) (*state, error) {
+	pools, err := buildPools(&root, withBitmaps, open)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{root: root, pools: pools}
+	for k := range numKinds {
+		if st.tabs[k], err = loadTable(&root, &pools, k); err != nil {
+			return nil, err
+		}
+	}
+	if !withBitmaps {
+		return st, nil
+	}
+	if err := pools[poolDirectory].markUsed(root.dir.ref, root.dir.count, "directory"); err != nil {
+		return nil, err
+	}
+	for k := range numKinds {
+		mp := pools[metaPool[k]]
+		if root.hasSnap[k] {
+			if err := mp.markUsed(root.snap[k].ref, root.snap[k].count, kindName[k]+" index snapshot"); err != nil {
+				return nil, err
+			}
+		}
+		for _, d := range root.deltas[k] {
+			if err := mp.markUsed(d.ref, d.count, kindName[k]+" index delta"); err != nil {
+				return nil, err
+			}
+		}
+		dp := pools[dataPool[k]]
+		var merr error
+		st.tabs[k].all(func(id uint64, l loc) {
+			if merr == nil && l.live() {
+				merr = dp.markUsed(l.ref, l.records(), fmt.Sprintf("%s %d", kindName[k], id))
+			}
+		})
+		if merr != nil {
+			return nil, merr
+		}
+	}
+	var dcap uint64
+	for _, s := range pools[poolDeletions].segs {
+		dcap += s.capacity
+	}
+	if root.deletions > dcap {
+		return nil, fmt.Errorf("%w: deletion log count %d exceeds its capacity %d", port.ErrCorrupt, root.deletions, dcap)
+	}
+	return st, nil
+}
+
+// readObject reads and verifies the rows of one bucket or value set.
+func (st *state) readObject(kind int, id uint64) (loc, []byte, error) {
+	l, ok := st.tabs[kind].get(id)
+	if !ok || !l.live() {
+		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, port.ErrNotFound)
+	}
+	n := l.records()
+	if n == 0 {
+		if c := objectCRC(id, 0); c != l.crc {
+			return loc{}, nil, fmt.Errorf("read %s %d: checksum %08x, want %08x: %w", kindName[kind], id, c, l.crc, port.ErrCorrupt)
+		}
+		return l, nil, nil
+	}
+	p := st.pools[dataPool[kind]]
+	fd, off, err := p.locate(l.ref, n)
+	if err != nil {
+		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
+	}
+	buf := make([]byte, n*uint64(p.recSize))
+	if _, err := fd.ReadAt(buf, off); err != nil {
+		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
+	}
+	if c := objectCRC(id, n, buf); c != l.crc {
+		return loc{}, nil, fmt.Errorf("read %s %d: rows at %s %v fail checksum (%08x, want %08x): %w",
+			kindName[kind], id, poolSpecs[dataPool[kind]].name, l.ref, c, l.crc, port.ErrCorrupt)
+	}
+	return l, buf, nil
+}
+
+func (st *state) readBucket(id uint32) (port.BucketRecord, error) {
+	l, buf, err := st.readObject(kindBucket, uint64(id))
+	if err != nil {
+		return port.BucketRecord{}, err
+	}
+	return port.BucketRecord{
+		ID:            id,
+		LocalDepth:    l.depth,
+		SortedCount:   l.sorted,
+		LastCompacted: l.lastCompacted,
+		Entries:       buf,
+	}, nil
+}
+
+func (st *state) readValueSet(id uint64) (port.ValueSetRecord, error) {
+	l, buf, err := st.readObject(kindValueSet, id)
+	if err != nil {
+		return port.ValueSetRecord{}, err
+	}
+	vs := port.ValueSetRecord{ID: id, SortedCount: l.sorted}
+	if l.count > 0 {
+		n := l.count * port.ValueSize
+		vs.Values = buf[:n:n]
+	}
+	if l.tombs > 0 {
+		vs.Tombstones = buf[l.count*port.ValueSize:]
+	}
+	return vs, nil
+}
+
+// readDirectory reads the committed directory and checks that it has
+// 1<<GlobalDepth slots, each naming a live bucket.
+func (st *state) readDirectory() ([]uint32, error) {
+	r := &st.root
+	blob, err := readBlob(st.pools[poolDirectory], r.dir, "directory")
+	if err != nil {
+		return nil, err
+	}
+	n := len(blob) / recBucketPointer.Size
+	if r.meta.GlobalDepth > 40 || uint64(n) != 1<<r.meta.GlobalDepth {
+		return nil, fmt.Errorf("%w: directory has %d slots, global depth %d", port.ErrCorrupt, n, r.meta.GlobalDepth)
+	}
+	dir := make([]uint32, n)
+	bt := st.tabs[kindBucket]
+	last, lastOK := uint32(0), false
+	for i := range dir {
+		id := le.Uint32(blob[i*recBucketPointer.Size:])
+		if !lastOK || id != last {
+			if l, ok := bt.get(uint64(id)); !ok || !l.live() {
+				return nil, fmt.Errorf("%w: directory slot %d names bucket %d, which is not committed", port.ErrCorrupt, i, id)
+			}
+			last, lastOK = id, true
+		}
+		dir[i] = id
+	}
+	return dir, nil
+}
+
+func (st *state) loadMeta() (port.Meta, []uint32, bool, error) {
+	if !st.root.hasMeta() {
+		return port.Meta{}, nil, false, nil
+	}
+	dir, err := st.readDirectory()
+	if err != nil {
+		return port.Meta{}, nil, false, err
+	}
+	return st.root.meta, dir, true, nil
+}
+
+func ids32(ids []uint64) []uint32 {
+	out := make([]uint32, len(ids))
+	for i, id := range ids {
+		out[i] = uint32(id)
+	}
+	return out
+}
+
+// checkState verifies a committed state the way fsck would: the directory,
+// and the checksum of every bucket and value set. It returns every problem
+// found (at most about 100), each wrapping port.ErrCorrupt.
+func checkState(st *state) error {
+	var errs []error
+	if _, _, _, err := st.loadMeta(); err != nil {
+		errs = append(errs, err)
+	}
+	for k := range numKinds {
+		for _, id := range st.tabs[k].ids() {
+			if _, _, err := st.readObject(k, id); err != nil {
+				errs = append(errs, err)
+				if len(errs) > 100 {
+					return errors.Join(errs...)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameSegments reports whether two commit records describe the same
+// segments.
+func sameSegments(a, b *commitRec) bool {
+	return slices.Equal(a.segments, b.segments)
+}

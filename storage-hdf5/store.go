@@ -1,0 +1,466 @@
+package h5store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cidstore/cidstore/core/port"
+	"github.com/cidstore/cidstore/storage-hdf5/internal/h5"
+)
+
+// Store is the writer: it implements port.Backend and port.Lister over one
+// HDF5 file. Loader methods are safe for concurrent use with each other;
+// Commit excludes them while it runs.
+type Store struct {
+	mu        sync.RWMutex
+	path      string
+	opts      Options
+	log       port.Logger
+	h         *h5.File
+	fd        *os.File
+	lock      *os.File
+	commitOff int64
+	st        *state
+	names     [numPools][]int // segment name index, by pool and position
+	sidecars  []*os.File      // open segment files other than the store file
+	mirrored  map[string]any  // /config and /wal attribute values last written
+	pending   []freeBatch
+	closed    bool
+	failed    error
+	wbuf      []byte
+	stats     Stats
+
+	// failpoint, when set, is called at named steps of Commit and growth;
+	// crash tests kill the process there.
+	failpoint func(name string)
+}
+
+// Stats counts what a Store has done since Open.
+type Stats struct {
+	Generation      uint64 // generation of the committed state
+	Commits         uint64
+	BytesWritten    uint64 // rows, values, index and directory bytes
+	SegmentsCreated int
+	Recovered       bool // Open cleared a crashed writer's status flags
+}
+
+// freeBatch is space superseded by the commit of generation gen.
+type freeBatch struct {
+	gen     uint64
+	extents []pext
+}
+
+// pext is an extent of records in one pool.
+type pext struct {
+	pool int
+	ref  ref
+	n    uint64
+}
+
+// Open opens the store at path (the .h5 file), creating it when it does
+// not exist. Only one Store may have a file open: a second Open, in this
+// process or another, returns ErrLocked. A file left by a writer that died
+// is recovered without manual tools (its HDF5 status flags are cleared and
+// its end of allocation raised to the end of file); the state loaded is the
+// last commit whose commit record reached the file.
+func Open(path string, opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if err := create(path, &opts); err != nil {
+			return nil, errors.Join(fmt.Errorf("create %s: %w", path, err), lock.Close())
+		}
+	}
+	s := &Store{path: path, opts: opts, log: opts.Logger, lock: lock, wbuf: make([]byte, 0, opts.writeBuffer()),
+		mirrored: map[string]any{}}
+	if err := s.open(); err != nil {
+		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.closeFiles())
+	}
+	return s, nil
+}
+
+func h5config(cacheBytes int64) h5.Config { return h5.Config{MetaCacheBytes: cacheBytes / 2} }
+
+// create builds a new file under a temporary name and renames it into
+// place, so a crash never leaves a half-made store at path.
+func create(path string, opts *Options) error {
+	tmp := path + ".tmp"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	h, err := h5.Create(tmp, h5config(opts.CacheBytes))
+	if err != nil {
+		return err
+	}
+	root := commitRec{gen: 1}
+	commitOff, err := layoutNewFile(h, opts, &root)
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	// The commit records are written after HDF5 closed the file: nothing
+	// HDF5 does later touches them (the dataset is never filled).
+	fd, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if _, err = fd.WriteAt(root.encode(), commitOff); err == nil {
+		err = fd.Sync()
+	}
+	if cerr := fd.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return errors.Join(err, os.Remove(tmp))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// layoutNewFile creates every group, attribute and dataset of a new file
+// and records the segments in root.
+func layoutNewFile(h *h5.File, opts *Options, root *commitRec) (int64, error) {
+	for _, g := range []string{"/config", "/buckets", "/values", "/wal"} {
+		if err := h.CreateGroup(g); err != nil {
+			return 0, err
+		}
+	}
+	if err := h.SetAttrs("/config", configAttrs(root)); err != nil {
+		return 0, err
+	}
+	if err := h.SetAttrs("/wal", walAttrs(root)); err != nil {
+		return 0, err
+	}
+	cds, err := h.CreateDataset("/commit", recCommit, 2)
+	if err != nil {
+		return 0, err
+	}
+	for pi := range numPools {
+		ds, err := h.CreateDataset(segmentName(pi, 0), poolSpecs[pi].rec, initialRecords(pi, opts))
+		if err != nil {
+			return 0, err
+		}
+		root.segments = append(root.segments, segRec{offset: ds.Offset, capacity: ds.Records, pool: pi})
+	}
+	return cds.Offset, nil
+}
+
+func initialRecords(pi int, opts *Options) uint64 {
+	sp := poolSpecs[pi]
+	n := uint64(opts.SegmentBytes / sp.share / int64(sp.rec.Size))
+	g := max(sp.granule, 64)
+	return max((n+g-1)/g*g, g)
+}
+
+func configAttrs(root *commitRec) []h5.Attr {
+	m := &root.meta
+	return []h5.Attr{
+		{Name: "format_version", Value: uint32(FormatVersion)},
+		{Name: "version_string", Value: versionString},
+		{Name: "created_timestamp", Value: float64(m.CreatedUnixNano) / 1e9},
+		{Name: "global_depth", Value: m.GlobalDepth},
+		{Name: "num_buckets", Value: m.NumBuckets},
+		{Name: "hash_seed", Value: m.HashSeed},
+		{Name: "bucket_capacity", Value: m.BucketCapacity},
+		{Name: "checkpoint_lsn", Value: m.CheckpointLSN},
+		{Name: "core_format_version", Value: m.FormatVersion},
+		{Name: "next_bucket_id", Value: m.NextBucketID},
+		{Name: "next_value_set_id", Value: m.NextValueSetID},
+		{Name: "generation", Value: root.gen},
+	}
+}
+
+func walAttrs(root *commitRec) []h5.Attr {
+	return []h5.Attr{
+		{Name: "checkpoint_lsn", Value: root.meta.CheckpointLSN},
+		{Name: "record_size", Value: uint32(64)},
+		{Name: "location", Value: "sidecar file owned by core (Options.WALPath)"},
+	}
+}
+
+// open opens the HDF5 file for writing, recovering it if a writer died, and
+// loads the committed state.
+func (s *Store) open() error {
+	cfg := h5config(s.opts.CacheBytes)
+	h, err := h5.Open(s.path, h5.ReadWrite, cfg)
+	if err != nil {
+		// We hold the writer lock, so no live writer owns the status flags
+		// that refused the open: a previous writer died.
+		if rerr := h5.Recover(s.path, cfg); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if h, err = h5.Open(s.path, h5.ReadWrite, cfg); err != nil {
+			return err
+		}
+		s.stats.Recovered = true
+		s.log.Warn("h5store: recovered file left by a writer that did not close it", "path", s.path)
+	}
+	s.h = h
+	cds, err := h.OpenDataset("/commit")
+	if err != nil {
+		return fmt.Errorf("not an h5store file: %w", err)
+	}
+	if cds.Records != 2 || cds.RecSize != commitSize {
+		return fmt.Errorf("%w: /commit has %d records of %d bytes", port.ErrCorrupt, cds.Records, cds.RecSize)
+	}
+	s.commitOff = cds.Offset
+	if s.fd, err = os.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+		return err
+	}
+	root, err := readRoot(s.fd, s.commitOff)
+	if err != nil {
+		return err
+	}
+	st, err := loadState(root, true, s.openSegment)
+	s.st = st
+	if err != nil {
+		return err
+	}
+	s.names = segNames(&root)
+	if err := s.checkSegments(); err != nil {
+		return err
+	}
+	if err := s.adoptSegments(); err != nil {
+		return err
+	}
+	s.stats.Generation = root.gen
+	return h.StartSWMRWrite()
+}
+
+// openSegment opens the file of a segment for reading and writing.
+func (s *Store) openSegment(pool, index int) (*os.File, error) {
+	if index == 0 {
+		return s.fd, nil
+	}
+	f, err := os.OpenFile(segmentFile(s.path, pool, index), os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: segment file missing: %w", port.ErrCorrupt, err)
+	}
+	if err == nil {
+		s.sidecars = append(s.sidecars, f)
+	}
+	return f, err
+}
+
+// checkSegments compares the commit record's segments with their HDF5
+// datasets, so that what h5dump shows is what the store reads.
+func (s *Store) checkSegments() error {
+	for pi, p := range s.st.pools {
+		for si, seg := range p.segs {
+			index := s.names[pi][si]
+			ds, err := datasetOf(s.h, s.path, pi, index, s.opts.CacheBytes)
+			if err != nil {
+				return fmt.Errorf("%w: segment %s: %w", port.ErrCorrupt, segmentName(pi, index), err)
+			}
+			if ds.Offset != seg.offset || ds.Records != seg.capacity || ds.RecSize != int(p.recSize) {
+				return fmt.Errorf("%w: dataset %s at %d (%d×%d B) but the commit record says %d (%d records)",
+					port.ErrCorrupt, ds.Name, ds.Offset, ds.Records, ds.RecSize, seg.offset, seg.capacity)
+			}
+		}
+	}
+	return nil
+}
+
+// datasetOf reports where segment index of a pool lives. main is the open
+// store file; sidecar files are opened read-only for the question (no
+// writer has them open in HDF5: h5store writes them with pwrite only).
+func datasetOf(main *h5.File, path string, pool, index int, cacheBytes int64) (h5.Dataset, error) {
+	name := segmentName(pool, index)
+	if index == 0 {
+		return main.OpenDataset(name)
+	}
+	h, err := h5.Open(segmentFile(path, pool, index), h5.ReadOnly, h5config(cacheBytes))
+	if err != nil {
+		return h5.Dataset{}, err
+	}
+	ds, err := h.OpenDataset(name)
+	return ds, errors.Join(err, h.Close())
+}
+
+// adoptSegments takes segment files that a crash left unreferenced (made
+// by a commit that did not finish; a segment file appears only complete,
+// by rename) as free space, and removes half-made ones.
+func (s *Store) adoptSegments() error {
+	tmps, err := filepath.Glob(s.path + ".*.h5.tmp")
+	if err != nil {
+		return err
+	}
+	for _, t := range tmps {
+		if err := os.Remove(t); err != nil {
+			return err
+		}
+	}
+	for pi, p := range s.st.pools {
+		next := 0
+		for _, n := range s.names[pi] {
+			next = max(next, n+1)
+		}
+		for ; ; next++ {
+			file := segmentFile(s.path, pi, next)
+			if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			ds, err := datasetOf(s.h, s.path, pi, next, s.opts.CacheBytes)
+			if err != nil || ds.RecSize != int(p.recSize) {
+				return fmt.Errorf("%w: leftover segment file %s: %v", port.ErrCorrupt, file, err)
+			}
+			f, err := s.openSegment(pi, next)
+			if err != nil {
+				return err
+			}
+			p.addSegment(f, ds.Offset, ds.Records, true)
+			s.names[pi] = append(s.names[pi], next)
+			s.log.Info("h5store: adopted segment left by an unfinished commit", "segment", file)
+		}
+	}
+	return nil
+}
+
+func (s *Store) usable() error {
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// LoadMeta returns the committed metadata and directory; ok is false for a
+// store that was never committed to. The directory slice belongs to the
+// caller.
+func (s *Store) LoadMeta() (port.Meta, []uint32, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return port.Meta{}, nil, false, err
+	}
+	return s.st.loadMeta()
+}
+
+// ReadBucket reads a committed bucket with one pread and verifies its
+// checksum. It returns an error wrapping port.ErrNotFound for an id the
+// last commit does not hold and port.ErrCorrupt, naming the bucket, for
+// rows that fail their checksum. Entries belongs to the caller.
+func (s *Store) ReadBucket(id uint32) (port.BucketRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return port.BucketRecord{}, err
+	}
+	return s.st.readBucket(id)
+}
+
+// ReadValueSet reads a committed value set; see ReadBucket.
+func (s *Store) ReadValueSet(id uint64) (port.ValueSetRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return port.ValueSetRecord{}, err
+	}
+	return s.st.readValueSet(id)
+}
+
+// BucketIDs returns the committed bucket ids in ascending order.
+func (s *Store) BucketIDs() ([]uint32, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	return ids32(s.st.tabs[kindBucket].ids()), nil
+}
+
+// ValueSetIDs returns the committed value set ids in ascending order.
+func (s *Store) ValueSetIDs() ([]uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	return s.st.tabs[kindValueSet].ids(), nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.stats
+}
+
+// Check verifies the committed state the way fsck would: the directory, and
+// the checksum of every bucket and value set. Extent overlaps were already
+// checked when the store was opened. It returns every problem found, each
+// wrapping port.ErrCorrupt.
+func (s *Store) Check() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	return checkState(s.st)
+}
+
+// Close closes the file cleanly (HDF5 clears its SWMR status flags) and
+// releases the writer lock. Calls after Close return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	return s.closeFiles()
+}
+
+func (s *Store) closeFiles() error {
+	var errs []error
+	if s.h != nil {
+		errs = append(errs, s.h.Close())
+		s.h = nil
+	}
+	for _, f := range s.sidecars {
+		errs = append(errs, f.Close())
+	}
+	s.sidecars = nil
+	if s.fd != nil {
+		errs = append(errs, s.fd.Close())
+		s.fd = nil
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+func (s *Store) fire(name string) {
+	if s.failpoint != nil {
+		s.failpoint(name)
+	}
+}
+
+func (s *Store) sync(f *os.File) error {
+	if s.opts.NoSync {
+		return nil
+	}
+	return f.Sync()
+}

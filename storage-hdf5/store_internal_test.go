@@ -1,0 +1,346 @@
+package h5store
+
+import (
+	"errors"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// commitN opens a store at a new path and commits n workload checkpoints.
+func commitN(t *testing.T, n int, opts Options) (*Store, *workload, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.h5")
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorkload(5)
+	for range n {
+		if err := s.Commit(w.next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, w, path
+}
+
+func mustClose(t *testing.T, c interface{ Close() error }) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flip inverts one byte of the file.
+func flip(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte{0}
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, f)
+}
+
+func TestCorruptRowNamesBucket(t *testing.T) {
+	s, w, path := commitN(t, 30, workloadOptions())
+	var victim uint32
+	var l loc
+	for _, id := range w.liveBuckets() {
+		if l, _ = s.st.tabs[kindBucket].get(uint64(id)); l.count > 2 {
+			victim = id
+			break
+		}
+	}
+	f, off, err := s.st.pools[poolRows].locate(l.ref, l.count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := f.Name()
+	mustClose(t, s)
+	flip(t, file, off+port.EntrySize+17) // inside the second entry
+
+	s, err = Open(path, workloadOptions())
+	if err != nil {
+		t.Fatalf("open with a corrupt row: %v", err)
+	}
+	defer mustClose(t, s)
+	_, err = s.ReadBucket(victim)
+	if !errors.Is(err, port.ErrCorrupt) {
+		t.Fatalf("ReadBucket(%d) of a flipped row: err = %v, want ErrCorrupt", victim, err)
+	}
+	if want := "bucket " + strconv.FormatUint(uint64(victim), 10); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %q", err, want)
+	}
+	t.Logf("corrupt row: %v", err)
+	cerr := s.Check()
+	if !errors.Is(cerr, port.ErrCorrupt) || !strings.Contains(cerr.Error(), "bucket "+strconv.FormatUint(uint64(victim), 10)) {
+		t.Fatalf("Check: %v", cerr)
+	}
+	for _, id := range w.liveBuckets() {
+		if _, err := s.ReadBucket(id); id != victim && err != nil {
+			t.Fatalf("bucket %d next to the corrupt one: %v", id, err)
+		}
+	}
+}
+
+func TestCorruptIndexRefusesOpen(t *testing.T) {
+	s, _, path := commitN(t, 12, workloadOptions())
+	snap := s.st.root.snap[kindBucket]
+	f, off, err := s.st.pools[poolBucketMeta].locate(snap.ref, snap.count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := f.Name()
+	mustClose(t, s)
+	flip(t, file, off+5)
+	_, err = Open(path, workloadOptions())
+	if !errors.Is(err, port.ErrCorrupt) {
+		t.Fatalf("open with a corrupt index snapshot: err = %v, want ErrCorrupt", err)
+	}
+	t.Logf("corrupt index: %v", err)
+}
+
+// A torn or corrupt newest commit record falls back to the other slot,
+// which holds the previous checkpoint.
+func TestCorruptCommitRecordFallsBack(t *testing.T) {
+	s, w, path := commitN(t, 9, workloadOptions())
+	slot := s.st.root.slot
+	commitOff := s.commitOff
+	mustClose(t, s)
+	flip(t, path, commitOff+int64(slot)*commitSize+coLSN)
+	s, err := Open(path, workloadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	meta, _, _, err := s.LoadMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.CheckpointLSN != w.lsn-1 {
+		t.Fatalf("loaded lsn %d, want the previous checkpoint %d", meta.CheckpointLSN, w.lsn-1)
+	}
+	prev := newWorkload(5)
+	if err := prev.advanceTo(w.lsn - 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyState(s, prev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setFormat rewrites the format version of both commit records, with a
+// valid checksum.
+func setFormat(t *testing.T, path string, commitOff int64, v uint32) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, f)
+	for slot := range 2 {
+		b := make([]byte, commitSize)
+		off := commitOff + int64(slot)*commitSize
+		if _, err := f.ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		if le.Uint64(b) != commitMagic {
+			continue
+		}
+		le.PutUint32(b[coFormat:], v)
+		le.PutUint32(b[coChecksum:], crc32.Checksum(b[:coChecksum], castagnoli))
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		version uint32
+		want    string
+	}{
+		{"newer", FormatVersion + 1, "newer than this build"},
+		{"older", FormatVersion - 1, "older than this build"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _, path := commitN(t, 2, workloadOptions())
+			off := s.commitOff
+			mustClose(t, s)
+			setFormat(t, path, off, c.version)
+			_, err := Open(path, workloadOptions())
+			if !errors.Is(err, ErrFormatVersion) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: err = %v, want ErrFormatVersion %q", err, c.want)
+			}
+			_, err = OpenReader(path, ReaderOptions{})
+			if !errors.Is(err, ErrFormatVersion) {
+				t.Fatalf("OpenReader: err = %v, want ErrFormatVersion", err)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+// A Reader left behind while the writer reuses its space reports ErrStale,
+// never other data, and Refresh brings it back.
+func TestReaderStale(t *testing.T) {
+	s, w, path := commitN(t, 3, Options{SegmentBytes: minSegmentBytes, ReuseDelayCommits: -1})
+	defer mustClose(t, s)
+	r, err := OpenReader(path, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, r)
+	at := newWorkload(5)
+	if err := at.advanceTo(w.lsn); err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyState(r, at); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite every bucket a few times: with no reuse delay the third
+	// rewrite lands on the space the Reader's generation points at.
+	for range 4 {
+		cp := w.next()
+		for _, id := range w.liveBuckets() {
+			b := w.bucket(rand.New(rand.NewPCG(9, uint64(id))), id, 64)
+			cp.Buckets = append(cp.Buckets, b)
+			w.buckets[id] = b
+		}
+		if err := s.Commit(cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := 0
+	for _, id := range at.liveBuckets() {
+		got, err := r.ReadBucket(id)
+		switch {
+		case errors.Is(err, ErrStale):
+			stale++
+		case err != nil:
+			t.Fatalf("ReadBucket(%d) from a stale generation: %v", id, err)
+		default:
+			if want := at.buckets[id]; string(got.Entries) != string(want.Entries) {
+				t.Fatalf("ReadBucket(%d) returned rows that are not its generation's", id)
+			}
+		}
+	}
+	if stale == 0 {
+		t.Fatal("no read noticed that the writer reused the space")
+	}
+	if changed, err := r.Refresh(); err != nil || !changed {
+		t.Fatalf("Refresh = %v, %v", changed, err)
+	}
+	if err := verifyState(r, w); err != nil {
+		t.Fatalf("after refresh: %v", err)
+	}
+	t.Logf("%d of %d reads were stale before Refresh", stale, len(at.buckets))
+}
+
+func TestOpenLocked(t *testing.T) {
+	s, _, path := commitN(t, 1, workloadOptions())
+	defer mustClose(t, s)
+	if _, err := Open(path, workloadOptions()); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: err = %v, want ErrLocked", err)
+	}
+	r, err := OpenReader(path, ReaderOptions{})
+	if err != nil {
+		t.Fatalf("reader next to a writer: %v", err)
+	}
+	defer mustClose(t, r)
+	if err := r.Commit(&port.Checkpoint{}); !errors.Is(err, port.ErrReadOnly) {
+		t.Fatalf("Reader.Commit: err = %v, want ErrReadOnly", err)
+	}
+}
+
+// A rejected checkpoint leaves the store as it was and usable.
+func TestCommitRollback(t *testing.T) {
+	s, w, _ := commitN(t, 5, workloadOptions())
+	defer mustClose(t, s)
+	before := newWorkload(5)
+	if err := before.advanceTo(w.lsn); err != nil {
+		t.Fatal(err)
+	}
+	cp := w.next()
+	bad := *cp
+	bad.Directory = append([]uint32(nil), cp.Directory...)
+	bad.Directory[0] = 1 << 30 // names no bucket
+	if err := s.Commit(&bad); err == nil {
+		t.Fatal("commit with a dangling directory slot succeeded")
+	} else {
+		t.Logf("rejected: %v", err)
+	}
+	if err := verifyState(s, before); err != nil {
+		t.Fatalf("after a rejected commit: %v", err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(cp); err != nil {
+		t.Fatalf("commit after a rejected one: %v", err)
+	}
+	if err := verifyState(s, w); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reads running concurrently with commits see whole bucket versions: rows
+// that verify, or ErrNotFound for a bucket freed meanwhile.
+func TestConcurrentReadsDuringCommits(t *testing.T) {
+	s, w, _ := commitN(t, 5, workloadOptions())
+	defer mustClose(t, s)
+	done := make(chan struct{})
+	errc := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for {
+				select {
+				case <-done:
+					errc <- nil
+					return
+				default:
+				}
+				ids, err := s.BucketIDs()
+				if err != nil {
+					errc <- err
+					return
+				}
+				id := ids[r.IntN(len(ids))]
+				if _, err := s.ReadBucket(id); err != nil && !errors.Is(err, port.ErrNotFound) {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 40 {
+		if err := s.Commit(w.next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := verifyState(s, w); err != nil {
+		t.Fatal(err)
+	}
+}

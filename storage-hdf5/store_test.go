@@ -1,0 +1,152 @@
+package h5store_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
+	"github.com/cidstore/cidstore/core/port/porttest"
+	h5store "github.com/cidstore/cidstore/storage-hdf5"
+)
+
+// checked runs the fsck-style Check before every Close.
+type checked struct {
+	*h5store.Store
+	t *testing.T
+}
+
+func (c checked) Close() error {
+	if err := c.Check(); err != nil && !errors.Is(err, h5store.ErrClosed) {
+		c.t.Errorf("check before close: %v", err)
+	}
+	return c.Store.Close()
+}
+
+// openStore opens a store with small segments, so that the contract cases
+// also exercise pool growth.
+func openStore(t *testing.T, path string) port.Backend {
+	t.Helper()
+	s, err := h5store.Open(path, h5store.Options{SegmentBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return checked{s, t}
+}
+
+func TestContract(t *testing.T) {
+	porttest.Run(t, openStore, openStore)
+}
+
+func benchStore(b *testing.B, opts h5store.Options) *h5store.Store {
+	b.Helper()
+	s, err := h5store.Open(filepath.Join(b.TempDir(), "bench.h5"), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	return s
+}
+
+// buckets1000 is a checkpoint rewriting 1000 buckets of 256 entries.
+func buckets1000(n, entries int) *port.Checkpoint {
+	r := rand.New(rand.NewPCG(1, 2))
+	cp := &port.Checkpoint{Meta: port.Meta{FormatVersion: 1, GlobalDepth: 10, BucketCapacity: uint32(entries)}}
+	for id := range uint32(n) {
+		e := make([]byte, entries*port.EntrySize)
+		for i := 0; i < len(e); i += 8 {
+			binary.LittleEndian.PutUint64(e[i:], r.Uint64())
+		}
+		cp.Buckets = append(cp.Buckets, port.BucketRecord{ID: id, LocalDepth: 10, SortedCount: uint32(entries), Entries: e})
+	}
+	cp.Directory = make([]uint32, 1<<10)
+	for i := range cp.Directory {
+		cp.Directory[i] = uint32(i % n)
+	}
+	return cp
+}
+
+// BenchmarkCommit commits 1000 buckets × 256 entries (16 MiB of rows) per
+// op, copy-on-write over the previous version.
+func BenchmarkCommit(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		noSync bool
+	}{{"fsync", false}, {"nosync", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := benchStore(b, h5store.Options{NoSync: c.noSync})
+			cp := buckets1000(1000, 256)
+			b.SetBytes(int64(1000 * 256 * port.EntrySize))
+			b.ResetTimer()
+			for i := range b.N {
+				cp.Meta.CheckpointLSN = uint64(i + 1)
+				if err := s.Commit(cp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReadBucket reads random 256-entry buckets (16 KiB, one pread
+// each) from a warm page cache.
+func BenchmarkReadBucket(b *testing.B) {
+	const n = 2000
+	s := benchStore(b, h5store.Options{NoSync: true})
+	if err := s.Commit(buckets1000(n, 256)); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]uint32, 4096)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range ids {
+		ids[i] = uint32(r.IntN(n))
+	}
+	b.SetBytes(256 * port.EntrySize)
+	b.Run("serial", func(b *testing.B) {
+		b.SetBytes(256 * port.EntrySize)
+		for i := range b.N {
+			if _, err := s.ReadBucket(ids[i%len(ids)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetBytes(256 * port.EntrySize)
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, err := s.ReadBucket(ids[i%len(ids)]); err != nil {
+					b.Error(err)
+					return
+				}
+				i++
+			}
+		})
+	})
+}
+
+// BenchmarkCommitSmall commits 10 buckets × 64 entries: the fixed cost of a
+// checkpoint (two fsyncs, commit record, /config mirror).
+func BenchmarkCommitSmall(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		noSync bool
+	}{{"fsync", false}, {"nosync", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := benchStore(b, h5store.Options{NoSync: c.noSync})
+			cp := buckets1000(10, 64)
+			for i := range b.N {
+				cp.Meta.CheckpointLSN = uint64(i + 1)
+				if err := s.Commit(cp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
