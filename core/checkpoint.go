@@ -17,6 +17,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -15,6 +15,9 @@ import (
 // mark and halves the directory while it can. Readers keep running; writers
 // wait. Every task is idempotent.
 func (s *Store) Compact(ctx context.Context) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {

@@ -95,6 +95,10 @@ type Options struct {
 	// order, from the goroutine that made them. It must not block for long
 	// and must not call back into the Store.
 	Notify func([]Mutation)
+	// ReadOnly opens the store on a read-only backend (for example an
+	// h5store SWMR reader): no WAL, every mutation, Compact and Checkpoint
+	// return ErrReadOnly, and Close writes nothing.
+	ReadOnly bool
 	// Failpoint, when set, is called with a step name at each crash point
 	// of the WAL (wal.*) and of checkpoints (checkpoint.*); crash tests make
 	// it kill the process there. Never set it in production.
@@ -155,6 +159,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PromotionThreshold < 1 || o.PromotionThreshold > 2 {
 		bad("promotion threshold %d not in [1, 2]", o.PromotionThreshold)
+	}
+	if o.ReadOnly && o.WALPath != "" {
+		bad("a read-only store has no WAL")
 	}
 	if o.MaxGlobalDepth < 1 || o.MaxGlobalDepth > 32 {
 		bad("max global depth %d not in [1, 32]", o.MaxGlobalDepth)

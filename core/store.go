@@ -286,6 +286,9 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	s.wmu.Lock()
 	if s.closed.Load() {
 		s.wmu.Unlock()
@@ -619,6 +622,9 @@ func (s *Store) Close() error {
 	s.wmu.Unlock()
 	close(s.stop)
 	s.bg.Wait()
+	if s.opts.ReadOnly {
+		return s.backend.Close()
+	}
 	err := s.checkpoint()
 	if s.wal != nil {
 		err = errors.Join(err, s.closeWAL())

@@ -373,3 +373,36 @@ func TestBucketInfo(t *testing.T) {
 	b.d.mu.Unlock()
 	t.Fatal("no committed bucket with entries")
 }
+
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBackend()
+	s := openTest(t, b, Options{})
+	mustInsert(t, s, e(1), e(2))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	commits := b.d.commits
+	r := openTest(t, b.reopen(), Options{ReadOnly: true})
+	mustGet(t, r, e(1), e(2))
+	for name, err := range map[string]error{
+		"insert":     r.Insert(ctx, e(1), e(3)),
+		"batch":      r.InsertBatch(ctx, []Pair{{e(1), e(3)}}),
+		"delete":     r.Delete(ctx, e(1)),
+		"compact":    r.Compact(ctx),
+		"checkpoint": r.Checkpoint(ctx),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s on a read-only store: %v", name, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b.d.commits != commits {
+		t.Fatal("closing a read-only store committed a checkpoint")
+	}
+	if _, err := Open(newTestBackend(), Options{ReadOnly: true, WALPath: "x"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("read-only with a WAL: %v", err)
+	}
+}
