@@ -24,8 +24,10 @@ func (s *Store) splitFor(b *bucket, h uint64) bool {
 // doubling the directory first when b is as deep as the directory.
 // Writer only.
 func (s *Store) split(b *bucket) {
+	s.failpoint("store.split")
 	d := s.dir.Load()
 	if b.depth == d.depth {
+		s.failpoint("store.split.doubling")
 		d = d.doubled()
 		s.setDir(d)
 		s.stats.doublings.Add(1)

@@ -100,8 +100,9 @@ type Options struct {
 	// return ErrReadOnly, and Close writes nothing.
 	ReadOnly bool
 	// Failpoint, when set, is called with a step name at each crash point
-	// of the WAL (wal.*) and of checkpoints (checkpoint.*); crash tests make
-	// it kill the process there. Never set it in production.
+	// of the WAL (wal.*), of checkpoints (checkpoint.*), of directory
+	// doubling and of promotion (store.*); crash tests make it kill the
+	// process there. Never set it in production.
 	Failpoint func(name string)
 
 	// hash overrides the directory hash; tests use it to force collisions.

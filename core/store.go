@@ -422,6 +422,7 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 		sortSmall(vals)
 		id := s.nextVSID
 		s.nextVSID++
+		s.failpoint("store.promote")
 		vs := s.sets.alloc(id)
 		vs.init(vals)
 		e.s0, e.s1 = E{}, spillPointer(id)

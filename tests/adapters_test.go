@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cidstore/cidstore/core/port"
+	h5store "github.com/cidstore/cidstore/storage-hdf5"
 	memstore "github.com/cidstore/cidstore/storage-mem"
 )
 
@@ -21,6 +22,13 @@ var adapters = []adapter{
 	{name: "memstore", open: func(t *testing.T, dir string) port.Backend { return memstore.New() }},
 	{name: "memstore-durable", persistent: true, open: func(t *testing.T, dir string) port.Backend {
 		b, err := memstore.Open(filepath.Join(dir, "store.snapshot"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}},
+	{name: "h5store", persistent: true, open: func(t *testing.T, dir string) port.Backend {
+		b, err := h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 
 	cidstore "github.com/cidstore/cidstore/core"
 	"github.com/cidstore/cidstore/core/port"
+	h5store "github.com/cidstore/cidstore/storage-hdf5"
 	memstore "github.com/cidstore/cidstore/storage-mem"
 )
 
@@ -78,6 +79,9 @@ type crashBackend struct {
 
 var crashBackends = []crashBackend{
 	{"memstore", func(dir string) (port.Backend, error) { return memstore.Open(filepath.Join(dir, "store.snapshot")) }},
+	{"h5store", func(dir string) (port.Backend, error) {
+		return h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
+	}},
 }
 
 func findCrashBackend(name string) crashBackend {
@@ -162,7 +166,7 @@ func crashModel(seed uint64, n int) model {
 
 // runChild starts the child and returns the last acknowledged batch (-1 if
 // none) after it dies: killed by us after killAfter, or by its failpoint.
-func runChild(t *testing.T, backend, dir string, seed uint64, start int, failpoint string, killAfter time.Duration) int {
+func runChild(t *testing.T, backend, dir string, seed uint64, start int, failpoint string, killAfter time.Duration) (acked int, failpointHit bool) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envChild+"="+dir, envBackend+"="+backend, envSeed+"="+strconv.FormatUint(seed, 10),
@@ -192,6 +196,8 @@ func runChild(t *testing.T, backend, dir string, seed uint64, start int, failpoi
 			last = n
 		case strings.HasPrefix(line, "ERR"):
 			t.Fatalf("child: %s", line)
+		case strings.HasPrefix(line, "FAILPOINT "):
+			failpointHit = true
 		}
 	}
 	if timer != nil {
@@ -201,7 +207,7 @@ func runChild(t *testing.T, backend, dir string, seed uint64, start int, failpoi
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v", err)
 	}
-	return last
+	return last, failpointHit
 }
 
 // verifyCrash reopens the store and checks it against the model: all
@@ -260,7 +266,10 @@ func crashScenario(t *testing.T, backend string, seed uint64, rounds int, failpo
 		if failpoint != nil {
 			fp = failpoint(round)
 		}
-		acked := runChild(t, backend, dir, seed, next, fp, kill(r))
+		acked, hit := runChild(t, backend, dir, seed, next, fp, kill(r))
+		if fp != "" && !hit {
+			t.Fatalf("round %d: failpoint %s never fired (the child was killed by the timeout)", round, fp)
+		}
 		next = verifyCrash(t, backend, dir, seed, acked)
 		if next < acked+1 {
 			t.Fatalf("round %d: lost acknowledged batches", round)
@@ -296,6 +305,7 @@ func TestCrashFailpoints(t *testing.T) {
 		"wal.append.before-copy", "wal.append.after-copy", "wal.sync.before", "wal.sync.after",
 		"wal.truncate.before-header", "wal.truncate.after-header",
 		"checkpoint.before-commit", "checkpoint.after-commit",
+		"store.split", "store.promote",
 	}
 	rounds := crashRounds(4)
 	for _, b := range crashBackends {
@@ -304,6 +314,15 @@ func TestCrashFailpoints(t *testing.T) {
 				crashScenario(t, b.name, uint64(100+i), rounds, func(round int) string {
 					return fmt.Sprintf("%s:%d", step, 3+7*round)
 				}, func(*rand.Rand) time.Duration { return 20 * time.Second }) // the failpoint kills first
+			})
+		}
+		// Directory doublings become rare as the store grows: kill at the
+		// first few, each on a fresh store.
+		for hit := 1; hit <= 3; hit++ {
+			t.Run(fmt.Sprintf("%s/store.split.doubling:%d", b.name, hit), func(t *testing.T) {
+				crashScenario(t, b.name, uint64(200+hit), 1, func(int) string {
+					return fmt.Sprintf("store.split.doubling:%d", hit)
+				}, func(*rand.Rand) time.Duration { return 20 * time.Second })
 			})
 		}
 	}
