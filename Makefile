@@ -33,7 +33,7 @@ build: deps ## build bin/cidstore and the tools
 run: build ## start the service on ./data with the default endpoints
 	./bin/cidstore serve
 
-test: deps lint ## everything CI runs: lint, unit, property, fuzz seeds, crash and end-to-end tests
+test: deps lint build ## everything CI runs: lint, unit, property, fuzz seeds, crash and end-to-end tests
 	@set -e; for m in $(MODULES); do echo "== test $$m"; (cd $$m && $(GO) test -count=1 ./...); done
 	@$(MAKE) --no-print-directory test-race
 
@@ -74,11 +74,12 @@ BENCH_ENGINES ?= cidstore-mem,cidstore-mem:none,gomap,pebble,badger,bbolt
 cidbench:
 	@mkdir -p bin && cd tools && $(GO) build -o $(CIDBENCH) ./cmd/cidbench
 
-bench: deps cidbench ## W1 (1M keys) for every engine, then W2, in one invocation each (< 10 min on 2 cores)
+bench: build ## W1 (1M keys) for every engine, W2, and W6 through the service (< 15 min on 2 cores)
 	$(CIDBENCH) --workload W1 --keys 1000000 --sync always --engines $(BENCH_ENGINES) --out $(BENCH_OUT) $(BENCH_FLAGS)
 	$(CIDBENCH) --workload W2 --keys 1000000 --engines cidstore-mem,cidstore-mem:none,gomap --out $(BENCH_OUT) $(BENCH_FLAGS)
+	$(CIDBENCH) --workload W6 --keys 1000000 --out $(BENCH_OUT) $(BENCH_FLAGS)
 
-bench-full: deps cidbench ## W1+W2 for every engine, 3 runs (medians), plus charts
+bench-full: build ## W1+W2 for every engine, 3 runs (medians), plus charts
 	$(CIDBENCH) --workload W1,W2 --keys 1000000 --runs 3 --sync always --engines $(BENCH_ENGINES) --out $(BENCH_OUT) $(BENCH_FLAGS)
 	cd tools && $(GO) run ./cmd/cidplot --outdir ../docs/img $(abspath $(BENCH_OUT))
 

@@ -173,7 +173,7 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		}
 		// Backpressure: never overwrite un-checkpointed records.
 		s.wmu.Unlock()
-		cerr := s.checkpoint()
+		cerr := s.checkpointForSpace(int64(len(recs)))
 		if cerr == nil {
 			cerr = ctx.Err()
 		}
@@ -205,6 +205,18 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		}
 	}
 	return first, last, nil
+}
+
+// checkpointForSpace runs a checkpoint unless the one that was running when
+// the caller found the WAL full has already made room for n records.
+func (s *Store) checkpointForSpace(n int64) error {
+	s.ckptMu.Lock()
+	free := s.wal.log.FreeRecords()
+	s.ckptMu.Unlock()
+	if free >= n {
+		return nil
+	}
+	return s.checkpoint()
 }
 
 // walWait returns once lsn is durable under the sync policy.
