@@ -11,11 +11,11 @@ import (
 // directory hash starts with prefix (depth bits).
 //
 // entries[:sorted] is sorted by key; entries[sorted:] is an unsorted tail
-// of keys added since the last sort-merge. New keys are only appended: the
-// tail is merged into the sorted region by checkpoints (so persisted
-// buckets are sorted, and a reader of the file binary-searches them) and by
-// maintenance, never on the insert path. A key has at most one entry in a
-// bucket.
+// of keys added since the last sort-merge. New keys are appended; the tail
+// is sort-merged into the sorted region when it passes bucketTailMax (by the
+// writer, under the lock), by maintenance, and in the persisted copy of
+// every checkpoint (so a reader of the file binary-searches it). A key has
+// at most one entry in a bucket.
 //
 // tags[i] is a one-byte fingerprint of entries[i]'s directory hash. Lookups
 // scan the tags eight at a time and compare keys only where a tag matches:
@@ -84,10 +84,19 @@ func (b *bucket) find(k E, tag byte) int {
 	return -1
 }
 
-// appendEntry adds a new key's entry to the tail.
+// bucketTailMax bounds the unsorted tail: lookups do not need the order
+// (they scan tags), but checkpoints write buckets sorted, and merging here,
+// 64 entries at a time, is cheaper than sorting a long tail at every
+// checkpoint.
+const bucketTailMax = 64
+
+// appendEntry adds a new key's entry to the tail. b.mu is held.
 func (b *bucket) appendEntry(e entry, tag byte) {
 	b.entries = append(b.entries, e)
 	b.tags = append(b.tags, tag)
+	if len(b.entries)-b.sorted > bucketTailMax {
+		b.mergeTail()
+	}
 }
 
 // removeEntry deletes entry i, keeping the sorted region sorted.

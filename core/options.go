@@ -53,7 +53,7 @@ const (
 	DefaultWALSizeBytes        = 64 << 20
 	DefaultSyncInterval        = 100 * time.Millisecond
 	DefaultCheckpointInterval  = 5 * time.Second
-	DefaultCheckpointFillRatio = 0.5
+	DefaultCheckpointFillRatio = 0.75
 	DefaultBucketCapacity      = 256
 	DefaultPromotionThreshold  = 2
 	DefaultMaxGlobalDepth      = 28
@@ -75,7 +75,7 @@ type Options struct {
 	// WAL is configured. Default 5s; negative disables periodic checkpoints.
 	CheckpointInterval time.Duration
 	// CheckpointFillRatio forces a checkpoint when the WAL is this full.
-	// Default 0.5.
+	// Default 0.75.
 	CheckpointFillRatio float64
 	// BucketCapacity is the number of entries in a bucket before it
 	// splits; used when a store is created. Default 256.
