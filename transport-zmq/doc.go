@@ -40,12 +40,13 @@
 //
 // # Limits and overload
 //
-//   - Config.MaxFrameBytes is ZMQ_MAXMSGSIZE on ROUTER and PULL. libzmq
-//     enforces it while reading: a peer sending a larger frame is
-//     disconnected and the frame discarded, before the server sees it, so no
-//     413 reply can be sent (a REQ client must use a receive timeout; the Go
-//     client refuses such a request locally with a 413). In exchange a huge
-//     frame is never buffered whole, which a 413 reply would require.
+//   - Config.MaxFrameBytes: a frame over it is answered 413 without being
+//     decoded. ZMQ_MAXMSGSIZE on ROUTER and PULL is twice the limit: libzmq
+//     enforces that while reading, so a peer sending a frame beyond twice
+//     the limit is disconnected and the frame discarded before the server
+//     sees it (a REQ client must use a receive timeout; the Go client
+//     refuses an oversized request locally with a 413). A huge frame is thus
+//     never buffered whole.
 //   - Config.MaxBatchEntries: a BATCH_* with more entries is a 413, decided
 //     from the array header before any entry is decoded.
 //   - Config.QueueDepth and MaxQueuedBytes: requests (and their bytes)

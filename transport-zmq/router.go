@@ -103,6 +103,8 @@ func (s *Server) runRouter() {
 					out := h.handle(payload, false)
 					s.reply(peer, delim, &out, now, !waited, lim)
 					waited = false
+				case len(payload) > s.cfg.MaxFrameBytes:
+					s.tooLarge(peer, delim, payload, now, lim)
 				case inflight >= s.cfg.QueueDepth || (inflight > 0 && inflightBytes+len(payload) > s.cfg.MaxQueuedBytes):
 					s.overloaded(peer, delim, payload, now, lim)
 				default:
@@ -175,6 +177,18 @@ func (s *Server) overloaded(peer []byte, delim bool, payload []byte, now time.Ti
 	}
 	out := outcome{op: o, code: errOverloaded.code, err: errOverloaded,
 		reply: appendError(nil, version, id, hasID, errOverloaded)}
+	s.reply(peer, delim, &out, now, true, lim)
+}
+
+// tooLarge answers 413 to a frame over MaxFrameBytes (libzmq delivers
+// frames up to twice the limit, see maxMsgSize) without queueing it.
+func (s *Server) tooLarge(peer []byte, delim bool, payload []byte, now time.Time, lim *logLimiter) {
+	version, id, hasID, o := peekHeader(payload)
+	if o == opDelete {
+		o = opDeleteKey
+	}
+	werr := errorf(codeTooLarge, "frame of %d bytes exceeds the limit of %d", len(payload), s.cfg.MaxFrameBytes)
+	out := outcome{op: o, code: werr.code, err: werr, reply: appendError(nil, version, id, hasID, werr)}
 	s.reply(peer, delim, &out, now, true, lim)
 }
 

@@ -158,7 +158,7 @@ func (s *Server) Start() (err error) {
 	}
 	input := func(so *zmq.Socket) error {
 		return errors.Join(
-			so.SetMaxmsgsize(int64(s.cfg.MaxFrameBytes)),
+			so.SetMaxmsgsize(maxMsgSize(s.cfg.MaxFrameBytes)),
 			so.SetRcvhwm(s.cfg.QueueDepth),
 		)
 	}
@@ -353,3 +353,9 @@ func termWithWatchdog(zctx *zmq.Context, d time.Duration) error {
 		return fmt.Errorf("zmqserver: terminate context: still blocked after %v (socket left open)", d)
 	}
 }
+
+// maxMsgSize is the ZMQ_MAXMSGSIZE for a frame limit: twice the limit, so
+// that a frame somewhat over it still reaches the server and gets its 413
+// reply (PROTOCOL.md §1.3); libzmq disconnects a peer that sends a frame
+// beyond this, which no server can answer without buffering it whole.
+func maxMsgSize(limit int) int64 { return 2 * int64(limit) }

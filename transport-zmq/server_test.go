@@ -519,18 +519,37 @@ func TestServerStates(t *testing.T) {
 	})
 }
 
-// TestOversizedFrame documents ZMQ_MAXMSGSIZE: a frame over MaxFrameBytes is
-// never delivered to the server and gets no reply; libzmq drops the
-// connection, the DEALER reconnects and the server keeps serving.
+// TestFrameOverLimit: a frame over MaxFrameBytes (but within ZMQ_MAXMSGSIZE,
+// twice the limit) is answered 413 and changes nothing.
+func TestFrameOverLimit(t *testing.T) {
+	st := openStore(t, cidstore.Options{})
+	srv := startServer(t, st, zmqserver.Config{MaxFrameBytes: 4096}, nil)
+	c := dialRaw(t, zmq.DEALER, srv.RouterEndpoint())
+	m := c.do(msg("op_code", "BATCH_INSERT", "request_id", "big", "entries", wt.Pairs(1, 200))) // ~6.7 KB
+	if code(m) != 413 || m["request_id"] != "big" {
+		t.Fatalf("frame over the limit: %v, want 413 echoing the request id", m)
+	}
+	if vals, _ := st.Get(t.Context(), wt.Pairs(1, 1)[0].Key); len(vals) != 0 {
+		t.Error("oversized batch was applied")
+	}
+	if m := c.do(msg("op_code", "GET", "request_id", "after", "key", k1)); m["request_id"] != "after" || code(m) != 0 {
+		t.Fatalf("after the 413: %v", m)
+	}
+}
+
+// TestOversizedFrame documents ZMQ_MAXMSGSIZE: a frame over twice
+// MaxFrameBytes is never delivered to the server and gets no reply; libzmq
+// drops the connection, the DEALER reconnects and the server keeps serving.
 func TestOversizedFrame(t *testing.T) {
 	st := openStore(t, cidstore.Options{})
 	obs := newCountingObserver()
 	srv := startServer(t, st, zmqserver.Config{MaxFrameBytes: 4096}, obs)
+	// 400 pairs are ~13 KB: over twice the 4 KiB limit.
 	c := dialRaw(t, zmq.DEALER, srv.RouterEndpoint())
 	if m := c.do(msg("op_code", "GET", "request_id", "before", "key", k1)); m["request_id"] != "before" {
 		t.Fatalf("reply %v", m)
 	}
-	c.send(msg("op_code", "BATCH_INSERT", "request_id", "big", "entries", wt.Pairs(1, 200))) // ~9 KB
+	c.send(msg("op_code", "BATCH_INSERT", "request_id", "big", "entries", wt.Pairs(1, 400)))
 	// Probe until a reply comes back after the reconnect; the big request
 	// must never be answered.
 	deadline := time.Now().Add(replyTimeout)
@@ -550,7 +569,7 @@ func TestOversizedFrame(t *testing.T) {
 	if vals, _ := st.Get(t.Context(), wt.Pairs(1, 1)[0].Key); len(vals) != 0 {
 		t.Error("oversized batch was applied")
 	}
-	if n := obs.get(func(o *countingObserver) int { return o.requests["BATCH_INSERT 200"] + o.requests["unknown 400"] }); n != 0 {
+	if n := obs.get(func(o *countingObserver) int { return o.requests["BATCH_INSERT 200"] + o.requests["BATCH_INSERT 413"] + o.requests["unknown 400"] }); n != 0 {
 		t.Errorf("oversized frame reached the handler %d times", n)
 	}
 }
