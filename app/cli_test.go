@@ -70,14 +70,15 @@ func TestCLIWALRepair(t *testing.T) {
 	}
 }
 
-func TestServeReaderRoleFails(t *testing.T) {
+func TestServeReaderNeedsHDF5(t *testing.T) {
 	code, _, errs := runCLI(t, map[string]string{
 		"CIDSTORE_ROLE":       "reader",
+		"CIDSTORE_BACKEND":    "mem",
 		"CIDSTORE_DATA_DIR":   t.TempDir(),
 		"CIDSTORE_REST_ADDR":  "127.0.0.1:0",
 		"CIDSTORE_LOG_FORMAT": "json",
 	}, "serve")
-	if code != 1 || !strings.Contains(errs, "role reader is not available yet") {
+	if code != 2 || !strings.Contains(errs, "role reader needs backend hdf5") {
 		t.Fatalf("exit %d, stderr %s", code, errs)
 	}
 }

@@ -31,6 +31,7 @@ type Config struct {
 
 	DataDir        string
 	Role           string // "writer" or "reader"
+	Backend        string // "hdf5" or "mem"
 	RouterEndpoint string
 	PullEndpoint   string // "" = off
 	PubEndpoint    string // "" = off
@@ -42,6 +43,7 @@ type Config struct {
 	Sync               cidstore.SyncPolicy
 	SyncInterval       time.Duration
 	CheckpointInterval time.Duration
+	ReaderRefresh      time.Duration // 0 = ReaderRefreshInterval's default
 	CacheBytes         int64
 	WALSizeBytes       int64
 	PromotionThreshold int
@@ -94,11 +96,18 @@ func Settings() []Setting {
 			return nil
 		}},
 		{"data_dir", "./data", "directory holding the store file(s)", str(func(c *Config) *string { return &c.DataDir })},
-		{"role", "writer", "writer or reader (reader needs the HDF5 backend; not available yet)", func(c *Config, v string) error {
+		{"role", "writer", "writer, or reader: a read-only replica of the writer's HDF5 file in data_dir (GET and METRICS; mutations answer 503)", func(c *Config, v string) error {
 			if v != "writer" && v != "reader" {
 				return fmt.Errorf("role %q: want writer or reader", v)
 			}
 			c.Role = v
+			return nil
+		}},
+		{"backend", "hdf5", "storage backend: hdf5 (data_dir/cidstore.h5) or mem (snapshot file data_dir/cidstore.snapshot, rewritten whole at every checkpoint); role reader needs hdf5", func(c *Config, v string) error {
+			if v != "hdf5" && v != "mem" {
+				return fmt.Errorf("backend %q: want hdf5 or mem", v)
+			}
+			c.Backend = v
 			return nil
 		}},
 		{"router_endpoint", "tcp://127.0.0.1:5558", "ZeroMQ ROUTER bind (request/reply)", str(func(c *Config) *string { return &c.RouterEndpoint })},
@@ -119,8 +128,20 @@ func Settings() []Setting {
 			return nil
 		}},
 		{"sync_interval", "100ms", "WAL sync period when sync=interval", dur(func(c *Config) *time.Duration { return &c.SyncInterval })},
-		{"checkpoint_interval", "5s", "time between checkpoints", dur(func(c *Config) *time.Duration { return &c.CheckpointInterval })},
-		{"cache_bytes", "1GiB", "cache budget for buckets and value sets (used by the HDF5 backend; the memory backend ignores it)", size(func(c *Config) *int64 { return &c.CacheBytes })},
+		{"checkpoint_interval", "5s", "time between checkpoints (readers see a write after the next one)", dur(func(c *Config) *time.Duration { return &c.CheckpointInterval })},
+		{"reader_refresh", "", "how often role reader looks for a new checkpoint of the writer; empty = min(checkpoint_interval, 1s)", func(c *Config, v string) error {
+			if v == "" {
+				c.ReaderRefresh = 0
+				return nil
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("%q is not a positive duration (like 500ms)", v)
+			}
+			c.ReaderRefresh = d
+			return nil
+		}},
+		{"cache_bytes", "1GiB", "memory budget of the HDF5 backend besides its indexes: HDF5 metadata cache (half) and commit write buffer (a quarter, at most 8MiB); rows are served from the page cache; mem ignores it", size(func(c *Config) *int64 { return &c.CacheBytes })},
 		{"wal_size", "64MiB", "WAL file size, fixed when the WAL is created", size(func(c *Config) *int64 { return &c.WALSizeBytes })},
 		{"promotion_threshold", "2", "values kept inline per key before spilling, 1..2 (runtime: PUT /config/promotion_threshold)", integer(func(c *Config) *int { return &c.PromotionThreshold })},
 		{"batch_size", "256", "initial batch size of the auto-tuner, 32..1024 (runtime: PUT /config/batch_size)", integer(func(c *Config) *int { return &c.BatchSize })},
@@ -407,6 +428,12 @@ func (c *Config) Validate() error {
 	if c.CheckpointInterval <= 0 {
 		bad("checkpoint_interval %v must be > 0", c.CheckpointInterval)
 	}
+	if c.Role == "reader" && c.Backend != "hdf5" {
+		bad("role reader needs backend hdf5 (it opens the writer's HDF5 file read-only), not %s", c.Backend)
+	}
+	if c.ReaderRefresh < 0 {
+		bad("reader_refresh %v must be > 0", c.ReaderRefresh)
+	}
 	if c.WALSizeBytes <= 0 {
 		bad("wal_size %d must be > 0", c.WALSizeBytes)
 	}
@@ -438,6 +465,20 @@ func (c *Config) Validate() error {
 		bad("import_batch %d not in [1, max_batch_entries=%d]", c.ImportBatch, c.MaxBatchEntries)
 	}
 	return errors.Join(errs...)
+}
+
+// H5Path is the HDF5 backend's store file in DataDir; its lock file and
+// any segment files sit next to it (cidstore.h5.*).
+func (c *Config) H5Path() string { return filepath.Join(c.DataDir, "cidstore.h5") }
+
+// ReaderRefreshInterval is how often role reader polls the writer's file:
+// ReaderRefresh if set, else CheckpointInterval capped at 1s (a poll that
+// finds no new checkpoint reads one commit record).
+func (c *Config) ReaderRefreshInterval() time.Duration {
+	if c.ReaderRefresh > 0 {
+		return c.ReaderRefresh
+	}
+	return min(c.CheckpointInterval, time.Second)
 }
 
 // SnapshotPath is the memory backend's snapshot file in DataDir.

@@ -54,6 +54,8 @@ rate_limit: 2.5
 			check: func(t *testing.T, c app.Config) {
 				eq(t, c.DataDir, "./data")
 				eq(t, c.Role, "writer")
+				eq(t, c.Backend, "hdf5")
+				eq(t, c.ReaderRefresh, time.Duration(0))
 				eq(t, c.RouterEndpoint, "tcp://127.0.0.1:5558")
 				eq(t, c.PullEndpoint, "tcp://127.0.0.1:5557")
 				eq(t, c.PubEndpoint, "")
@@ -198,6 +200,9 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"both set"}},
 		{name: "empty secret file", env: map[string]string{"CIDSTORE_JWT_SECRET_FILE": "/empty"}, want: []string{"is empty"}},
 		{name: "bad cidr", flags: map[string]string{"debug_allow": "10.0.0.0/99"}, want: []string{"debug_allow"}},
+		{name: "bad backend", flags: map[string]string{"backend": "sqlite"}, want: []string{"flag --backend", "want hdf5 or mem"}},
+		{name: "reader on mem", flags: map[string]string{"role": "reader", "backend": "mem"}, want: []string{"role reader needs backend hdf5"}},
+		{name: "bad reader refresh", env: map[string]string{"CIDSTORE_READER_REFRESH": "-1s"}, want: []string{"environment CIDSTORE_READER_REFRESH"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,6 +237,8 @@ func TestSettingsTable(t *testing.T) {
 	want := map[string]string{
 		"CIDSTORE_DATA_DIR":            "./data",
 		"CIDSTORE_ROLE":                "writer",
+		"CIDSTORE_BACKEND":             "hdf5",
+		"CIDSTORE_READER_REFRESH":      "",
 		"CIDSTORE_ROUTER_ENDPOINT":     "tcp://127.0.0.1:5558",
 		"CIDSTORE_PULL_ENDPOINT":       "tcp://127.0.0.1:5557",
 		"CIDSTORE_PUB_ENDPOINT":        "",
@@ -268,6 +275,17 @@ func TestSettingsTable(t *testing.T) {
 	app.PrintSettings(&b)
 	if !strings.Contains(b.String(), "| `--data-dir` | `CIDSTORE_DATA_DIR` | `./data` |") {
 		t.Fatalf("settings table:\n%s", b.String())
+	}
+}
+
+func TestReaderRefreshInterval(t *testing.T) {
+	for _, tc := range []struct{ refresh, ckpt, want time.Duration }{
+		{0, 5 * time.Second, time.Second},
+		{0, 200 * time.Millisecond, 200 * time.Millisecond},
+		{50 * time.Millisecond, 5 * time.Second, 50 * time.Millisecond},
+	} {
+		c := app.Config{ReaderRefresh: tc.refresh, CheckpointInterval: tc.ckpt}
+		eq(t, c.ReaderRefreshInterval(), tc.want)
 	}
 }
 

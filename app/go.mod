@@ -4,6 +4,7 @@ go 1.26
 
 replace (
 	github.com/cidstore/cidstore/core => ../core
+	github.com/cidstore/cidstore/storage-hdf5 => ../storage-hdf5
 	github.com/cidstore/cidstore/storage-mem => ../storage-mem
 	github.com/cidstore/cidstore/transport-rest => ../transport-rest
 	github.com/cidstore/cidstore/transport-zmq => ../transport-zmq
@@ -11,6 +12,7 @@ replace (
 
 require (
 	github.com/cidstore/cidstore/core v0.0.0
+	github.com/cidstore/cidstore/storage-hdf5 v0.0.0
 	github.com/cidstore/cidstore/storage-mem v0.0.0
 	github.com/cidstore/cidstore/transport-rest v0.0.0
 	github.com/cidstore/cidstore/transport-zmq v0.0.0
@@ -64,5 +66,6 @@ require (
 	golang.org/x/sys v0.45.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
+	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )

@@ -25,15 +25,18 @@ import (
 //  1. REST: bind and serve, so /health answers and /ready says 503 while
 //     the store recovers;
 //  2. store: open the backend and replay the WAL (bounded by
-//     start_timeout; this is the one hook that takes long);
+//     start_timeout; this is the one hook that takes long). Role reader
+//     starts the replica instead, which loads the writer's file in the
+//     background: /ready stays 503 until its first load;
 //  3. data plane: bind the ZeroMQ sockets;
 //  4. readiness: Ready.
 //
 // fx runs OnStop hooks in reverse, which is the shutdown order of STYLE.md:
 // readiness Stopping (/ready 503, new data-plane requests 503) → close the
 // ZeroMQ server, draining in-flight requests → close the store (final
-// checkpoint, WAL sync, backend close) → stop REST last, so probes and
-// scrapes see the whole shutdown.
+// checkpoint, WAL sync, backend close; a reader stops refreshing and closes
+// its read-only store and file) → stop REST last, so probes and scrapes see
+// the whole shutdown.
 func Module(cfg Config, version string, log *zap.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, log),
@@ -147,6 +150,9 @@ func registerStore(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness
 	if err := reg.Register(newStoreCollector(h.stats)); err != nil {
 		return err
 	}
+	if cfg.Role == "reader" {
+		return registerReplica(lc, cfg, h, ready, reg, log)
+	}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ready.Set(StateRecovering)
@@ -159,6 +165,7 @@ func registerStore(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness
 			s := st.Stats()
 			log.Info("store open",
 				zap.String("role", cfg.Role),
+				zap.String("backend", cfg.Backend),
 				zap.String("data_dir", cfg.DataDir),
 				zap.Uint64("keys", s.Keys),
 				zap.Uint64("values", s.Values),
@@ -178,12 +185,46 @@ func registerStore(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness
 	return nil
 }
 
+// registerReplica is the store hook of role reader: it starts the replica,
+// which loads the writer's file in the background (/ready answers 503
+// until the first load), and stops it on shutdown.
+func registerReplica(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness, reg prometheus.Registerer, log *zap.Logger) error {
+	r := newReplica(cfg, h, log)
+	if err := reg.Register(newReplicaCollector(r)); err != nil {
+		return err
+	}
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			ready.Set(StateRecovering)
+			r.start()
+			log.Info("replica started",
+				zap.String("role", cfg.Role),
+				zap.String("path", cfg.H5Path()),
+				zap.Duration("refresh", cfg.ReaderRefreshInterval()))
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			t0 := time.Now()
+			if err := r.close(); err != nil {
+				return fmt.Errorf("close replica: %w", err)
+			}
+			log.Info("store closed", zap.Duration("took", time.Since(t0)))
+			return nil
+		},
+	})
+	return nil
+}
+
 func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness, obs *zmqObserver, log *zap.Logger) {
 	var srv *zmqserver.Server
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
+			var st zmqserver.Store = h.store()
+			if cfg.Role == "reader" {
+				st = replicaView{h}
+			}
 			var err error
-			srv, err = zmqserver.New(h.store(), zmqserver.Config{
+			srv, err = zmqserver.New(st, zmqserver.Config{
 				RouterEndpoint:  cfg.RouterEndpoint,
 				PullEndpoint:    cfg.PullEndpoint,
 				PubEndpoint:     cfg.PubEndpoint,

@@ -8,31 +8,47 @@ import (
 
 	cidstore "github.com/cidstore/cidstore/core"
 	"github.com/cidstore/cidstore/core/port"
+	h5store "github.com/cidstore/cidstore/storage-hdf5"
 	memstore "github.com/cidstore/cidstore/storage-mem"
 	restapi "github.com/cidstore/cidstore/transport-rest"
 )
 
-// errReaderUnavailable is returned for role=reader until the HDF5 backend
-// lands: a reader opens the writer's files read-only (SWMR), which the
-// memory backend's snapshot file cannot offer.
-var errReaderUnavailable = errors.New("role reader is not available yet: it needs the HDF5 backend (storage-hdf5), " +
-	"which opens the writer's files read-only; run role writer")
-
-// openStore opens the store of cfg's role. It is the one place that picks
-// the backend.
+// openStore opens the writer's store: the backend cfg.Backend names in
+// cfg.DataDir (created if missing) under core with the WAL
+// DATA_DIR/cidstore.wal. It is the one place that picks the writer's
+// backend; role reader opens the HDF5 file read-only instead (replica.go).
 //
-// TODO(lead): switch the default backend to h5store.Open(DATA_DIR/cidstore.h5,
-// ...) when storage-hdf5 lands, and open it read-only for role reader.
+//   - hdf5 (default): h5store at DATA_DIR/cidstore.h5, holding an exclusive
+//     flock on DATA_DIR/cidstore.h5.lock (a second writer fails with
+//     h5store.ErrLocked); readers in other processes follow its commits.
+//   - mem: the durable memory backend, snapshot DATA_DIR/cidstore.snapshot.
 func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*cidstore.Store, error) {
-	if cfg.Role == "reader" {
-		return nil, errReaderUnavailable
+	if cfg.Role != "writer" {
+		return nil, fmt.Errorf("openStore: role %q is not a writer", cfg.Role)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	be, err := memstore.Open(cfg.SnapshotPath())
+	var (
+		be  port.Backend
+		err error
+	)
+	switch cfg.Backend {
+	case "hdf5":
+		var hs *h5store.Store
+		hs, err = h5store.Open(cfg.H5Path(), h5store.Options{CacheBytes: cfg.CacheBytes, Logger: log})
+		if err == nil {
+			be = hs // a recovered file is logged by h5store
+		} else if errors.Is(err, h5store.ErrLocked) {
+			err = fmt.Errorf("%w (another writer runs on %s; start this one with role reader, or stop the other)", err, cfg.DataDir)
+		}
+	case "mem":
+		be, err = memstore.Open(cfg.SnapshotPath())
+	default:
+		err = fmt.Errorf("unknown backend %q", cfg.Backend)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open %s backend in %s: %w", cfg.Backend, cfg.DataDir, err)
 	}
 	st, err := cidstore.Open(be, cidstore.Options{
 		WALPath:            cfg.WALPath(),
@@ -53,18 +69,27 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 // storeHandle holds the store once the store hook has opened it, so that
 // the REST handler and the metrics collector, built before it, can reach
 // it. It adapts the store to the REST ports.
+//
+// For role reader the replica swaps a new read-only store in after every
+// checkpoint it loads (swap); readers of the handle load the pointer once
+// per call.
 type storeHandle struct {
 	st        atomic.Pointer[cidstore.Store]
 	notifyFn  atomic.Pointer[func([]cidstore.Mutation)]
-	promotion int // configured threshold, reported until the store is open
+	promotion int  // configured threshold, reported until the store is open
+	readOnly  bool // role reader
 }
 
 func newStoreHandle(cfg Config) *storeHandle {
-	return &storeHandle{promotion: cfg.PromotionThreshold}
+	return &storeHandle{promotion: cfg.PromotionThreshold, readOnly: cfg.Role == "reader"}
 }
 
 func (h *storeHandle) set(st *cidstore.Store) { h.st.Store(st) }
 func (h *storeHandle) store() *cidstore.Store { return h.st.Load() }
+
+// swap makes st the current store and returns the previous one (nil if
+// none), which the caller closes.
+func (h *storeHandle) swap(st *cidstore.Store) *cidstore.Store { return h.st.Swap(st) }
 
 // close detaches and closes the store; a second call is a no-op.
 func (h *storeHandle) close() error {
@@ -113,6 +138,9 @@ func (h *storeHandle) PromotionThreshold() int {
 // value lasts until the process exits; promotion_threshold sets the value
 // of the next start.
 func (h *storeHandle) SetPromotionThreshold(n int) error {
+	if h.readOnly {
+		return fmt.Errorf("%w: a reader does not write; set promotion_threshold on the writer", restapi.ErrUnavailable)
+	}
 	st := h.st.Load()
 	if st == nil {
 		return restapi.ErrUnavailable
@@ -204,9 +232,16 @@ func (s State) String() string {
 }
 
 // Readiness is the process's state; safe for concurrent use.
-type Readiness struct{ s atomic.Int32 }
+type Readiness struct {
+	s  atomic.Int32
+	st *storeHandle // nil: the state alone decides
+}
 
-func newReadiness() *Readiness { return &Readiness{} }
+// newReadiness returns the readiness of a process serving h: ready means
+// state Ready and a store in h. A writer's store is open before the state
+// becomes Ready; a reader's store appears when the replica has loaded the
+// writer's file the first time, which may be later.
+func newReadiness(h *storeHandle) *Readiness { return &Readiness{st: h} }
 
 // Set moves to state s.
 func (r *Readiness) Set(s State) { r.s.Store(int32(s)) }
@@ -215,4 +250,6 @@ func (r *Readiness) Set(s State) { r.s.Store(int32(s)) }
 func (r *Readiness) State() State { return State(r.s.Load()) }
 
 // Ready reports whether the process serves traffic.
-func (r *Readiness) Ready() bool { return r.State() == StateReady }
+func (r *Readiness) Ready() bool {
+	return r.State() == StateReady && (r.st == nil || r.st.store() != nil)
+}

@@ -31,6 +31,10 @@ func (s *Store) checkpoint() error {
 	defer s.ckptMu.Unlock()
 	start := time.Now()
 	s.wmu.Lock()
+	if s.idle() {
+		s.wmu.Unlock()
+		return nil
+	}
 	cp, buckets, sets, capt := s.freeze()
 	s.wmu.Unlock()
 	// Writers run again: a frozen bucket or set they touch is captured by
@@ -71,6 +75,14 @@ func (s *Store) failpoint(name string) {
 	if s.opts.Failpoint != nil {
 		s.opts.Failpoint(name)
 	}
+}
+
+// idle reports whether a checkpoint would change nothing: nothing was
+// applied since the last one (writer lock held).
+func (s *Store) idle() bool {
+	return !s.needFull && len(s.dirtyBuckets) == 0 && len(s.dirtySets) == 0 &&
+		len(s.freedBuckets) == 0 && len(s.freedSets) == 0 && len(s.deletions) == 0 &&
+		s.appliedLSN() == s.stats.checkpointLSN.Load()
 }
 
 // capture collects the persisted forms of the buckets and value sets of one

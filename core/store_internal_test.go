@@ -406,3 +406,30 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("read-only with a WAL: %v", err)
 	}
 }
+
+func TestIdleCheckpointCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	b := newTestBackend()
+	s := openTest(t, b, Options{WALPath: t.TempDir() + "/wal", CheckpointInterval: -1})
+	defer s.Close()
+	mustInsert(t, s, e(1), e(2))
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := b.d.commits
+	for i := 0; i < 3; i++ {
+		if err := s.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.d.commits != n {
+		t.Fatalf("idle checkpoints committed %d times", b.d.commits-n)
+	}
+	mustInsert(t, s, e(1), e(2)) // a no-op insert still moves the LSN
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.d.commits != n+1 {
+		t.Fatalf("checkpoint after a logged no-op: %d commits, want %d", b.d.commits, n+1)
+	}
+}

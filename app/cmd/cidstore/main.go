@@ -1,6 +1,7 @@
 // Command cidstore is the CIDStore server and its command-line client.
 //
-//	cidstore serve              run a writer (settings: cidstore help settings)
+//	cidstore serve              run a writer, or with --role reader a read-only replica
+//	                            (settings: cidstore help settings)
 //	cidstore put KEY VALUE      insert a pair over ZeroMQ
 //	cidstore get KEY            print KEY's values
 //	cidstore del KEY [VALUE]    delete a key or one value
