@@ -176,9 +176,8 @@ func TestReaderBackendCloseKeepsReader(t *testing.T) {
 	}
 }
 
-// TestReplicaSkipsIdleCheckpoints checks that commits at the LSN the
-// replica already serves (a writer checkpoints every interval, idle or not)
-// do not reload the store, and that the next real change does.
+// TestReplicaSkipsIdleCheckpoints checks that idle checkpoints of the writer
+// do not make the replica reload, and that the next real change does.
 func TestReplicaSkipsIdleCheckpoints(t *testing.T) {
 	cfg := Config{DataDir: t.TempDir(), Role: "reader", Backend: "hdf5", CheckpointInterval: time.Second}
 	h := newStoreHandle(cfg)
@@ -214,7 +213,9 @@ func TestReplicaSkipsIdleCheckpoints(t *testing.T) {
 		}
 		r.poll()
 	}
-	if r.loads.Load() != loads || r.gen.Load() != gen+3 || r.pending {
+	// Core skips idle checkpoints, so the file does not even change; the
+	// replica's own same-LSN check covers writers that do commit them.
+	if r.loads.Load() != loads || r.gen.Load() != gen || r.pending {
 		t.Fatalf("idle checkpoints: loads %d → %d, generation %d → %d, pending %v", loads, r.loads.Load(), gen, r.gen.Load(), r.pending)
 	}
 	if err := ws.Insert(ctx, k, v2); err != nil {
