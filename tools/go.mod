@@ -39,6 +39,7 @@ require (
 	github.com/prometheus/common v0.66.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
 	github.com/rogpeppe/go-internal v1.14.1 // indirect
+	github.com/shamaton/msgpack/v2 v2.4.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.41.0 // indirect
 	go.opentelemetry.io/otel/metric v1.41.0 // indirect
@@ -48,19 +49,25 @@ require (
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/sys v0.45.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
+	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )
 
 require (
 	github.com/cidstore/cidstore/core v0.0.0
+	github.com/cidstore/cidstore/storage-hdf5 v0.0.0
 	github.com/cidstore/cidstore/storage-mem v0.0.0
+	github.com/cidstore/cidstore/transport-zmq v0.0.0
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/dgraph-io/badger/v4 v4.9.6
+	github.com/pebbe/zmq4 v1.4.0
 	go.etcd.io/bbolt v1.5.0
 	gonum.org/v1/plot v0.17.0
 )
 
 replace (
 	github.com/cidstore/cidstore/core => ../core
+	github.com/cidstore/cidstore/storage-hdf5 => ../storage-hdf5
 	github.com/cidstore/cidstore/storage-mem => ../storage-mem
+	github.com/cidstore/cidstore/transport-zmq => ../transport-zmq
 )

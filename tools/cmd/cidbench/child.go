@@ -25,16 +25,19 @@ func runChild(f *flags, stdout, stderr io.Writer) error {
 		return fmt.Errorf("child runs one workload, got %q", f.workloads)
 	}
 	cfg := bench.Config{
-		Workload: f.workloads,
-		Engine:   spec,
-		Keys:     f.keys,
-		Lookups:  f.lookups,
-		Batch:    f.batch,
-		Sync:     sync,
-		Seed:     f.seed,
-		Readers:  f.readers,
-		Dir:      f.childDir,
-		Run:      f.run,
+		Workload:   f.workloads,
+		Engine:     spec,
+		Keys:       f.keys,
+		Lookups:    f.lookups,
+		Batch:      f.batch,
+		Sync:       sync,
+		Seed:       f.seed,
+		Readers:    f.readers,
+		BigValues:  f.bigValues,
+		WALRecords: f.walRecords,
+		Service:    f.service,
+		Dir:        f.childDir,
+		Run:        f.run,
 	}
 	if !f.quiet {
 		cfg.Log = stderr

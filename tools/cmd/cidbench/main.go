@@ -1,4 +1,4 @@
-// Command cidbench runs the CIDStore benchmarks of docs BENCH.md (W1, W2)
+// Command cidbench runs the CIDStore benchmarks of docs BENCH.md (W1–W6)
 // against cidstore and its peers, each engine in a subprocess of its own so
 // that peak RSS is per engine, and prints one JSON line per (workload,
 // engine, run) followed by a summary table with ratios to gomap and to the
@@ -28,18 +28,21 @@ import (
 // flags holds the command line. The child-only flags are hidden from the
 // usage text.
 type flags struct {
-	workloads string
-	engines   string
-	keys      int
-	lookups   int
-	batch     int
-	sync      string
-	seed      uint64
-	out       string
-	runs      int
-	tmpdir    string
-	readers   int
-	quiet     bool
+	workloads  string
+	engines    string
+	keys       int
+	lookups    int
+	batch      int
+	sync       string
+	seed       uint64
+	out        string
+	runs       int
+	tmpdir     string
+	readers    int
+	quiet      bool
+	service    bench.ServiceOptions // W6
+	bigValues  int                  // W3
+	walRecords int                  // W5
 
 	child    string // engine name: run one workload in this process
 	childDir string
@@ -65,6 +68,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tmpdir, "tmpdir", "", "parent of the engines' data directories (default $TMPDIR)")
 	fs.IntVar(&f.readers, "readers", bench.DefaultReaders, "W2 reader goroutines")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&f.service.CidstoreBin, "cidstore-bin", "", "W6: the cidstore binary (default $CIDSTORE_BIN, else bin/cidstore beside cidbench or in the nearest parent directory: ../bin/cidstore from tools/)")
+	fs.IntVar(&f.service.Window, "window", bench.DefaultServiceWindow, "W6: insert messages (Redis: pipelines of --batch SADDs) in flight")
+	fs.IntVar(&f.service.Clients, "clients", bench.DefaultServiceClients, "W6: concurrent clients of the second GET phase")
+	fs.IntVar(&f.service.Lookups, "service-lookups", bench.DefaultServiceLookups, "W6: lookups L of each GET phase (L + L/10 GETs, W1's stream)")
+	fs.IntVar(&f.bigValues, "big-values", bench.DefaultBigValues, "W3: values of the big key (--keys is the number of light keys of 1000 values; BENCH.md: 10000)")
+	fs.IntVar(&f.walRecords, "wal-records", bench.DefaultWALRecords, "W5: pairs logged past the last checkpoint before the kill -9 (W5 derives its keys from this; --keys does not apply)")
 	fs.StringVar(&f.child, "child", "", "internal: run one engine in this process")
 	fs.StringVar(&f.childDir, "child-dir", "", "internal: the child's data directory")
 	fs.IntVar(&f.run, "run", 1, "internal: run number")
@@ -88,9 +97,21 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	enginesSet := false
+	fs.Visit(func(fl *flag.Flag) { enginesSet = enginesSet || fl.Name == "engines" })
+	if !enginesSet && strings.Join(splitList(f.workloads), ",") == "W6" {
+		f.engines = bench.DefaultServiceEngines // W6 runs servers, not the store engines
+	}
 	var errs []error
+	if f.service.Window < 1 || f.service.Clients < 1 || f.service.Lookups < 1 {
+		errs = append(errs, fmt.Errorf("--window %d, --clients %d, --service-lookups %d: each must be >= 1",
+			f.service.Window, f.service.Clients, f.service.Lookups))
+	}
 	if f.keys < 1 {
 		errs = append(errs, fmt.Errorf("--keys %d < 1", f.keys))
+	}
+	if f.bigValues < 1 || f.walRecords < 1 {
+		errs = append(errs, fmt.Errorf("--big-values %d, --wal-records %d: each must be >= 1", f.bigValues, f.walRecords))
 	}
 	if f.lookups < 0 {
 		errs = append(errs, fmt.Errorf("--lookups %d < 0", f.lookups))
@@ -141,6 +162,7 @@ func splitList(s string) []string {
 }
 
 func main() {
+	bench.Subprocess() // W5's filler is this binary, started again
 	f, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

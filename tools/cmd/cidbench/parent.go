@@ -51,11 +51,17 @@ func plan(f *flags) ([]job, error) {
 		for _, wl := range splitList(f.workloads) {
 			for _, item := range splitList(f.engines) {
 				name, sync, err := engineJob(item, f.sync)
+				if err == nil && (wl == "W6") != bench.IsServiceEngine(name) {
+					err = fmt.Errorf("engine %s does not run workload %s (W6 runs only the servers %s)", name, wl, bench.DefaultServiceEngines)
+				}
 				if err != nil {
 					if run == 1 {
 						errs = append(errs, err)
 					}
 					continue
+				}
+				if wl == "W5" && !persists(name) {
+					continue // nothing to recover (gomap): skipped, not an error
 				}
 				jobs = append(jobs, job{workload: wl, engine: name, sync: sync, run: run})
 			}
@@ -116,6 +122,8 @@ func runParent(ctx context.Context, f *flags, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	writeSummary(stdout, results)
+	writeServiceSummary(stdout, results)
+	writeW345Summary(stdout, results)
 	return errors.Join(errs...)
 }
 
@@ -138,6 +146,12 @@ func runJob(ctx context.Context, f *flags, self string, j job, stderr io.Writer)
 		"--batch", strconv.Itoa(f.batch),
 		"--seed", strconv.FormatUint(f.seed, 10),
 		"--readers", strconv.Itoa(f.readers),
+		"--big-values", strconv.Itoa(f.bigValues),
+		"--wal-records", strconv.Itoa(f.walRecords),
+		"--cidstore-bin", f.service.CidstoreBin,
+		"--window", strconv.Itoa(f.service.Window),
+		"--clients", strconv.Itoa(f.service.Clients),
+		"--service-lookups", strconv.Itoa(f.service.Lookups),
 	}
 	if f.quiet {
 		args = append(args, "--quiet")

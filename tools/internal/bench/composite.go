@@ -43,6 +43,19 @@ func prefixEnd(k E) []byte {
 	return b
 }
 
+// prefixUpper returns an exclusive upper bound for the composite keys with
+// prefix k: prefixEnd, or 33 bytes of 0xFF when k is all ones.
+func prefixUpper(k E) []byte {
+	if b := prefixEnd(k); b != nil {
+		return b
+	}
+	b := make([]byte, compositeLen+1)
+	for i := range b {
+		b[i] = 0xFF
+	}
+	return b
+}
+
 // compositeBatch encodes a batch into one backing array; the slices share
 // it and stay valid until the next call.
 type compositeBatch struct{ buf []byte }

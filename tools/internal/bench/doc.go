@@ -10,6 +10,17 @@
 // so that figures are comparable across harnesses: NewW1 with K = 1 000 000
 // yields 2 998 416 pairs. A new workload is a RunFunc added to Workloads.
 //
+// W3 (heavy keys) regenerates its 11M pairs from their positions instead of
+// storing them; W4 (deletes) deletes half of W1's pairs, chosen from the
+// seed (W4Deletes); both need engines that implement Deleter, and time the
+// engine's Maintainer. W5 (recovery) inserts W1's first N pairs in a copy of
+// the running program that then kills itself with SIGKILL, so a program
+// that runs W5 must call Subprocess first in main (TestMain for tests).
+// Workload-specific figures are embedded pointer structs of Result
+// (W3Figures, ...): absent from the JSON line of other workloads.
+// W6 (the service) sends W1's pairs and GETs to servers in processes of
+// their own (cidstore-zmq, zmq-echo, redis-always, redis-everysec): see w6.go.
+//
 // # Engines
 //
 // Every engine is opened on its own directory and sees the same batches in

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	cidstore "github.com/cidstore/cidstore/core"
 )
 
 // Engine is one store under test.
@@ -29,6 +31,25 @@ type Statser interface {
 	Stats() map[string]any
 }
 
+// Deletion names what one entry of a delete batch removes: the whole key
+// when Value is zero, else that one value (W3, W4).
+type Deletion = cidstore.Deletion
+
+// Deleter is implemented by engines that can delete (W3, W4 need it).
+// DeleteBatch applies dels in order as one durable commit under the
+// engine's sync mode, like InsertBatch; deleting what is absent is a no-op.
+type Deleter interface {
+	DeleteBatch(dels []Deletion) error
+}
+
+// Maintainer is implemented by engines that can reclaim space on demand.
+// Maintain runs the engine's compaction or garbage collection once,
+// synchronously, and returns when the result is durable (W3, W4 time it);
+// engines without one simply lack the method.
+type Maintainer interface {
+	Maintain() error
+}
+
 // EngineSpec describes an engine that cidbench can run.
 type EngineSpec struct {
 	// Name is the engine name of BENCH.md ("pebble", "cidstore-mem", ...).
@@ -42,6 +63,11 @@ type EngineSpec struct {
 	// sync selects one durable commit per batch (true) or the engine's
 	// non-syncing mode (false).
 	Open func(dir string, sync bool) (Engine, error)
+	// OpenDurable, set for cidstore engines only, opens the durable layout
+	// (backend and WAL in dir) whatever the sync mode, with opts as the
+	// store's options; the engine fills in the paths. W5 uses it to size
+	// the WAL and turn periodic checkpoints off.
+	OpenDurable func(dir string, opts cidstore.Options) (Engine, error)
 }
 
 var engines []EngineSpec
@@ -61,13 +87,13 @@ func Engines() []EngineSpec {
 
 // LookupEngine returns the engine called name.
 func LookupEngine(name string) (EngineSpec, error) {
-	for _, s := range engines {
+	for _, s := range append(slices.Clone(engines), ServiceEngines()...) {
 		if s.Name == name {
 			return s, nil
 		}
 	}
 	var names []string
-	for _, s := range Engines() {
+	for _, s := range append(Engines(), ServiceEngines()...) {
 		names = append(names, s.Name)
 	}
 	return EngineSpec{}, fmt.Errorf("unknown engine %q (have %s)", name, strings.Join(names, ", "))

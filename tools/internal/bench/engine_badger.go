@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -55,6 +58,57 @@ func (e *badgerEngine) Get(key E) ([]E, error) {
 		return nil
 	})
 	return out, err
+}
+
+// DeleteBatch deletes in one read-write transaction; a whole key is found
+// with a prefix scan inside it and each of its composite keys deleted.
+func (e *badgerEngine) DeleteBatch(dels []Deletion) error {
+	txn := e.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, d := range dels {
+		if d.Value.IsZero() {
+			var prefix [prefixLen]byte
+			putPrefix(prefix[:], d.Key)
+			var keys [][]byte
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix[:]})
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		// Badger keeps the key until the commit: one allocation per key.
+		k := make([]byte, compositeLen)
+		putComposite(k, Pair{Key: d.Key, Value: d.Value})
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return txn.Commit()
+}
+
+// Maintain flattens the LSM tree into one level (compactions drop deleted
+// keys at the bottom) and runs value-log GC until nothing is left to
+// rewrite. Composite keys carry empty values, so the value log holds
+// little; the GC is there because a Badger user would run it.
+func (e *badgerEngine) Maintain() error {
+	if err := e.db.Flatten(2); err != nil {
+		return fmt.Errorf("flatten: %w", err)
+	}
+	for {
+		err := e.db.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("value log gc: %w", err)
+		}
+	}
 }
 
 func (e *badgerEngine) Close() error { return e.db.Close() }

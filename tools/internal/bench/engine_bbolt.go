@@ -63,4 +63,37 @@ func (e *bboltEngine) Get(key E) ([]E, error) {
 	return out, err
 }
 
+// DeleteBatch deletes in one Update transaction; a whole key's composite
+// keys are collected with a cursor first, then deleted (deleting under a
+// moving cursor skips keys). bbolt has no compaction to offer in place: its
+// file keeps its size and reuses freed pages, so it implements no Maintain.
+func (e *bboltEngine) DeleteBatch(dels []Deletion) error {
+	return e.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bboltBucket)
+		var k [compositeLen]byte
+		for _, d := range dels {
+			if !d.Value.IsZero() {
+				putComposite(k[:], Pair{Key: d.Key, Value: d.Value})
+				if err := b.Delete(k[:]); err != nil {
+					return err
+				}
+				continue
+			}
+			var prefix [prefixLen]byte
+			putPrefix(prefix[:], d.Key)
+			var keys [][]byte
+			c := b.Cursor()
+			for ck, _ := c.Seek(prefix[:]); ck != nil && bytes.HasPrefix(ck, prefix[:]); ck, _ = c.Next() {
+				keys = append(keys, bytes.Clone(ck))
+			}
+			for _, ck := range keys {
+				if err := b.Delete(ck); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 func (e *bboltEngine) Close() error { return e.db.Close() }

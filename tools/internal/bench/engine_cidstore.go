@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	cidstore "github.com/cidstore/cidstore/core"
 	memstore "github.com/cidstore/cidstore/storage-mem"
 )
 
 var _ = register(EngineSpec{
-	Name:    "cidstore-mem",
-	Module:  "github.com/cidstore/cidstore/core",
-	Durable: func(sync bool) bool { return sync },
-	Open:    openCIDStoreMem,
+	Name:        "cidstore-mem",
+	Module:      "github.com/cidstore/cidstore/core",
+	Durable:     func(sync bool) bool { return sync },
+	Open:        openCIDStoreMem,
+	OpenDurable: openCIDStoreMemDurable,
 })
 
 // cidstoreEngine runs the store in process. With sync, the backend is a
@@ -24,6 +26,9 @@ var _ = register(EngineSpec{
 type cidstoreEngine struct {
 	st  *cidstore.Store
 	ctx context.Context
+
+	// The split of the last Maintain, for engine_stats.
+	compactDur, checkpointDur time.Duration
 }
 
 func openCIDStoreMem(dir string, sync bool) (Engine, error) {
@@ -34,6 +39,12 @@ func openCIDStoreMem(dir string, sync bool) (Engine, error) {
 		}
 		return &cidstoreEngine{st: st, ctx: context.Background()}, nil
 	}
+	return openCIDStoreMemDurable(dir, cidstore.Options{Sync: cidstore.SyncAlways})
+}
+
+// openCIDStoreMemDurable opens the durable layout in dir: the memstore
+// snapshot file "snapshot" and the WAL "wal", with opts otherwise as given.
+func openCIDStoreMemDurable(dir string, opts cidstore.Options) (Engine, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -41,10 +52,8 @@ func openCIDStoreMem(dir string, sync bool) (Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open memstore: %w", err)
 	}
-	st, err := cidstore.Open(backend, cidstore.Options{
-		WALPath: filepath.Join(dir, "wal"),
-		Sync:    cidstore.SyncAlways,
-	})
+	opts.WALPath = filepath.Join(dir, "wal")
+	st, err := cidstore.Open(backend, opts)
 	if err != nil {
 		// cidstore.Open closes the backend when it fails.
 		return nil, err
@@ -60,19 +69,53 @@ func (e *cidstoreEngine) Get(key E) ([]E, error) {
 	return e.st.Get(e.ctx, key)
 }
 
+func (e *cidstoreEngine) DeleteBatch(dels []Deletion) error {
+	return e.st.DeleteBatch(e.ctx, dels)
+}
+
+// Maintain is Compact (sort-merge, value-set compaction, demotion, bucket
+// merges, directory halving) followed by a Checkpoint that makes its result
+// durable and lets the WAL drop what it covers.
+func (e *cidstoreEngine) Maintain() error {
+	t := time.Now()
+	if err := e.st.Compact(e.ctx); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	e.compactDur = time.Since(t)
+	t = time.Now()
+	if err := e.st.Checkpoint(e.ctx); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	e.checkpointDur = time.Since(t)
+	return nil
+}
+
+// Checkpoint persists the current state (W5 starts its WAL fill after one).
+func (e *cidstoreEngine) Checkpoint() error { return e.st.Checkpoint(e.ctx) }
+
 func (e *cidstoreEngine) Close() error { return e.st.Close() }
 
 func (e *cidstoreEngine) Stats() map[string]any {
 	s := e.st.Stats()
 	return map[string]any{
-		"buckets":               s.Buckets,
-		"global_depth":          s.GlobalDepth,
-		"splits":                s.Splits,
-		"spilled_keys":          s.SpilledKeys,
-		"wal_syncs":             s.WALSyncs,
-		"wal_sync_seconds":      s.WALSyncSeconds,
-		"checkpoints":           s.Checkpoints,
-		"last_checkpoint_ms":    s.LastCheckpointDuration.Milliseconds(),
-		"last_checkpoint_bytes": s.LastCheckpointBytes,
+		"buckets":                s.Buckets,
+		"global_depth":           s.GlobalDepth,
+		"splits":                 s.Splits,
+		"spilled_keys":           s.SpilledKeys,
+		"wal_syncs":              s.WALSyncs,
+		"wal_sync_seconds":       s.WALSyncSeconds,
+		"checkpoints":            s.Checkpoints,
+		"last_checkpoint_ms":     s.LastCheckpointDuration.Milliseconds(),
+		"last_checkpoint_bytes":  s.LastCheckpointBytes,
+		"keys":                   s.Keys,
+		"values":                 s.Values,
+		"merges":                 s.Merges,
+		"directory_halvings":     s.DirectoryHalvings,
+		"demotions":              s.Demotions,
+		"compactions":            s.Compactions,
+		"recovered_records":      s.RecoveredRecords,
+		"wal_used_bytes":         s.WALUsedBytes,
+		"maintain_compact_ms":    ms(e.compactDur),
+		"maintain_checkpoint_ms": ms(e.checkpointDur),
 	}
 }

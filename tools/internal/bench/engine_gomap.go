@@ -37,6 +37,27 @@ func (g *goMap) Get(key E) ([]E, error) {
 	return slices.Clone(g.m[key]), nil
 }
 
+func (g *goMap) DeleteBatch(dels []Deletion) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range dels {
+		if d.Value.IsZero() {
+			delete(g.m, d.Key)
+			continue
+		}
+		vs := g.m[d.Key]
+		i, found := slices.BinarySearchFunc(vs, d.Value, cmpE)
+		switch {
+		case !found:
+		case len(vs) == 1:
+			delete(g.m, d.Key)
+		default:
+			g.m[d.Key] = slices.Delete(vs, i, i+1)
+		}
+	}
+	return nil
+}
+
 func (g *goMap) Close() error {
 	g.mu.Lock()
 	g.m = nil

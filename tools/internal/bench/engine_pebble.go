@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"log"
 
@@ -57,6 +58,37 @@ func (e *pebbleEngine) Get(key E) ([]E, error) {
 		out = append(out, valueOf(it.Key()))
 	}
 	return out, it.Close()
+}
+
+// DeleteBatch removes a whole key with one range tombstone over its prefix
+// and a single value with a point tombstone, all in one batch.
+func (e *pebbleEngine) DeleteBatch(dels []Deletion) error {
+	b := e.db.NewBatch()
+	var err error
+	for _, d := range dels {
+		if d.Value.IsZero() {
+			var lo [prefixLen]byte
+			putPrefix(lo[:], d.Key)
+			err = b.DeleteRange(lo[:], prefixUpper(d.Key), nil)
+		} else {
+			var k [compositeLen]byte
+			putComposite(k[:], Pair{Key: d.Key, Value: d.Value})
+			err = b.Delete(k[:], nil) // copies the key
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = b.Commit(e.wo)
+	}
+	return errors.Join(err, b.Close())
+}
+
+// Maintain is a manual compaction of the whole key space, which flushes the
+// memtable first and drops the tombstones with what they cover.
+func (e *pebbleEngine) Maintain() error {
+	return e.db.Compact(context.Background(), []byte{0}, prefixUpper(E{High: ^uint64(0), Low: ^uint64(0)}), true)
 }
 
 func (e *pebbleEngine) Close() error { return e.db.Close() }

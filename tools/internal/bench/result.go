@@ -55,6 +55,12 @@ type Result struct {
 	EngineStats       map[string]any `json:"engine_stats,omitempty"`
 	FirstMismatch     string         `json:"first_mismatch,omitempty"`
 	Error             string         `json:"error,omitempty"` // the run failed; its figures are incomplete
+
+	*ServiceFigures // W6 only (w6.go)
+	*ReclaimFigures // W3, W4 (reclaim.go)
+	*W3Figures      // W3 only (w3.go)
+	*W4Figures      // W4 only (w4.go)
+	*W5Figures      // W5 only (w5.go)
 }
 
 // newResult fills the fields that describe the run rather than the engine.

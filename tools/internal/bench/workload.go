@@ -21,17 +21,25 @@ type Config struct {
 	Readers  int    // W2 reader goroutines
 	Dir      string // the engine's data directory, empty or absent
 	Run      int
-	Log      io.Writer // progress lines; nil discards
+	Log      io.Writer      // progress lines; nil discards
+	Service  ServiceOptions // W6 (w6.go)
+
+	BigValues  int // W3: values of the big key; 0 means DefaultBigValues
+	WALRecords int // W5: pairs logged past the last checkpoint; 0 means DefaultWALRecords
 }
 
 // RunFunc runs a workload and returns its result line. An error means the
 // run could not complete; wrong answers are counted in Result.Mismatches.
 type RunFunc func(cfg Config) (Result, error)
 
-// Workloads maps a workload name to its runner. W3–W5 are added here.
+// Workloads maps a workload name to its runner.
 var Workloads = map[string]RunFunc{
 	"W1": runW1,
 	"W2": runW2,
+	"W3": runW3,
+	"W4": runW4,
+	"W5": runW5,
+	"W6": runW6,
 }
 
 // WorkloadNames returns the known workload names, sorted.

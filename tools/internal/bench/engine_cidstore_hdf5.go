@@ -1,0 +1,46 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	cidstore "github.com/cidstore/cidstore/core"
+	h5store "github.com/cidstore/cidstore/storage-hdf5"
+)
+
+var _ = register(EngineSpec{
+	Name:        "cidstore-hdf5",
+	Module:      "github.com/cidstore/cidstore/storage-hdf5",
+	Durable:     func(bool) bool { return true },
+	Open:        openCIDStoreHDF5,
+	OpenDurable: openCIDStoreHDF5Durable,
+})
+
+// openCIDStoreHDF5 runs the store on the HDF5 backend, as the service does:
+// the file "store.h5" and the WAL "wal" in dir. It is always durable; with
+// sync false the WAL is not synced per batch (SyncNone).
+func openCIDStoreHDF5(dir string, sync bool) (Engine, error) {
+	policy := cidstore.SyncAlways
+	if !sync {
+		policy = cidstore.SyncNone
+	}
+	return openCIDStoreHDF5Durable(dir, cidstore.Options{Sync: policy})
+}
+
+func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	backend, err := h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open h5store: %w", err)
+	}
+	opts.WALPath = filepath.Join(dir, "wal")
+	st, err := cidstore.Open(backend, opts)
+	if err != nil {
+		return nil, err // cidstore.Open closes the backend when it fails
+	}
+	return &cidstoreEngine{st: st, ctx: context.Background()}, nil
+}
