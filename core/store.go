@@ -497,6 +497,9 @@ func (s *Store) applyDeleteValue(k, v E) {
 		empty := vs.live() == 0
 		if empty {
 			b.removeEntry(i)
+		} else if vs.tombstoneHeavy() {
+			vs.compact() // reads would otherwise filter every tombstone
+			s.stats.compactions.Add(1)
 		}
 		b.mu.Unlock()
 		s.nvalues--

@@ -128,6 +128,16 @@ func (vs *valueSet) remove(v E) bool {
 	return true
 }
 
+// tombstoneHeavy reports whether tombstones outnumber half the live values
+// (and a minimum): the delete path then compacts the set, so a read never
+// filters more tombstones than it returns values, and each value is moved
+// O(1) times per deletion on average.
+func (vs *valueSet) tombstoneHeavy() bool {
+	return len(vs.dead) > tombstoneCompactMin && len(vs.dead) > vs.live()/2
+}
+
+const tombstoneCompactMin = 64
+
 // mergeTail sorts the tail into the sorted prefix.
 func (vs *valueSet) mergeTail() {
 	if vs.sorted == len(vs.vals) {
