@@ -24,19 +24,21 @@ import (
 //
 //  1. REST: bind and serve, so /health answers and /ready says 503 while
 //     the store recovers;
-//  2. store: open the backend and replay the WAL (bounded by
+//  2. data plane: bind the ZeroMQ sockets, so that requests arriving while
+//     the store recovers are answered 503 "not ready" (PROTOCOL.md §1.3);
+//  3. store: open the backend and replay the WAL (bounded by
 //     start_timeout; this is the one hook that takes long). Role reader
 //     starts the replica instead, which loads the writer's file in the
 //     background: /ready stays 503 until its first load;
-//  3. data plane: bind the ZeroMQ sockets;
 //  4. readiness: Ready.
 //
 // fx runs OnStop hooks in reverse, which is the shutdown order of STYLE.md:
 // readiness Stopping (/ready 503, new data-plane requests 503) → close the
-// ZeroMQ server, draining in-flight requests → close the store (final
-// checkpoint, WAL sync, backend close; a reader stops refreshing and closes
-// its read-only store and file) → stop REST last, so probes and scrapes see
-// the whole shutdown.
+// ZeroMQ server, draining in-flight requests (its stop hook is registered
+// after the store's, although its start hook runs before) → close the store
+// (final checkpoint, WAL sync, backend close; a reader stops refreshing and
+// closes its read-only store and file) → stop REST last, so probes and
+// scrapes see the whole shutdown.
 func Module(cfg Config, version string, log *zap.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, log),
@@ -59,11 +61,13 @@ func Module(cfg Config, version string, log *zap.Logger) fx.Option {
 			newBatchTuner,
 			newZMQObserver,
 			newRESTServer,
+			newDataPlane,
 		),
 		fx.Invoke(
 			registerREST,
-			registerStore,
 			registerDataPlane,
+			registerStore,
+			registerDataPlaneStop,
 			registerReadiness,
 		),
 	)
@@ -215,16 +219,22 @@ func registerReplica(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readine
 	return nil
 }
 
-func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness, obs *zmqObserver, log *zap.Logger) {
-	var srv *zmqserver.Server
+// dataPlane holds the ZeroMQ server between its start hook (before the
+// store opens) and its stop hook (before the store closes).
+type dataPlane struct{ srv *zmqserver.Server }
+
+func newDataPlane() *dataPlane { return &dataPlane{} }
+
+func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness, obs *zmqObserver, dp *dataPlane, log *zap.Logger) {
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			var st zmqserver.Store = h.store()
+			// The server reaches the store through the handle: until the
+			// store is open, Ready is false and every request gets 503.
+			var st zmqserver.Store = writerView{h}
 			if cfg.Role == "reader" {
 				st = replicaView{h}
 			}
-			var err error
-			srv, err = zmqserver.New(st, zmqserver.Config{
+			srv, err := zmqserver.New(st, zmqserver.Config{
 				RouterEndpoint:  cfg.RouterEndpoint,
 				PullEndpoint:    cfg.PullEndpoint,
 				PubEndpoint:     cfg.PubEndpoint,
@@ -241,11 +251,22 @@ func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readi
 			if err := srv.Start(); err != nil {
 				return err
 			}
+			dp.srv = srv
 			h.setNotify(srv.Notify)
 			return nil
 		},
+	})
+}
+
+// registerDataPlaneStop closes the data plane, draining in-flight requests,
+// before the store closes.
+func registerDataPlaneStop(lc fx.Lifecycle, h *storeHandle, dp *dataPlane, log *zap.Logger) {
+	lc.Append(fx.Hook{
 		OnStop: func(context.Context) error {
-			err := srv.Close()
+			if dp.srv == nil {
+				return nil
+			}
+			err := dp.srv.Close()
 			h.setNotify(nil)
 			if err != nil {
 				return fmt.Errorf("close data plane: %w", err)

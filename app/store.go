@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -156,7 +157,7 @@ func (h *storeHandle) BucketInfo(id uint32) (restapi.BucketInfo, error) {
 	}
 	b, ok := st.BucketInfo(id)
 	if !ok {
-		return restapi.BucketInfo{}, fmt.Errorf("bucket %d: %w", id, port.ErrNotFound)
+		return restapi.BucketInfo{}, port.ErrNotFound
 	}
 	return restapi.BucketInfo{
 		ID:            b.ID,
@@ -252,4 +253,73 @@ func (r *Readiness) State() State { return State(r.s.Load()) }
 // Ready reports whether the process serves traffic.
 func (r *Readiness) Ready() bool {
 	return r.State() == StateReady && (r.st == nil || r.st.store() != nil)
+}
+
+// writerView is the data plane's view of a writer's store: it reaches the
+// store through the handle, so the ZeroMQ sockets can be bound (answering
+// 503 "not ready") before the store has recovered.
+type writerView struct{ h *storeHandle }
+
+var errStoreNotOpen = fmt.Errorf("%w: the store is not open yet", cidstore.ErrClosed)
+
+func (v writerView) st() (*cidstore.Store, error) {
+	if st := v.h.store(); st != nil {
+		return st, nil
+	}
+	return nil, errStoreNotOpen
+}
+
+func (v writerView) Insert(ctx context.Context, k, val cidstore.E) error {
+	st, err := v.st()
+	if err != nil {
+		return err
+	}
+	return st.Insert(ctx, k, val)
+}
+
+func (v writerView) InsertBatch(ctx context.Context, pairs []cidstore.Pair) error {
+	st, err := v.st()
+	if err != nil {
+		return err
+	}
+	return st.InsertBatch(ctx, pairs)
+}
+
+func (v writerView) Get(ctx context.Context, k cidstore.E) ([]cidstore.E, error) {
+	st, err := v.st()
+	if err != nil {
+		return nil, err
+	}
+	return st.Get(ctx, k)
+}
+
+func (v writerView) Delete(ctx context.Context, k cidstore.E) error {
+	st, err := v.st()
+	if err != nil {
+		return err
+	}
+	return st.Delete(ctx, k)
+}
+
+func (v writerView) DeleteValue(ctx context.Context, k, val cidstore.E) error {
+	st, err := v.st()
+	if err != nil {
+		return err
+	}
+	return st.DeleteValue(ctx, k, val)
+}
+
+func (v writerView) DeleteBatch(ctx context.Context, dels []cidstore.Deletion) error {
+	st, err := v.st()
+	if err != nil {
+		return err
+	}
+	return st.DeleteBatch(ctx, dels)
+}
+
+func (v writerView) Stats() cidstore.Stats {
+	if st := v.h.store(); st != nil {
+		return st.Stats()
+	}
+	return cidstore.Stats{}
 }
