@@ -69,7 +69,7 @@ fuzz: ## run every fuzz target for FUZZTIME
 
 BENCH_OUT ?= bench-results.jsonl
 CIDBENCH := $(CURDIR)/bin/cidbench
-BENCH_ENGINES ?= cidstore-mem,cidstore-mem:none,gomap,pebble,badger,bbolt
+BENCH_ENGINES ?= cidstore-mem,cidstore-hdf5,cidstore-mem:none,gomap,pebble,badger,bbolt
 
 cidbench:
 	@mkdir -p bin && cd tools && $(GO) build -o $(CIDBENCH) ./cmd/cidbench
