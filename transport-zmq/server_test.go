@@ -569,7 +569,9 @@ func TestOversizedFrame(t *testing.T) {
 	if vals, _ := st.Get(t.Context(), wt.Pairs(1, 1)[0].Key); len(vals) != 0 {
 		t.Error("oversized batch was applied")
 	}
-	if n := obs.get(func(o *countingObserver) int { return o.requests["BATCH_INSERT 200"] + o.requests["BATCH_INSERT 413"] + o.requests["unknown 400"] }); n != 0 {
+	if n := obs.get(func(o *countingObserver) int {
+		return o.requests["BATCH_INSERT 200"] + o.requests["BATCH_INSERT 413"] + o.requests["unknown 400"]
+	}); n != 0 {
 		t.Errorf("oversized frame reached the handler %d times", n)
 	}
 }
