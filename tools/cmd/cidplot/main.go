@@ -20,6 +20,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/cidstore/cidstore/tools/internal/bench"
@@ -77,7 +78,77 @@ func run(outdir string, files []string) error {
 		fmt.Println(base + "-insert.png")
 		fmt.Println(base + "-p99.png")
 	}
+	return scaleCharts(outdir, results)
+}
+
+// scaleCharts draws the W1 scale curve when the results hold W1 at more
+// than one key count: insert pairs/s, GET p99 and peak RSS against keys,
+// one line per engine (medians over runs), log-scaled key axis.
+func scaleCharts(outdir string, results []bench.Result) error {
+	lines := map[string]map[int][]bench.Result{}
+	var engines []string
+	sizes := map[int]bool{}
+	for _, r := range results {
+		if r.Workload != "W1" {
+			continue
+		}
+		label := r.Engine
+		if r.Sync == "none" && r.Engine != "gomap" {
+			label += " (none)"
+		}
+		if lines[label] == nil {
+			lines[label] = map[int][]bench.Result{}
+			engines = append(engines, label)
+		}
+		lines[label][r.Keys] = append(lines[label][r.Keys], r)
+		sizes[r.Keys] = true
+	}
+	if len(sizes) < 2 {
+		return nil
+	}
+	for _, c := range []struct {
+		file, title, unit string
+		f                 func(bench.Result) float64
+	}{
+		{"W1-scale-insert.png", "W1 scale: insert pairs/s", "pairs/s", func(r bench.Result) float64 { return r.InsertPairsPerS }},
+		{"W1-scale-p99.png", "W1 scale: GET p99 µs", "µs", func(r bench.Result) float64 { return r.LookupP99Us }},
+		{"W1-scale-rss.png", "W1 scale: peak RSS MB", "MB", func(r bench.Result) float64 { return float64(r.PeakRSSBytes) / 1e6 }},
+	} {
+		p := plot.New()
+		p.Title.Text = c.title
+		p.X.Label.Text = "keys"
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Label.Text = c.unit
+		p.Y.Min = 0
+		var args []any
+		for _, e := range engines {
+			var xys plotter.XYs
+			for _, k := range slices.Sorted(mapsKeys(lines[e])) {
+				xys = append(xys, plotter.XY{X: float64(k), Y: median(lines[e][k], c.f)})
+			}
+			args = append(args, e, xys)
+		}
+		if err := plotutil.AddLinePoints(p, args...); err != nil {
+			return err
+		}
+		file := filepath.Join(outdir, c.file)
+		if err := p.Save(6*vg.Inch, 4*vg.Inch, file); err != nil {
+			return err
+		}
+		fmt.Println(file)
+	}
 	return nil
+}
+
+func mapsKeys(m map[int][]bench.Result) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
 }
 
 // readLines decodes JSON lines, skipping blank ones and lines of failed runs.
