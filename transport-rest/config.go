@@ -11,86 +11,84 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// promotionBody is the body of GET/PUT /config/promotion_threshold.
-type promotionBody struct {
-	PromotionThreshold *int `json:"promotion_threshold"`
+// intSetting is one integer runtime setting served at /config/<name>: GET
+// answers {"<name>": n}; PUT takes the same body, checks [min, max] (422
+// outside) and sets it.
+type intSetting struct {
+	name     string // JSON field and path segment
+	min, max int
+	get      func() (int, bool) // false when the setting is not available
+	set      func(int) error
 }
 
-// batchSizeBody is the body of GET/PUT /config/batch_size.
-type batchSizeBody struct {
-	BatchSize *int `json:"batch_size"`
+func (h *handler) settings() []intSetting {
+	return []intSetting{
+		{
+			name: "promotion_threshold", min: MinPromotionThreshold, max: MaxPromotionThreshold,
+			get: func() (int, bool) {
+				if h.deps.Promotion == nil {
+					return 0, false
+				}
+				return h.deps.Promotion.PromotionThreshold(), true
+			},
+			set: func(n int) error { return h.deps.Promotion.SetPromotionThreshold(n) },
+		},
+		{
+			name: "batch_size", min: MinBatchSize, max: MaxBatchSize,
+			get: func() (int, bool) {
+				if h.deps.BatchSize == nil {
+					return 0, false
+				}
+				return h.deps.BatchSize.BatchSize(), true
+			},
+			set: func(n int) error { return h.deps.BatchSize.SetBatchSize(n) },
+		},
+	}
 }
 
-func (h *handler) getPromotion(c *gin.Context) {
-	if h.deps.Promotion == nil {
-		abort(c, http.StatusServiceUnavailable, "promotion threshold is not available")
-		return
+func (h *handler) getSetting(s intSetting) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		n, ok := s.get()
+		if !ok {
+			abort(c, http.StatusServiceUnavailable, s.name+" is not available")
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{s.name: n})
 	}
-	n := h.deps.Promotion.PromotionThreshold()
-	c.JSON(http.StatusOK, promotionBody{PromotionThreshold: &n})
 }
 
-func (h *handler) putPromotion(c *gin.Context) {
-	var b promotionBody
-	if !decodeBody(c, &b) {
-		return
+func (h *handler) putSetting(s intSetting) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var body map[string]*int
+		if !decodeBody(c, &body) {
+			return
+		}
+		for k := range body {
+			if k != s.name {
+				abort(c, http.StatusBadRequest, fmt.Sprintf("malformed JSON body: unknown field %q", k))
+				return
+			}
+		}
+		if body[s.name] == nil {
+			abort(c, http.StatusBadRequest, "missing field "+s.name)
+			return
+		}
+		n := *body[s.name]
+		if n < s.min || n > s.max {
+			abort(c, http.StatusUnprocessableEntity, fmt.Sprintf("%s %d not in [%d, %d]", s.name, n, s.min, s.max))
+			return
+		}
+		if _, ok := s.get(); !ok {
+			abort(c, http.StatusServiceUnavailable, s.name+" is not available")
+			return
+		}
+		if err := s.set(n); err != nil {
+			h.abortErr(c, "set "+s.name, err)
+			return
+		}
+		h.log.Info("rest: setting changed", s.name, n, "client", c.RemoteIP())
+		c.JSON(http.StatusOK, gin.H{s.name: n})
 	}
-	if b.PromotionThreshold == nil {
-		abort(c, http.StatusBadRequest, "missing field promotion_threshold")
-		return
-	}
-	n := *b.PromotionThreshold
-	if n < MinPromotionThreshold || n > MaxPromotionThreshold {
-		abort(c, http.StatusUnprocessableEntity, fmt.Sprintf(
-			"promotion_threshold %d not in [%d, %d]", n, MinPromotionThreshold, MaxPromotionThreshold))
-		return
-	}
-	if h.deps.Promotion == nil {
-		abort(c, http.StatusServiceUnavailable, "promotion threshold is not available")
-		return
-	}
-	if err := h.deps.Promotion.SetPromotionThreshold(n); err != nil {
-		h.abortErr(c, "set promotion_threshold", err)
-		return
-	}
-	h.log.Info("rest: promotion threshold set", "promotion_threshold", n, "client", c.RemoteIP())
-	c.JSON(http.StatusOK, promotionBody{PromotionThreshold: &n})
-}
-
-func (h *handler) getBatchSize(c *gin.Context) {
-	if h.deps.BatchSize == nil {
-		abort(c, http.StatusServiceUnavailable, "batch size is not available")
-		return
-	}
-	n := h.deps.BatchSize.BatchSize()
-	c.JSON(http.StatusOK, batchSizeBody{BatchSize: &n})
-}
-
-func (h *handler) putBatchSize(c *gin.Context) {
-	var b batchSizeBody
-	if !decodeBody(c, &b) {
-		return
-	}
-	if b.BatchSize == nil {
-		abort(c, http.StatusBadRequest, "missing field batch_size")
-		return
-	}
-	n := *b.BatchSize
-	if n < MinBatchSize || n > MaxBatchSize {
-		abort(c, http.StatusUnprocessableEntity, fmt.Sprintf(
-			"batch_size %d not in [%d, %d]", n, MinBatchSize, MaxBatchSize))
-		return
-	}
-	if h.deps.BatchSize == nil {
-		abort(c, http.StatusServiceUnavailable, "batch size is not available")
-		return
-	}
-	if err := h.deps.BatchSize.SetBatchSize(n); err != nil {
-		h.abortErr(c, "set batch_size", err)
-		return
-	}
-	h.log.Info("rest: batch size set", "batch_size", n, "client", c.RemoteIP())
-	c.JSON(http.StatusOK, batchSizeBody{BatchSize: &n})
 }
 
 // decodeBody decodes exactly one JSON object with known fields into v. On

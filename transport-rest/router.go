@@ -183,10 +183,10 @@ func New(cfg Config, deps Deps) (*gin.Engine, error) {
 	e.GET("/health", h.health)
 	e.GET("/ready", h.ready)
 	e.GET("/metrics", h.metrics())
-	e.GET("/config/promotion_threshold", h.getPromotion)
-	e.PUT("/config/promotion_threshold", h.requireAdmin, h.putPromotion)
-	e.GET("/config/batch_size", h.getBatchSize)
-	e.PUT("/config/batch_size", h.requireAdmin, h.putBatchSize)
+	for _, s := range h.settings() {
+		e.GET("/config/"+s.name, h.getSetting(s))
+		e.PUT("/config/"+s.name, h.requireAdmin, h.putSetting(s))
+	}
 	e.GET("/debug/bucket/:id", h.debugAllowed, h.debugBucket)
 	return e, nil
 }
