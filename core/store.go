@@ -615,7 +615,8 @@ func (s *Store) Stats() Stats {
 }
 
 // Close performs a final checkpoint, closes the WAL and the backend. Every
-// call after the first returns ErrClosed.
+// call after the first returns ErrClosed. The checkpoint is skipped for a
+// volatile backend without a WAL (port.Volatile), which keeps nothing.
 func (s *Store) Close() error {
 	s.wmu.Lock()
 	if s.closed.Load() {
@@ -628,6 +629,9 @@ func (s *Store) Close() error {
 	s.bg.Wait()
 	if s.opts.ReadOnly {
 		return s.backend.Close()
+	}
+	if v, ok := s.backend.(port.Volatile); ok && v.Volatile() && s.wal == nil {
+		return s.backend.Close() // a final checkpoint could never be loaded
 	}
 	err := s.checkpoint()
 	if s.wal != nil {

@@ -433,3 +433,23 @@ func TestIdleCheckpointCommitsNothing(t *testing.T) {
 		t.Fatalf("checkpoint after a logged no-op: %d commits, want %d", b.d.commits, n+1)
 	}
 }
+
+type volatileBackend struct{ *testBackend }
+
+func (volatileBackend) Volatile() bool { return true }
+
+func TestCloseSkipsCheckpointOfVolatileBackend(t *testing.T) {
+	b := newTestBackend()
+	s := openTest(t, b, Options{})
+	s.backend = volatileBackend{b}
+	mustInsert(t, s, e(1), e(2))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b.d.commits != 0 {
+		t.Fatalf("Close committed %d checkpoints into a volatile backend", b.d.commits)
+	}
+	if !b.closed {
+		t.Fatal("Close did not close the backend")
+	}
+}

@@ -29,6 +29,7 @@ type Store struct {
 
 var _ port.Backend = (*Store)(nil)
 var _ port.Lister = (*Store)(nil)
+var _ port.Volatile = (*Store)(nil)
 
 // New returns a volatile in-memory backend.
 func New() *Store {
@@ -103,6 +104,9 @@ func (s *Store) ValueSetIDs() ([]uint64, error) {
 	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.sets)), nil
 }
+
+// Volatile implements port.Volatile: a store from New keeps nothing.
+func (s *Store) Volatile() bool { return s.path == "" }
 
 // DeletionLog returns the deletion records committed so far.
 func (s *Store) DeletionLog() []port.DeletionRecord {

@@ -39,3 +39,12 @@ type Lister interface {
 	// ValueSetIDs returns the ids of all committed value sets.
 	ValueSetIDs() ([]uint64, error)
 }
+
+// Volatile is implemented by backends that keep nothing across a restart
+// (memstore.New). Core then skips the checkpoint it would write on Close:
+// nobody can ever load it. Optional.
+type Volatile interface {
+	// Volatile reports whether committed checkpoints are lost when the
+	// backend is closed.
+	Volatile() bool
+}
