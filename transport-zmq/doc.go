@@ -24,7 +24,10 @@
 //     the owner sends it (ROUTER_MANDATORY + DONTWAIT). Per-peer routing keeps
 //     each client's requests in order; several workers let concurrent clients'
 //     mutations share one WAL sync (group commit) and keep one slow store call
-//     from stalling every client. Workers = -1 selects inline mode, where the
+//     from stalling every client. A small GET or METRICS whose client has
+//     nothing pending at its worker is answered by the owner itself: reads
+//     need no group commit, a store read costs about a microsecond, and the
+//     client's order is kept. Workers = -1 selects inline mode, where the
 //     owner does decode → store → encode → send itself (NOTES-ZMQ measured
 //     that as fastest when the store call is short).
 //   - PULL: the owner decodes and executes inline; no reply. Rejections are

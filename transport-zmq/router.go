@@ -42,10 +42,9 @@ func (s *Server) runRouter() {
 	defer s.owners.Done()
 	sock, w := s.router, s.routerW
 	inline := s.cfg.Workers < 0
-	var h *handler
-	if inline {
-		h = s.newHandler()
-	}
+	// The owner's own handler: every request in inline mode, and in pool
+	// mode the reads it answers itself (see readInline).
+	h := s.newHandler()
 	pending := make([]int, len(s.jobs)) // per worker: requests not yet answered
 	inflight, inflightBytes := 0, 0
 	var frames [3][]byte
@@ -105,6 +104,12 @@ func (s *Server) runRouter() {
 					waited = false
 				case len(payload) > s.cfg.MaxFrameBytes:
 					s.tooLarge(peer, delim, payload, now, lim)
+				case pending[shardOf(peer, len(s.jobs))] == 0 && readInline(payload):
+					// A read with nothing of its client's worker pending:
+					// answering it here keeps the client's order and saves
+					// the hand-off to a worker and back.
+					out := h.handle(payload, false)
+					s.reply(peer, delim, &out, now, false, lim)
 				case inflight >= s.cfg.QueueDepth || (inflight > 0 && inflightBytes+len(payload) > s.cfg.MaxQueuedBytes):
 					s.overloaded(peer, delim, payload, now, lim)
 				default:
@@ -178,6 +183,21 @@ func (s *Server) overloaded(peer []byte, delim bool, payload []byte, now time.Ti
 	out := outcome{op: o, code: errOverloaded.code, err: errOverloaded,
 		reply: appendError(nil, version, id, hasID, errOverloaded)}
 	s.reply(peer, delim, &out, now, true, lim)
+}
+
+// maxInlineRead bounds the requests the ROUTER owner inspects for
+// readInline: GET and METRICS requests are a few dozen bytes.
+const maxInlineRead = 256
+
+// readInline reports whether payload is a small GET/LOOKUP or METRICS
+// request, which the owner executes itself: reads need no group commit, and
+// a store read costs about a microsecond, less than the hand-off.
+func readInline(payload []byte) bool {
+	if len(payload) > maxInlineRead {
+		return false
+	}
+	_, _, _, o := peekHeader(payload)
+	return o == opGet || o == opMetrics
 }
 
 // tooLarge answers 413 to a frame over MaxFrameBytes (libzmq delivers
