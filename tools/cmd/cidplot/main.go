@@ -121,6 +121,7 @@ func scaleCharts(outdir string, results []bench.Result) error {
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Y.Label.Text = c.unit
 		p.Y.Min = 0
+		p.Legend.Top = true
 		var args []any
 		for _, e := range engines {
 			var xys plotter.XYs
