@@ -63,6 +63,7 @@ func (s *Store) checkpoint() error {
 	s.stats.checkpoints.Add(1)
 	s.stats.lastCkptNanos.Store(int64(time.Since(start)))
 	s.stats.lastCkptBytes.Store(capt.bytes + int64(4*len(cp.Directory)))
+	s.stats.lastCkptEnd.Store(time.Now().UnixNano())
 	if s.wal != nil {
 		if err := s.walTruncate(cp.Meta.CheckpointLSN); err != nil {
 			return fmt.Errorf("checkpoint at lsn %d: advance wal: %w", cp.Meta.CheckpointLSN, err)

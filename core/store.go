@@ -71,6 +71,7 @@ type counters struct {
 	checkpoints, recovered              atomic.Uint64
 	checkpointLSN                       atomic.Uint64
 	lastCkptNanos, lastCkptBytes        atomic.Int64
+	lastCkptEnd                         atomic.Int64 // Unix ns of the end of the last checkpoint
 	buckets                             atomic.Int64
 	globalDepth                         atomic.Int64
 }
