@@ -84,8 +84,8 @@ func (s *Store) compactBucket(b *bucket, now int64) {
 // false when no live bucket has that id.
 func (s *Store) BucketInfo(id uint32) (info BucketInfo, ok bool) {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if s.closed.Load() || int(id) >= len(s.buckets) || s.buckets[id] == nil {
+		s.wmu.Unlock()
 		return BucketInfo{}, false
 	}
 	b := s.buckets[id]
@@ -98,7 +98,10 @@ func (s *Store) BucketInfo(id uint32) (info BucketInfo, ok bool) {
 			info.SpilledKeys++
 		}
 	}
-	s.ckptMu.Lock() // the backend is not called concurrently with Commit
+	s.wmu.Unlock()
+	// The backend is not called concurrently with Commit. ckptMu is taken
+	// after wmu is released: checkpoints take ckptMu, then wmu.
+	s.ckptMu.Lock()
 	rec, err := s.backend.ReadBucket(id)
 	s.ckptMu.Unlock()
 	if err == nil {

@@ -453,3 +453,30 @@ func TestCloseSkipsCheckpointOfVolatileBackend(t *testing.T) {
 		t.Fatal("Close did not close the backend")
 	}
 }
+
+// TestBucketInfoDuringCheckpoints: BucketInfo and checkpoints take the
+// writer and checkpoint locks in compatible orders (a deadlock would hang).
+func TestBucketInfoDuringCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, newTestBackend(), Options{BucketCapacity: 8})
+	defer s.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := uint64(1); i <= 300; i++ {
+			if err := s.Insert(ctx, e(i), e(i)); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.Checkpoint(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		s.BucketInfo(uint32(i % 16))
+	}
+	wg.Wait()
+}
