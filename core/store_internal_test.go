@@ -461,10 +461,12 @@ func TestBucketInfoDuringCheckpoints(t *testing.T) {
 	s := openTest(t, newTestBackend(), Options{BucketCapacity: 8})
 	defer s.Close()
 	var wg sync.WaitGroup
+	var done atomic.Bool
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := uint64(1); i <= 300; i++ {
+		defer done.Store(true)
+		for i := uint64(1); i <= 3000; i++ {
 			if err := s.Insert(ctx, e(i), e(i)); err != nil {
 				t.Error(err)
 				return
@@ -475,7 +477,7 @@ func TestBucketInfoDuringCheckpoints(t *testing.T) {
 			}
 		}
 	}()
-	for i := 0; i < 2000; i++ {
+	for i := 0; !done.Load(); i++ {
 		s.BucketInfo(uint32(i % 16))
 	}
 	wg.Wait()
