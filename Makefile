@@ -89,4 +89,4 @@ clean:
 ci: test
 
 crash: ## the crash tests with many more kills (CRASH_ROUNDS per scenario, default 100)
-	cd tests && CIDSTORE_CRASH_ROUNDS=$${CRASH_ROUNDS:-100} $(GO) test -count=1 -run 'TestCrash' -v ./... | grep -E '^(---|ok|FAIL)|kills'
+	set -o pipefail; cd tests && CIDSTORE_CRASH_ROUNDS=$${CRASH_ROUNDS:-100} $(GO) test -count=1 -timeout 0 -run 'TestCrash' -v ./... | grep -E '^(---|ok|FAIL)|kills'
