@@ -49,7 +49,9 @@ type DeletionRecord struct {
 // Checkpoint is one atomic unit of persistence: the full metadata and
 // directory, plus every bucket and value set written since the previous
 // checkpoint and the ids freed since then. Slices are owned by the backend
-// once Commit is called; core does not touch them again.
+// once Commit is called; core does not touch them again. Core never frees
+// and writes the same id in one checkpoint; a backend applies frees before
+// writes, so a write would win.
 type Checkpoint struct {
 	Meta           Meta
 	Directory      []uint32 // bucket id per slot, len 1<<Meta.GlobalDepth
