@@ -23,7 +23,6 @@ deps: ## install the system libraries and tools a fresh Debian machine lacks (id
 		echo "installing $(APT_PKGS)"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	fi
-	@$(GO) work sync 2>/dev/null || true
 
 build: deps ## build bin/cidstore and the tools
 	@mkdir -p bin
