@@ -185,8 +185,8 @@ func restError(err error) error {
 
 // batchTuner holds the data plane's batch size for /config/batch_size.
 //
-// TODO(lead): replace with the maintenance auto-tuner when it lands; for now
-// it is only a value that nothing else reads.
+// Until the maintenance auto-tuner exists (issue 6), the value is only
+// stored and reported: nothing in the data plane batches by it yet.
 type batchTuner struct{ n atomic.Int64 }
 
 func newBatchTuner(cfg Config) *batchTuner {
