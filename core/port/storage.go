@@ -40,6 +40,14 @@ type Lister interface {
 	ValueSetIDs() ([]uint64, error)
 }
 
+// DeletionLogReader is implemented by backends whose deletion log
+// (DESIGN.md §7) can be read back for garbage collection. Optional.
+type DeletionLogReader interface {
+	// DeletionLog returns the committed deletion records, oldest first,
+	// after the ones a checkpoint trimmed (Checkpoint.TrimDeletions).
+	DeletionLog() ([]DeletionRecord, error)
+}
+
 // Volatile is implemented by backends that keep nothing across a restart
 // (memstore.New). Core then skips the checkpoint it would write on Close:
 // nobody can ever load it. Optional.

@@ -17,6 +17,11 @@ type Meta struct {
 	NextBucketID    uint32 // bucket ids below this may be in use
 	NextValueSetID  uint64 // value set ids below this may be in use
 	CreatedUnixNano int64  // creation time of the store
+	// Live counts as of CheckpointLSN, so that a store opens without
+	// reading its buckets.
+	Keys        uint64 // keys
+	Values      uint64 // live values
+	SpilledKeys uint64 // keys whose values are in a value set
 }
 
 // BucketRecord is the persisted form of one bucket.
@@ -60,6 +65,10 @@ type Checkpoint struct {
 	ValueSets      []ValueSetRecord
 	FreedValueSets []uint64
 	Deletions      []DeletionRecord
+	// TrimDeletions drops the oldest TrimDeletions records of the committed
+	// deletion log (garbage collection has processed them) before
+	// Deletions are appended. It never exceeds the committed log's length.
+	TrimDeletions uint64
 	// Full is set when Buckets and ValueSets hold the complete state; the
 	// backend may then drop everything it held before.
 	Full bool
