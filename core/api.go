@@ -52,6 +52,12 @@ type Stats struct {
 	LastCheckpointDuration time.Duration
 	LastCheckpointBytes    int64
 	RecoveredRecords       uint64 // WAL records replayed by Open
+
+	CacheBytes    int64  // bytes charged by resident buckets and value sets
+	CacheBudget   int64  // Options.CacheBytes; 0 = unbounded
+	BucketLoads   uint64 // buckets read from the backend on demand
+	ValueSetLoads uint64 // value sets read from the backend on demand
+	Evictions     uint64 // buckets evicted (with their value sets)
 }
 
 // BucketInfo describes one bucket for the debug endpoint.

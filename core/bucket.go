@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // bucket is one leaf of the extendible-hashing directory: the keys whose
@@ -43,6 +44,14 @@ type bucket struct {
 	dirty         bool  // changed since the last checkpoint
 	frozen        bool  // to be captured by the checkpoint in progress (under mu)
 	lastCompacted int64 // Unix ns of the last full sort, 0 if never
+
+	// Residency (cache.go): entries and tags are meaningful only while
+	// loaded is set; loaded changes under mu (and, to false, only under
+	// the writer lock too).
+	loaded   atomic.Bool
+	ref      atomic.Bool // CLOCK reference bit, set by lookups
+	charge   int64       // bytes charged to the cache (under mu)
+	savedSeq uint64      // checkpoint that last captured b (under mu)
 }
 
 func (b *bucket) owns(h uint64) bool {

@@ -1,5 +1,7 @@
 package cidstore
 
+import "errors"
+
 // mergeLowWater: two buddies merge when their entries together fit in this
 // fraction of a bucket, so a merged bucket does not split again at once.
 const mergeLowWaterDiv = 2
@@ -7,15 +9,21 @@ const mergeLowWaterDiv = 2
 // tryMerge merges b with its buddy when both sit at the same local depth
 // and together hold at most capacity/2 entries. It reports whether it
 // merged. Writer only.
-func (s *Store) tryMerge(b *bucket) bool {
+func (s *Store) tryMerge(b *bucket) (bool, error) {
 	if b.retired || b.depth == 0 {
-		return false
+		return false, nil
 	}
 	d := s.dir.Load()
 	lo, _ := d.slotRange(b.depth, b.prefix^1)
 	buddy := d.slots[lo].Load()
-	if buddy.depth != b.depth || len(b.entries)+len(buddy.entries) > s.capacity/mergeLowWaterDiv {
-		return false
+	if buddy.depth != b.depth {
+		return false, nil
+	}
+	if err := errors.Join(s.loadBucket(b), s.loadBucket(buddy)); err != nil {
+		return false, err
+	}
+	if len(b.entries)+len(buddy.entries) > s.capacity/mergeLowWaterDiv {
+		return false, nil
 	}
 	keep, gone := b, buddy
 	if keep.prefix&1 == 1 {
@@ -49,24 +57,32 @@ func (s *Store) tryMerge(b *bucket) bool {
 	keep.mu.Unlock()
 	s.markDirty(keep)
 	s.stats.merges.Add(1)
-	return true
+	return true, nil
 }
 
 // mergeAll merges buddies until none qualifies, then halves the directory
 // while no bucket is as deep as it. Writer only.
-func (s *Store) mergeAll() {
+func (s *Store) mergeAll() error {
 	for changed := true; changed; {
 		changed = false
 		for _, b := range s.buckets {
-			if b != nil && s.tryMerge(b) {
-				changed = true
+			if b == nil {
+				continue
+			}
+			merged, err := s.tryMerge(b)
+			if err != nil {
+				return err
+			}
+			changed = changed || merged
+			if s.cache.over() {
+				s.evict()
 			}
 		}
 	}
 	for {
 		d := s.dir.Load()
 		if d.depth == 0 || s.depthCount[d.depth] > 0 {
-			return
+			return nil
 		}
 		s.setDir(d.halved())
 		s.stats.halvings.Add(1)

@@ -25,6 +25,9 @@ const maxProblems = 20
 func (s *Store) Validate() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if err := s.loadAll(); err != nil {
+		return err
+	}
 	var errs []error
 	bad := func(format string, args ...any) {
 		if len(errs) < maxProblems {

@@ -2,7 +2,9 @@ package cidstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -52,12 +54,12 @@ func (s *Store) checkpoint() error {
 	cp.Buckets, cp.ValueSets = capt.buckets, capt.sets
 	s.failpoint("checkpoint.before-commit")
 	if err := s.backend.Commit(cp); err != nil {
-		// What was captured is lost to the backend: write everything next time.
 		s.wmu.Lock()
-		s.needFull = true
+		s.requeue(cp)
 		s.wmu.Unlock()
 		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
+	s.committedSeq.Store(capt.seq)
 	s.failpoint("checkpoint.after-commit")
 	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
 	s.stats.checkpoints.Add(1)
@@ -78,6 +80,27 @@ func (s *Store) failpoint(name string) {
 	}
 }
 
+// requeue puts what a failed checkpoint carried back into the next one
+// (writer lock held): the backend still holds the previous checkpoint.
+func (s *Store) requeue(cp *port.Checkpoint) {
+	if cp.Full {
+		s.needFull = true
+	}
+	for i := range cp.Buckets {
+		if id := cp.Buckets[i].ID; int(id) < len(s.buckets) && s.buckets[id] != nil {
+			s.markDirty(s.buckets[id])
+		}
+	}
+	for i := range cp.ValueSets {
+		if vs := s.sets.lookup(cp.ValueSets[i].ID); vs != nil {
+			s.markSetDirty(vs)
+		}
+	}
+	s.freedBuckets = append(cp.FreedBuckets, s.freedBuckets...)
+	s.freedSets = append(cp.FreedValueSets, s.freedSets...)
+	s.deletions = append(cp.Deletions, s.deletions...)
+}
+
 // idle reports whether a checkpoint would change nothing: nothing was
 // applied since the last one (writer lock held).
 func (s *Store) idle() bool {
@@ -89,6 +112,7 @@ func (s *Store) idle() bool {
 // capture collects the persisted forms of the buckets and value sets of one
 // checkpoint, as they were when it was frozen.
 type capture struct {
+	seq     uint64 // checkpoint sequence number (cache.go: savedSeq)
 	mu      sync.Mutex
 	buckets []port.BucketRecord
 	sets    []port.ValueSetRecord
@@ -115,6 +139,9 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 			NextBucketID:    uint32(len(s.buckets)),
 			NextValueSetID:  s.nextVSID,
 			CreatedUnixNano: s.created,
+			Keys:            s.nkeys,
+			Values:          s.nvalues,
+			SpilledKeys:     s.nspilled,
 		},
 		Directory:      make([]uint32, len(d.slots)),
 		FreedBuckets:   s.freedBuckets,
@@ -162,7 +189,9 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	}
 	s.dirtyBuckets, s.dirtySets = nil, nil
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
-	s.capt = &capture{buckets: make([]port.BucketRecord, 0, len(buckets)), sets: make([]port.ValueSetRecord, 0, len(sets))}
+	s.ckptSeq++
+	s.cache.growth.Store(0)
+	s.capt = &capture{seq: s.ckptSeq, buckets: make([]port.BucketRecord, 0, len(buckets)), sets: make([]port.ValueSetRecord, 0, len(sets))}
 	return cp, buckets, sets, s.capt
 }
 
@@ -180,6 +209,8 @@ func (s *Store) lockBucket(b *bucket) {
 // reordering b itself: the writer reads its buckets without locking.
 func (s *Store) captureBucket(b *bucket) {
 	b.frozen = false
+	b.savedSeq = s.capt.seq
+	s.rechargeBucket(b)
 	rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.entries)), LastCompacted: b.lastCompacted, Entries: make([]byte, port.EntrySize*len(b.entries))}
 	tail := slices.Clone(b.entries[b.sorted:])
 	slices.SortFunc(tail, func(x, y entry) int { return x.key.Compare(y.key) })
@@ -236,10 +267,17 @@ func (s *Store) captureSet(vs *valueSet) {
 	}
 	c.sets = append(c.sets, rec)
 	c.bytes += int64(len(rec.Values) + len(rec.Tombstones))
+	vs.savedSeq = c.seq
+	s.rechargeSet(vs)
 	vs.frozen.Store(false)
 }
 
-// restore rebuilds the in-memory state from a committed checkpoint.
+// restore rebuilds the resident state from a committed checkpoint: the
+// directory and the bucket headers, whose local depths follow from the
+// directory (a bucket at depth d owns an aligned run of 1<<(global-d)
+// slots). Buckets and value sets are read on first use (cache.go); a
+// read-only store reads them all now, since its backend may move to a newer
+// checkpoint under it.
 func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 	if len(dirIDs) != 1<<meta.GlobalDepth {
 		return fmt.Errorf("%w: directory has %d slots, global depth %d", ErrCorrupt, len(dirIDs), meta.GlobalDepth)
@@ -252,65 +290,25 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 	}
 	s.created = meta.CreatedUnixNano
 	s.nextVSID = meta.NextValueSetID
+	s.vsidLimit.Store(s.nextVSID)
 	s.buckets = make([]*bucket, meta.NextBucketID)
 	d := newDirectory(meta.GlobalDepth)
-	var keys, values, spilled uint64
 	for i := 0; i < len(dirIDs); {
 		id := dirIDs[i]
 		if int(id) >= len(s.buckets) || s.buckets[id] != nil {
 			return fmt.Errorf("%w: directory slot %d: bucket %d out of range or not contiguous", ErrCorrupt, i, id)
 		}
-		rec, err := s.backend.ReadBucket(id)
-		if err != nil {
-			return fmt.Errorf("read bucket %d: %w", id, err)
+		span := 1
+		for i+span < len(dirIDs) && dirIDs[i+span] == id {
+			span++
 		}
-		if rec.LocalDepth > meta.GlobalDepth || len(rec.Entries)%port.EntrySize != 0 {
-			return fmt.Errorf("%w: bucket %d: local depth %d, %d entry bytes", ErrCorrupt, id, rec.LocalDepth, len(rec.Entries))
+		if span&(span-1) != 0 || i%span != 0 {
+			return fmt.Errorf("%w: bucket %d: misaligned run of %d slots at slot %d", ErrCorrupt, id, span, i)
 		}
-		span := 1 << (meta.GlobalDepth - rec.LocalDepth)
-		if i%span != 0 || i+span > len(dirIDs) {
-			return fmt.Errorf("%w: bucket %d: misaligned in directory at slot %d", ErrCorrupt, id, i)
-		}
-		for j := i; j < i+span; j++ {
-			if dirIDs[j] != id {
-				return fmt.Errorf("%w: bucket %d: directory slot %d points to %d", ErrCorrupt, id, j, dirIDs[j])
-			}
-		}
-		b := &bucket{id: id, depth: rec.LocalDepth, prefix: uint64(i >> (meta.GlobalDepth - rec.LocalDepth)), lastCompacted: rec.LastCompacted}
-		n := rec.EntryCount()
-		if int(rec.SortedCount) > n {
-			return fmt.Errorf("%w: bucket %d: sorted count %d > %d entries", ErrCorrupt, id, rec.SortedCount, n)
-		}
-		b.entries = make([]entry, n, n+n/8)
-		b.tags = make([]byte, n, n+n/8)
-		b.sorted = int(rec.SortedCount)
-		for k := 0; k < n; k++ {
-			e, err := decodeEntry(rec.Entries[k*port.EntrySize : (k+1)*port.EntrySize])
-			if err != nil {
-				return fmt.Errorf("bucket %d entry %d: %w", id, k, err)
-			}
-			b.entries[k] = e
-			b.tags[k] = tagOf(s.hash(e.key))
-			keys++
-			if !e.spilled() {
-				values++
-				if !e.s1.IsZero() {
-					values++
-				}
-				continue
-			}
-			if s.sets.lookup(e.spillID()) != nil {
-				return fmt.Errorf("%w: bucket %d key %v: value set %d referenced twice", ErrCorrupt, id, e.key, e.spillID())
-			}
-			vs, err := s.loadSet(e.spillID())
-			if err != nil {
-				return fmt.Errorf("bucket %d key %v: %w", id, e.key, err)
-			}
-			values += uint64(vs.live())
-			spilled++
-		}
+		depth := meta.GlobalDepth - uint8(bits.TrailingZeros(uint(span)))
+		b := &bucket{id: id, depth: depth, prefix: uint64(i) >> (meta.GlobalDepth - depth)}
 		s.buckets[id] = b
-		s.depthCount[b.depth]++
+		s.depthCount[depth]++
 		d.point(b)
 		i += span
 	}
@@ -321,30 +319,42 @@ func (s *Store) restore(meta port.Meta, dirIDs []uint32) error {
 	}
 	s.setDir(d)
 	s.stats.buckets.Store(int64(len(s.buckets) - len(s.freeIDs)))
-	s.nkeys, s.nvalues, s.nspilled = keys, values, spilled
+	if n := uint32(len(s.buckets) - len(s.freeIDs)); n != meta.NumBuckets {
+		return fmt.Errorf("%w: directory names %d buckets, metadata %d", ErrCorrupt, n, meta.NumBuckets)
+	}
+	s.nkeys, s.nvalues, s.nspilled = meta.Keys, meta.Values, meta.SpilledKeys
 	s.publish()
 	s.stats.checkpointLSN.Store(meta.CheckpointLSN)
 	s.restoredLSN = meta.CheckpointLSN
+	s.lazy = true
+	if s.opts.ReadOnly {
+		return s.loadAll()
+	}
 	return nil
 }
 
-func (s *Store) loadSet(id uint64) (*valueSet, error) {
+// readSet loads value set id from the backend into the set table (under
+// the lock of the bucket whose entry names it).
+func (s *Store) readSet(id uint64) (*valueSet, error) {
+	if id == 0 || id >= s.vsidLimit.Load() {
+		return nil, fmt.Errorf("%w: value set id %d out of range", ErrCorrupt, id)
+	}
 	rec, err := s.backend.ReadValueSet(id)
 	if err != nil {
+		if errors.Is(err, port.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("read value set %d: %w", id, err)
 	}
 	if len(rec.Values)%port.ValueSize != 0 || len(rec.Tombstones)%port.ValueSize != 0 || int(rec.SortedCount)*port.ValueSize > len(rec.Values) {
 		return nil, fmt.Errorf("%w: value set %d: malformed record", ErrCorrupt, id)
 	}
-	if id == 0 || id >= s.nextVSID {
-		return nil, fmt.Errorf("%w: value set id %d out of range (next %d)", ErrCorrupt, id, s.nextVSID)
-	}
+	vs := &valueSet{id: id}
 	vals := make([]E, len(rec.Values)/port.ValueSize)
 	for i := range vals {
 		vals[i] = decodeValue(rec.Values[i*port.ValueSize:])
 	}
-	vs := s.sets.alloc(id)
-	vs.init(vals)
+	vs.vals = vals
 	vs.sorted = int(rec.SortedCount)
 	if n := len(vs.vals) - vs.sorted; n > tailScanMax {
 		vs.tail = make(map[E]struct{}, n)
@@ -364,5 +374,9 @@ func (s *Store) loadSet(id uint64) (*valueSet, error) {
 	if vs.live() == 0 {
 		return nil, fmt.Errorf("%w: value set %d has no live value", ErrCorrupt, id)
 	}
-	return vs, nil
+	slot := s.sets.alloc(id)
+	slot.init(vals)
+	slot.sorted, slot.tail, slot.dead = vs.sorted, vs.tail, vs.dead
+	s.rechargeSet(slot)
+	return slot, nil
 }

@@ -28,18 +28,35 @@ func (s *Store) Compact(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if b != nil {
-			s.compactBucket(b, now)
+		if b == nil {
+			continue
+		}
+		if err := s.compactBucket(b, now); err != nil {
+			s.publish()
+			return err
+		}
+		if s.cache.over() {
+			s.evict()
 		}
 	}
-	s.mergeAll()
+	err := s.mergeAll()
 	s.publish()
-	return nil
+	return err
 }
 
 // compactBucket sorts b, compacts its value sets and demotes small ones.
 // Writer only.
-func (s *Store) compactBucket(b *bucket, now int64) {
+func (s *Store) compactBucket(b *bucket, now int64) error {
+	if err := s.loadBucket(b); err != nil {
+		return err
+	}
+	for i := range b.entries {
+		if e := &b.entries[i]; e.spilled() {
+			if _, err := s.writerSet(b, e); err != nil {
+				return err
+			}
+		}
+	}
 	threshold := int(s.promote.Load())
 	changed := false
 	s.lockBucket(b)
@@ -76,6 +93,7 @@ func (s *Store) compactBucket(b *bucket, now int64) {
 	if changed {
 		s.markDirty(b)
 	}
+	return nil
 }
 
 // BucketInfo describes bucket id for operators (the REST debug endpoint).
@@ -89,6 +107,10 @@ func (s *Store) BucketInfo(id uint32) (info BucketInfo, ok bool) {
 		return BucketInfo{}, false
 	}
 	b := s.buckets[id]
+	if err := s.loadBucket(b); err != nil {
+		s.wmu.Unlock()
+		return BucketInfo{ID: id, LocalDepth: int(b.depth)}, true
+	}
 	info = BucketInfo{ID: id, LocalDepth: int(b.depth), EntryCount: len(b.entries), SortedCount: b.sorted, ChecksumOK: true}
 	if b.lastCompacted != 0 {
 		info.LastCompacted = time.Unix(0, b.lastCompacted)

@@ -89,6 +89,14 @@ type Options struct {
 	// MaxGlobalDepth caps directory doubling; a bucket that would need a
 	// deeper directory grows past its capacity instead. Default 28.
 	MaxGlobalDepth int
+	// CacheBytes bounds the memory held by buckets and value sets read
+	// from the backend: clean ones are evicted past it (least recently
+	// used first, by CLOCK) and read again on demand. What changed since
+	// the last checkpoint stays resident until a checkpoint captures it;
+	// the store asks for a checkpoint when that alone passes the budget.
+	// 0 means unbounded. A read-only store ignores it and loads everything
+	// at Open.
+	CacheBytes int64
 	// Logger receives recovery and checkpoint events. Default: discard.
 	Logger port.Logger
 	// Notify, when set, is called after mutations are durable, in LSN
@@ -163,6 +171,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ReadOnly && o.WALPath != "" {
 		bad("a read-only store has no WAL")
+	}
+	if o.CacheBytes < 0 {
+		bad("cache budget %d < 0", o.CacheBytes)
 	}
 	if o.MaxGlobalDepth < 1 || o.MaxGlobalDepth > 32 {
 		bad("max global depth %d not in [1, 32]", o.MaxGlobalDepth)

@@ -1,31 +1,39 @@
 package cidstore
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // setTable holds every value set, by id: a two-level array of slabs, so
 // that finding a set is two loads with no hashing, value sets cost no
 // allocation of their own, and splits and merges of buckets never move them
 // (a SpillPointer names a global id, not a bucket slot).
 //
-// Ids are never reused, so a slot is written once (when its set is created)
-// and freed once; a slab whose sets are all freed is dropped. Sets never
-// move, so a *valueSet stays valid for the life of the store.
+// Ids are never reused. A slot is filled when its set is created or loaded
+// from the backend, and emptied when the set is freed (its key deleted or
+// demoted) or released (evicted with its bucket, see cache.go); a slab
+// whose slots are all empty is dropped. A *valueSet stays valid while the
+// lock of the bucket naming it is held.
 //
-// Concurrency: only the writer changes the table. A reader looks up an id
-// only while holding the read lock of the bucket whose entry holds that id;
-// the writer fills a slot before publishing the entry that names it and
-// frees it only after removing that entry under the same lock, so readers
-// never see a torn or missing set. The top level grows by copy-and-swap.
+// Concurrency: the writer creates and frees sets; readers load them. Both
+// fill or empty a slot only while holding the write lock of the bucket
+// whose entry names its id, and mu serializes changes to the table itself.
+// A reader looks up an id only while holding that bucket's read lock; the
+// writer fills a slot before publishing the entry that names it and frees
+// it only after removing that entry under the same lock, so readers never
+// see a torn set. The top level grows by copy-and-swap.
 type setTable struct {
+	mu   sync.Mutex
 	top  atomic.Pointer[[]atomic.Pointer[setSlab]]
-	live int // sets in the table (writer only)
+	live int // sets in the table (under mu)
 }
 
 const setSlabBits = 10
 
 type setSlab struct {
 	sets [1 << setSlabBits]valueSet
-	live int // sets in use (writer only)
+	live int // sets in use (under setTable.mu)
 }
 
 func (t *setTable) get(id uint64) *valueSet {
@@ -50,9 +58,11 @@ func (t *setTable) lookup(id uint64) *valueSet {
 	return vs
 }
 
-// alloc returns the zeroed slot of a new set with the given id (writer
-// only); the caller fills it before publishing the id.
+// alloc returns the zeroed slot of a set with the given id; the caller
+// fills it before publishing the id.
 func (t *setTable) alloc(id uint64) *valueSet {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	i := id >> setSlabBits
 	top := t.top.Load()
 	if top == nil || i >= uint64(len(*top)) {
@@ -85,10 +95,26 @@ func (t *setTable) alloc(id uint64) *valueSet {
 }
 
 // free marks vs freed and releases what it holds (writer only); its slab is
-// dropped once every set in it is freed.
+// dropped once every set in it is empty.
 func (t *setTable) free(vs *valueSet) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	id := vs.id
 	*vs = valueSet{id: id, freed: true}
+	t.drop(id)
+}
+
+// release empties the slot of a set evicted from memory; the set lives on
+// in the backend.
+func (t *setTable) release(vs *valueSet) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := vs.id
+	*vs = valueSet{}
+	t.drop(id)
+}
+
+func (t *setTable) drop(id uint64) {
 	top := t.top.Load()
 	c := (*top)[id>>setSlabBits].Load()
 	c.live--
@@ -98,8 +124,11 @@ func (t *setTable) free(vs *valueSet) {
 	}
 }
 
-// each calls fn for every live set (writer only).
+// each calls fn for every set in the table (writer only; no set may be
+// loaded meanwhile).
 func (t *setTable) each(fn func(*valueSet)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	top := t.top.Load()
 	if top == nil {
 		return

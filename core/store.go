@@ -14,7 +14,7 @@ import (
 )
 
 // FormatVersion is the on-disk format this code writes and reads.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Store is a hash directory from 128-bit keys to sets of 128-bit values.
 // It is safe for concurrent use: mutations are serialized by a single
@@ -54,7 +54,16 @@ type Store struct {
 	promote atomic.Int32 // promotion threshold, 1 or 2
 	closed  atomic.Bool
 
-	capt        *capture  // the checkpoint being captured (see freeze)
+	capt    *capture // the checkpoint being captured (see freeze)
+	ckptSeq uint64   // sequence number of the last frozen checkpoint
+	// committedSeq is the sequence number of the last committed checkpoint.
+	committedSeq atomic.Uint64
+	// vsidLimit mirrors nextVSID for readers that validate loaded records.
+	vsidLimit atomic.Uint64
+	// lazy is set when buckets may be absent from memory (a restored store,
+	// or a cache budget): the writer then loads what a batch needs first.
+	lazy        bool
+	cache       cache
 	wal         *walState // nil without a WAL
 	restoredLSN uint64    // checkpoint LSN the state was loaded from
 
@@ -89,6 +98,13 @@ func Open(backend port.Backend, opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, backend: backend, log: opts.Logger, stop: make(chan struct{})}
 	s.promote.Store(int32(opts.PromotionThreshold))
+	s.cache.kick = make(chan struct{}, 1)
+	if !opts.ReadOnly {
+		// A read-only store's backend may move on to a newer checkpoint: it
+		// keeps everything it loaded at Open.
+		s.cache.budget = opts.CacheBytes
+		s.lazy = opts.CacheBytes > 0
+	}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, backend.Close())
 	}
@@ -98,6 +114,7 @@ func Open(backend port.Backend, opts Options) (*Store, error) {
 		}
 	}
 	s.startBackground()
+	s.startEvictor()
 	return s, nil
 }
 
@@ -121,6 +138,7 @@ func (s *Store) load() error {
 		s.maxDepth = uint8(s.opts.MaxGlobalDepth)
 		s.created = time.Now().UnixNano()
 		s.nextVSID = 1
+		s.vsidLimit.Store(1)
 		d := newDirectory(0)
 		b := s.newBucket(0, 0)
 		d.point(b)
@@ -162,6 +180,8 @@ func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
 		s.buckets = append(s.buckets, nil)
 	}
 	b := &bucket{id: id, depth: depth, prefix: prefix}
+	b.loaded.Store(true)
+	s.cache.admit(b)
 	s.buckets[id] = b
 	s.depthCount[depth]++
 	s.stats.buckets.Add(1)
@@ -173,6 +193,8 @@ func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
 func (s *Store) freeBucket(b *bucket) {
 	b.retired = true
 	b.entries, b.tags = nil, nil
+	s.cache.used.Add(-b.charge)
+	b.charge = 0
 	s.buckets[b.id] = nil
 	s.freeIDs = append(s.freeIDs, b.id)
 	s.freedBuckets = append(s.freedBuckets, b.id)
@@ -295,6 +317,10 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		s.wmu.Unlock()
 		return ErrClosed
 	}
+	if err := s.prepare(ops); err != nil {
+		s.wmu.Unlock()
+		return err
+	}
 	var first, last uint64
 	if s.wal != nil {
 		var err error
@@ -309,6 +335,12 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	}
 	s.publish()
 	s.wmu.Unlock()
+	if s.cache.budget > 0 {
+		s.cache.growth.Add(int64(len(ops)) * growthPerOp)
+		if s.cache.over() {
+			s.kickEvict()
+		}
+	}
 	if s.wal != nil {
 		if err := s.walWait(last); err != nil {
 			return err
@@ -423,6 +455,7 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 		sortSmall(vals)
 		id := s.nextVSID
 		s.nextVSID++
+		s.vsidLimit.Store(s.nextVSID)
 		s.failpoint("store.promote")
 		vs := s.sets.alloc(id)
 		vs.init(vals)
@@ -473,6 +506,7 @@ func (s *Store) applyDeleteKey(k E) {
 // dropSet forgets a value set that no entry references any more.
 func (s *Store) dropSet(vs *valueSet, k E) {
 	s.touchSet(vs)
+	s.cache.used.Add(-vs.charge)
 	s.freedSets = append(s.freedSets, vs.id)
 	s.sets.free(vs) // checkpoints skip it if it is still queued
 	s.deletions = append(s.deletions, port.DeletionRecord{KeyHigh: k.High, KeyLow: k.Low, ValueGroup: vs.id, UnixNano: time.Now().UnixNano()})
@@ -550,6 +584,16 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 			b.mu.RUnlock()
 			continue // a split or merge moved key's range: look again
 		}
+		if !b.loaded.Load() {
+			b.mu.RUnlock()
+			if err := s.loadBucket(b); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !b.ref.Load() {
+			b.ref.Store(true)
+		}
 		i := b.find(key, tag)
 		if i < 0 {
 			b.mu.RUnlock()
@@ -566,7 +610,15 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 			b.mu.RUnlock()
 			return out, nil
 		}
-		vs := s.sets.get(e.spillID())
+		vs := s.sets.lookup(e.spillID())
+		if vs == nil {
+			id := e.spillID()
+			b.mu.RUnlock()
+			if err := s.loadSetOf(b, id); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		out, n := vs.appendLive(make([]E, 0, vs.live()))
 		b.mu.RUnlock()
 		return sortTail(out, n), nil
@@ -608,6 +660,11 @@ func (s *Store) Stats() Stats {
 		LastCheckpointDuration: time.Duration(c.lastCkptNanos.Load()),
 		LastCheckpointBytes:    c.lastCkptBytes.Load(),
 		RecoveredRecords:       c.recovered.Load(),
+		CacheBytes:             s.cache.used.Load(),
+		CacheBudget:            s.cache.budget,
+		BucketLoads:            s.cache.bucketLoads.Load(),
+		ValueSetLoads:          s.cache.setLoads.Load(),
+		Evictions:              s.cache.evictions.Load(),
 	}
 	if s.wal != nil {
 		s.wal.fillStats(&st)

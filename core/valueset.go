@@ -29,6 +29,9 @@ type valueSet struct {
 	dirty  bool           // queued for the next checkpoint (set by Store)
 	frozen atomic.Bool    // to be captured by the checkpoint in progress
 	freed  bool           // no entry references it any more
+
+	charge   int64  // bytes charged to the cache
+	savedSeq uint64 // checkpoint that last captured it
 }
 
 const (

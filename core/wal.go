@@ -89,6 +89,9 @@ func (s *Store) replay(w *walState) error {
 			pending, inTxn = pending[:0], true
 			return nil
 		case wal.OpTxnCommit:
+			if err := s.prepare(pending); err != nil {
+				return err
+			}
 			for i := range pending {
 				s.apply(&pending[i])
 			}
@@ -113,6 +116,9 @@ func (s *Store) replay(w *walState) error {
 		if inTxn {
 			pending = append(pending, op)
 			return nil
+		}
+		if err := s.prepare([]walOp{op}); err != nil {
+			return err
 		}
 		s.apply(&op)
 		applied++

@@ -1,0 +1,379 @@
+package cidstore
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// Buckets and value sets are loaded from the backend on first use and
+// evicted again under Options.CacheBytes; the directory and the small
+// per-bucket header (id, depth, prefix, flags) stay resident. So a store
+// opens in O(directory) and its memory is bounded by the budget plus the
+// headers and whatever is dirty (changed since the last committed
+// checkpoint, which only the WAL and memory hold).
+//
+// Loading: a reader that finds its bucket not loaded takes the bucket's
+// write lock, reads the committed record and publishes it (loaded is set
+// last); a value set is loaded the same way, under the lock of the bucket
+// whose entry names it. The writer loads everything a batch needs before
+// logging it (prepare), so applying a logged mutation never fails.
+//
+// Eviction runs under the writer lock (the writer reads its buckets without
+// locking) and takes each victim's lock with TryLock, never waiting. A
+// bucket is evicted together with its loaded value sets, and only when all
+// of them are clean: not dirty, not frozen for the checkpoint in progress,
+// and not captured by a checkpoint that has not committed yet (savedSeq),
+// since reloading such a bucket would read an older version. Victims are
+// chosen by CLOCK: lookups set a reference bit, the hand clears it and
+// evicts buckets that stayed unreferenced for a full turn.
+type cache struct {
+	budget int64        // Options.CacheBytes; 0 = unbounded
+	used   atomic.Int64 // bytes charged by loaded buckets and value sets
+	// growth estimates what mutations added since the last checkpoint
+	// recomputed the charges of what they changed.
+	growth atomic.Int64
+
+	inMu     sync.Mutex
+	incoming []*bucket // loaded since the last eviction pass
+
+	ring []*bucket // resident buckets in CLOCK order (writer lock)
+	hand int
+
+	kick chan struct{}
+
+	bucketLoads, setLoads, evictions atomic.Uint64
+}
+
+// Bytes charged per resident bucket and value set besides their arrays.
+const (
+	bucketOverhead = int64(unsafe.Sizeof(bucket{}))
+	setOverhead    = int64(unsafe.Sizeof(valueSet{}))
+	entryBytes     = int64(unsafe.Sizeof(entry{})) + 1 // entry and tag
+	mapEntryBytes  = 48                                // per map[E]struct{} element, measured order of magnitude
+	growthPerOp    = entryBytes + 16
+)
+
+func (c *cache) over() bool {
+	return c.budget > 0 && c.used.Load()+c.growth.Load() > c.budget
+}
+
+func (c *cache) admit(b *bucket) {
+	c.inMu.Lock()
+	c.incoming = append(c.incoming, b)
+	c.inMu.Unlock()
+}
+
+// kickEvict wakes the evictor without waiting.
+func (s *Store) kickEvict() {
+	select {
+	case s.cache.kick <- struct{}{}:
+	default:
+	}
+}
+
+func bucketCharge(b *bucket) int64 {
+	return bucketOverhead + int64(cap(b.entries))*(entryBytes-1) + int64(cap(b.tags))
+}
+
+func setCharge(vs *valueSet) int64 {
+	n := setOverhead + int64(cap(vs.vals))*16
+	if cap(vs.vals) <= len(vs.small) {
+		n -= int64(cap(vs.vals)) * 16 // the inline array is part of the overhead
+	}
+	return n + int64(len(vs.tail)+len(vs.dead))*mapEntryBytes
+}
+
+// rechargeBucket re-measures b (b.mu held).
+func (s *Store) rechargeBucket(b *bucket) {
+	n := bucketCharge(b)
+	s.cache.used.Add(n - b.charge)
+	b.charge = n
+}
+
+// rechargeSet re-measures vs (its bucket's lock or the capture lock held).
+func (s *Store) rechargeSet(vs *valueSet) {
+	n := setCharge(vs)
+	s.cache.used.Add(n - vs.charge)
+	vs.charge = n
+}
+
+// loadBucket reads b's committed record if b is not loaded. Safe for
+// readers and the writer; b.mu must not be held.
+func (s *Store) loadBucket(b *bucket) error {
+	b.mu.Lock()
+	if b.retired || b.loaded.Load() {
+		b.mu.Unlock()
+		return nil
+	}
+	err := s.readBucket(b)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.cache.bucketLoads.Add(1)
+	s.cache.admit(b)
+	if s.cache.over() {
+		s.kickEvict()
+	}
+	return nil
+}
+
+// readBucket fills b from its committed record (b.mu held).
+func (s *Store) readBucket(b *bucket) error {
+	rec, err := s.backend.ReadBucket(b.id)
+	if err != nil {
+		if errors.Is(err, port.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return fmt.Errorf("read bucket %d: %w", b.id, err)
+	}
+	n := rec.EntryCount()
+	if rec.LocalDepth != b.depth || len(rec.Entries)%port.EntrySize != 0 || int(rec.SortedCount) > n {
+		return fmt.Errorf("%w: bucket %d: local depth %d (directory says %d), %d entry bytes, sorted count %d",
+			ErrCorrupt, b.id, rec.LocalDepth, b.depth, len(rec.Entries), rec.SortedCount)
+	}
+	entries := make([]entry, n, n+n/8)
+	tags := make([]byte, n, n+n/8)
+	for k := range n {
+		e, err := decodeEntry(rec.Entries[k*port.EntrySize : (k+1)*port.EntrySize])
+		if err != nil {
+			return fmt.Errorf("bucket %d entry %d: %w", b.id, k, err)
+		}
+		h := s.hash(e.key)
+		if topBits(h, b.depth) != b.prefix {
+			return fmt.Errorf("%w: bucket %d entry %d: key %v hashes outside the bucket", ErrCorrupt, b.id, k, e.key)
+		}
+		if e.spilled() && (e.spillID() == 0 || e.spillID() >= s.nextVSIDAtLoad()) {
+			return fmt.Errorf("%w: bucket %d entry %d: value set id %d out of range", ErrCorrupt, b.id, k, e.spillID())
+		}
+		entries[k], tags[k] = e, tagOf(h)
+	}
+	b.entries, b.tags, b.sorted = entries, tags, int(rec.SortedCount)
+	b.lastCompacted = rec.LastCompacted
+	b.ref.Store(true)
+	s.rechargeBucket(b)
+	b.loaded.Store(true)
+	return nil
+}
+
+// nextVSIDAtLoad bounds the value-set ids a committed bucket may name.
+func (s *Store) nextVSIDAtLoad() uint64 { return s.vsidLimit.Load() }
+
+// loadSetOf loads value set id for an entry of b if it is not loaded. It
+// checks under b's lock that an entry of b still names id (the writer may
+// have deleted the key meanwhile). Safe for readers and the writer; b.mu
+// must not be held.
+func (s *Store) loadSetOf(b *bucket, id uint64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.retired || !b.loaded.Load() || s.sets.lookup(id) != nil {
+		return nil
+	}
+	named := false
+	for i := range b.entries {
+		if e := &b.entries[i]; e.spilled() && e.spillID() == id {
+			named = true
+			break
+		}
+	}
+	if !named {
+		return nil
+	}
+	if _, err := s.readSet(id); err != nil {
+		return fmt.Errorf("bucket %d: %w", b.id, err)
+	}
+	s.cache.setLoads.Add(1)
+	if s.cache.over() {
+		s.kickEvict()
+	}
+	return nil
+}
+
+// writerSet returns the value set of spilled entry e of b, loading it if
+// needed (writer only; b.mu not held).
+func (s *Store) writerSet(b *bucket, e *entry) (*valueSet, error) {
+	if vs := s.residentSet(b, e.spillID()); vs != nil {
+		return vs, nil
+	}
+	if err := s.loadSetOf(b, e.spillID()); err != nil {
+		return nil, err
+	}
+	vs := s.sets.lookup(e.spillID())
+	if vs == nil {
+		return nil, fmt.Errorf("%w: bucket %d: value set %d did not load", ErrCorrupt, b.id, e.spillID())
+	}
+	return vs, nil
+}
+
+// residentSet returns value set id of b if it is loaded. A reader may be
+// loading it into its slot: the writer looks under b's read lock too.
+func (s *Store) residentSet(b *bucket, id uint64) *valueSet {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return s.sets.lookup(id)
+}
+
+// prepare loads every bucket and value set that applying ops will touch,
+// so that apply cannot fail after the ops are logged (writer lock held).
+func (s *Store) prepare(ops []walOp) error {
+	if !s.lazy {
+		return nil
+	}
+	for i := range ops {
+		o := &ops[i]
+		h := s.hash(o.key)
+		b := s.bucketFor(h)
+		if !b.loaded.Load() {
+			if err := s.loadBucket(b); err != nil {
+				return err
+			}
+		}
+		j := b.find(o.key, tagOf(h))
+		if j < 0 {
+			continue
+		}
+		if e := &b.entries[j]; e.spilled() && s.residentSet(b, e.spillID()) == nil {
+			if err := s.loadSetOf(b, e.spillID()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// loadAll loads every bucket and value set (writer lock held): for
+// Validate and full scans.
+func (s *Store) loadAll() error {
+	if !s.lazy {
+		return nil
+	}
+	for _, b := range s.buckets {
+		if b == nil {
+			continue
+		}
+		if err := s.loadBucket(b); err != nil {
+			return err
+		}
+		for i := range b.entries {
+			if e := &b.entries[i]; e.spilled() {
+				if _, err := s.writerSet(b, e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// evict evicts clean buckets (with their value sets) until the cache is
+// under 7/8 of its budget or a full CLOCK turn found nothing more to evict
+// (writer lock held). It reports whether the cache is still over budget.
+func (s *Store) evict() bool {
+	c := &s.cache
+	if c.budget <= 0 {
+		return false
+	}
+	c.inMu.Lock()
+	c.ring = append(c.ring, c.incoming...)
+	c.incoming = c.incoming[:0]
+	c.inMu.Unlock()
+	target := c.budget - c.budget/8
+	committed := s.committedSeq.Load()
+	for steps, n := 0, 2*len(c.ring); steps < n && len(c.ring) > 0 && c.used.Load()+c.growth.Load() > target; steps++ {
+		if c.hand >= len(c.ring) {
+			c.hand = 0
+		}
+		b := c.ring[c.hand]
+		switch {
+		case b.retired || !b.loaded.Load():
+		case b.ref.Load():
+			b.ref.Store(false)
+			c.hand++
+			continue
+		case !s.evictBucket(b, committed):
+			c.hand++
+			continue
+		}
+		last := len(c.ring) - 1
+		c.ring[c.hand] = c.ring[last]
+		c.ring[last] = nil
+		c.ring = c.ring[:last]
+	}
+	return c.used.Load()+c.growth.Load() > c.budget
+}
+
+// evictBucket drops b's entries and value sets if they are clean and b's
+// lock is free (writer lock held).
+func (s *Store) evictBucket(b *bucket, committed uint64) bool {
+	if b.dirty || !b.mu.TryLock() {
+		return false
+	}
+	defer b.mu.Unlock()
+	if b.frozen || b.savedSeq > committed || b.retired || !b.loaded.Load() {
+		return false
+	}
+	for i := range b.entries {
+		if e := &b.entries[i]; e.spilled() {
+			vs := s.sets.lookup(e.spillID())
+			if vs != nil && (vs.dirty || vs.frozen.Load() || vs.savedSeq > committed) {
+				return false
+			}
+		}
+	}
+	for i := range b.entries {
+		if e := &b.entries[i]; e.spilled() {
+			if vs := s.sets.lookup(e.spillID()); vs != nil {
+				s.cache.used.Add(-vs.charge)
+				s.sets.release(vs)
+			}
+		}
+	}
+	b.loaded.Store(false)
+	b.entries, b.tags, b.sorted = nil, nil, 0
+	s.cache.used.Add(-b.charge)
+	b.charge = 0
+	s.cache.evictions.Add(1)
+	return true
+}
+
+// startEvictor runs eviction in the background when a budget is set: on a
+// kick from a load or mutation that went over it, and every second.
+func (s *Store) startEvictor() {
+	if s.cache.budget <= 0 {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			case <-s.cache.kick:
+			}
+			if !s.cache.over() {
+				continue
+			}
+			s.wmu.Lock()
+			still := !s.closed.Load() && s.evict()
+			s.wmu.Unlock()
+			if still && s.wal != nil {
+				// What remains is dirty: only a checkpoint makes it
+				// evictable.
+				select {
+				case s.wal.ckpt <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+}

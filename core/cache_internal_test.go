@@ -1,0 +1,354 @@
+package cidstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// cacheModel fills a store with keys holding 1..maxVals values (so that
+// some spill) and returns the expected contents.
+func cacheModel(t *testing.T, s *Store, keys, maxVals int, seed uint64) map[E][]E {
+	t.Helper()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	want := map[E][]E{}
+	var batch []Pair
+	for k := 1; k <= keys; k++ {
+		key := e(uint64(k))
+		n := 1 + rng.IntN(maxVals)
+		for v := 1; v <= n; v++ {
+			val := E{High: uint64(k), Low: uint64(v)}
+			batch = append(batch, Pair{key, val})
+			want[key] = append(want[key], val)
+		}
+		if len(batch) > 500 {
+			if err := s.InsertBatch(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := s.InsertBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+func checkModel(t *testing.T, s *Store, want map[E][]E) {
+	t.Helper()
+	for k, vals := range want {
+		got, err := s.Get(context.Background(), k)
+		if err != nil {
+			t.Fatalf("get %v: %v", k, err)
+		}
+		if !slices.Equal(got, vals) {
+			t.Fatalf("get %v: %d values, want %d", k, len(got), len(vals))
+		}
+	}
+}
+
+func evictNow(s *Store) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.evict()
+}
+
+// A reopened store reads nothing but the directory; every lookup then
+// loads what it needs, and the counts come from the checkpoint.
+func TestReopenIsLazy(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 7})
+	want := cacheModel(t, s, 3000, 5, 1)
+	st := s.Stats()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, be.reopen(), Options{})
+	got := s.Stats()
+	if got.Keys != st.Keys || got.Values != st.Values || got.SpilledKeys != st.SpilledKeys || got.Buckets != st.Buckets {
+		t.Fatalf("reopened counts %d/%d/%d/%d, want %d/%d/%d/%d", got.Keys, got.Values, got.SpilledKeys, got.Buckets, st.Keys, st.Values, st.SpilledKeys, st.Buckets)
+	}
+	if got.BucketLoads != 0 || got.CacheBytes != 0 {
+		t.Fatalf("open loaded %d buckets (%d bytes)", got.BucketLoads, got.CacheBytes)
+	}
+	if _, err := s.Get(ctx, e(1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Stats().BucketLoads; n != 1 {
+		t.Fatalf("one lookup loaded %d buckets", n)
+	}
+	checkModel(t, s, want)
+	if st := s.Stats(); st.BucketLoads != uint64(st.Buckets) || st.ValueSetLoads != st.SpilledKeys {
+		t.Fatalf("after reading everything: %d bucket loads of %d, %d set loads of %d", st.BucketLoads, st.Buckets, st.ValueSetLoads, st.SpilledKeys)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Writes to a lazily opened store load what they touch first, and the
+// result survives another reopen.
+func TestWritesToUnloadedBuckets(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 7})
+	want := cacheModel(t, s, 2000, 4, 2)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, be.reopen(), Options{})
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range 3000 {
+		k := e(uint64(1 + rng.IntN(2500)))
+		switch rng.IntN(4) {
+		case 0:
+			if err := s.Delete(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			delete(want, k)
+		case 1:
+			if vals := want[k]; len(vals) > 0 {
+				v := vals[rng.IntN(len(vals))]
+				if err := s.DeleteValue(ctx, k, v); err != nil {
+					t.Fatal(err)
+				}
+				want[k] = slices.DeleteFunc(slices.Clone(vals), func(x E) bool { return x == v })
+				if len(want[k]) == 0 {
+					delete(want, k)
+				}
+			}
+		default:
+			v := E{High: k.Low, Low: uint64(100 + i)}
+			if err := s.Insert(ctx, k, v); err != nil {
+				t.Fatal(err)
+			}
+			want[k] = append(slices.Clone(want[k]), v)
+			slices.SortFunc(want[k], E.Compare)
+		}
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, be.reopen(), Options{})
+	checkModel(t, s, want)
+	if got := s.Stats().Keys; got != uint64(len(want)) {
+		t.Fatalf("%d keys after reopen, want %d", got, len(want))
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Under a small budget, clean buckets are evicted after a checkpoint and
+// read back on demand; dirty ones never are.
+func TestEvictionUnderBudget(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 9, CacheBytes: 64 << 10})
+	want := cacheModel(t, s, 4000, 4, 4)
+	if evictNow(s); s.Stats().Evictions != 0 {
+		t.Fatal("evicted buckets that no checkpoint holds")
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if evictNow(s) {
+		t.Fatalf("still over budget after evicting clean buckets: %d bytes", s.Stats().CacheBytes)
+	}
+	st := s.Stats()
+	if st.Evictions == 0 || st.CacheBytes > st.CacheBudget {
+		t.Fatalf("evictions %d, cache %d bytes of %d", st.Evictions, st.CacheBytes, st.CacheBudget)
+	}
+	checkModel(t, s, want)
+	if s.Stats().BucketLoads == 0 {
+		t.Fatal("no bucket was read back")
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bucket captured by a checkpoint that has not committed yet must not be
+// evicted: reading it back would return the older committed version.
+func TestNoEvictionBeforeCommit(t *testing.T) {
+	ctx := context.Background()
+	be2 := &gateBackend{testBackend: newTestBackend(), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	st, err := Open(be2, Options{BucketCapacity: 16, HashSeed: 3, CacheBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	want := cacheModel(t, st, 500, 1, 5)
+	if err := st.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k := range want { // change every key after the first checkpoint
+		v := E{High: k.High, Low: 1 << 40}
+		if err := st.Insert(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = append(want[k], v)
+		slices.SortFunc(want[k], E.Compare)
+	}
+	be2.block.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- st.Checkpoint(ctx) }()
+	<-be2.entered
+	before := st.Stats().Evictions
+	evictNow(st)
+	n := st.Stats().Evictions - before
+	close(be2.gate)
+	if n != 0 {
+		t.Fatalf("evicted %d buckets captured by an uncommitted checkpoint", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	evictNow(st)
+	if st.Stats().Evictions == before {
+		t.Fatal("nothing evicted after the commit")
+	}
+	checkModel(t, st, want)
+}
+
+// gateBackend holds Commit until gate is closed, while block is set.
+type gateBackend struct {
+	*testBackend
+	block   atomic.Bool
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gateBackend) Commit(cp *port.Checkpoint) error {
+	if g.block.Load() {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return g.testBackend.Commit(cp)
+}
+
+// Readers race with the writer, checkpoints and the evictor; every read
+// returns a state that was written.
+func TestEvictionWithConcurrentReaders(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 11, CacheBytes: 32 << 10})
+	want := cacheModel(t, s, 2000, 3, 6)
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]E, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errc := make(chan error, 8)
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 9))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := keys[rng.IntN(len(keys))]
+				got, err := s.Get(ctx, k)
+				if err != nil {
+					errc <- err
+					return
+				}
+				// The writer only adds values >= 1<<32 to existing keys.
+				base := slices.DeleteFunc(slices.Clone(got), func(v E) bool { return v.Low >= 1<<32 })
+				if !slices.Equal(base, want[k]) {
+					errc <- fmt.Errorf("get %v: %v, want %v plus new values", k, got, want[k])
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		k := keys[i%len(keys)]
+		if err := s.Insert(ctx, k, E{High: k.High, Low: 1<<32 + uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%200 == 0 {
+			if err := s.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			evictNow(s)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	if s.Stats().Evictions == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A corrupt bucket fails the lookups that need it with an error naming it,
+// and a write that needs it changes nothing.
+func TestCorruptBucketOnLoad(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 13})
+	want := cacheModel(t, s, 200, 1, 7)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	victim := e(5)
+	s = openTest(t, be.reopen(), Options{})
+	b := s.bucketFor(s.hash(victim))
+	be.d.mu.Lock()
+	r := be.d.buckets[b.id]
+	r.Entries = slices.Clone(r.Entries)
+	r.Entries[3] ^= 0xff
+	be.d.buckets[b.id] = r
+	be.d.mu.Unlock()
+	_, err := s.Get(ctx, victim)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("bucket %d", b.id)) {
+		t.Fatalf("get from corrupt bucket: %v", err)
+	}
+	before := s.Stats()
+	if err := s.Insert(ctx, victim, e(999)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("insert into corrupt bucket: %v", err)
+	}
+	if after := s.Stats(); after.Keys != before.Keys || after.Values != before.Values {
+		t.Fatal("a failed write changed the counts")
+	}
+	for k, vals := range want { // other buckets still serve
+		if s.bucketFor(s.hash(k)) == b {
+			continue
+		}
+		got, err := s.Get(ctx, k)
+		if err != nil || !slices.Equal(got, vals) {
+			t.Fatalf("get %v: %v %v", k, got, err)
+		}
+	}
+}
