@@ -532,6 +532,9 @@ func (s *Store) changedAttrs(group string, attrs []h5.Attr) []h5.Attr {
 	out := attrs[:0]
 	for _, a := range attrs {
 		key := group + "/" + a.Name
+		if s.missingAttrs[key] {
+			continue
+		}
 		if old, ok := s.mirrored[key]; ok && old == a.Value {
 			continue
 		}

@@ -30,8 +30,13 @@
 // /config carries format_version (u32), version_string, created_timestamp
 // (f64, Unix seconds), global_depth (u8), num_buckets (u32), hash_seed (u64),
 // bucket_capacity (u32), checkpoint_lsn (u64), and core_format_version,
-// next_bucket_id, next_value_set_id, generation. They mirror the newest
-// commit record for people and tools; h5store itself never reads them.
+// next_bucket_id, next_value_set_id, generation, and the live counts
+// num_keys, num_values, num_spilled_keys (u64, port.Meta's Keys, Values,
+// SpilledKeys). They mirror the newest commit record for people and tools;
+// h5store itself never reads them: LoadMeta, and a Reader's LoadMeta,
+// return the commit record's copy. A file made by version 1 lacks the count
+// attributes and keeps lacking them (attributes are created only with the
+// file); its commit records carry the counts from its first commit on.
 // Field names, types and offsets of every record are in layout.go.
 //
 // Each record dataset except /commit is a pool: objects occupy runs of
@@ -147,10 +152,15 @@
 //
 // # Format version
 //
-// FormatVersion (1) is stored in every commit record and in /config.
+// FormatVersion (2) is stored in every commit record and in /config.
 // Open and OpenReader refuse a file of a newer version ("upgrade
-// cidstore") and of an older one (there is no migration yet: the message
-// says how to move the data), with errors wrapping ErrFormatVersion.
+// cidstore") and of one older than 1 (the message says how to move the
+// data), with errors wrapping ErrFormatVersion. Version 2 added num_keys,
+// num_values, num_spilled_keys and deletion_start to the commit record, in
+// bytes version 1 always wrote as zero: a version 1 file opens with counts
+// 0 and its whole deletion log live, and its next commit record is
+// version 2. A version 1 build refuses a version 2 file, which it would
+// misread (it would ignore deletion_start).
 //
 // # Concurrency
 //

@@ -27,11 +27,14 @@ type Store struct {
 	names     [numPools][]int // segment name index, by pool and position
 	sidecars  []*os.File      // open segment files other than the store file
 	mirrored  map[string]any  // /config and /wal attribute values last written
-	pending   []freeBatch
-	closed    bool
-	failed    error
-	wbuf      []byte
-	stats     Stats
+	// missingAttrs are mirror attributes the file lacks (made by an older
+	// version), by group/name; they are not mirrored.
+	missingAttrs map[string]bool
+	pending      []freeBatch
+	closed       bool
+	failed       error
+	wbuf         []byte
+	stats        Stats
 
 	// failpoint, when set, is called at named steps of Commit and growth;
 	// crash tests kill the process there.
@@ -81,7 +84,7 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{path: path, opts: opts, log: opts.Logger, lock: lock, wbuf: make([]byte, 0, opts.writeBuffer()),
-		mirrored: map[string]any{}}
+		mirrored: map[string]any{}, missingAttrs: map[string]bool{}}
 	if err := s.open(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.closeFiles())
 	}
@@ -180,6 +183,9 @@ func configAttrs(root *commitRec) []h5.Attr {
 		{Name: "next_bucket_id", Value: m.NextBucketID},
 		{Name: "next_value_set_id", Value: m.NextValueSetID},
 		{Name: "generation", Value: root.gen},
+		{Name: "num_keys", Value: m.Keys},
+		{Name: "num_values", Value: m.Values},
+		{Name: "num_spilled_keys", Value: m.SpilledKeys},
 	}
 }
 
@@ -237,7 +243,29 @@ func (s *Store) open() error {
 		return err
 	}
 	s.stats.Generation = root.gen
+	if err := s.findMissingAttrs(); err != nil {
+		return err
+	}
 	return h.StartSWMRWrite()
+}
+
+// findMissingAttrs records the mirror attributes that a file made by an
+// older version lacks. They are never created later: creating an attribute
+// is an HDF5 metadata change, which h5store makes only when it creates a
+// file, so such a file mirrors the attributes it has.
+func (s *Store) findMissingAttrs() error {
+	for group, attrs := range map[string][]h5.Attr{"/config": configAttrs(&commitRec{}), "/wal": walAttrs(&commitRec{})} {
+		for _, a := range attrs {
+			ok, err := s.h.HasAttr(group, a.Name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				s.missingAttrs[group+"/"+a.Name] = true
+			}
+		}
+	}
+	return nil
 }
 
 // openSegment opens the file of a segment for reading and writing.

@@ -176,7 +176,7 @@ func TestFormatVersion(t *testing.T) {
 		want    string
 	}{
 		{"newer", FormatVersion + 1, "newer than this build"},
-		{"older", FormatVersion - 1, "older than this build"},
+		{"older", minFormatVersion - 1, "older than this build"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, _, path := commitN(t, 2, workloadOptions())
@@ -193,6 +193,56 @@ func TestFormatVersion(t *testing.T) {
 			}
 			t.Logf("%v", err)
 		})
+	}
+}
+
+// A version 1 file (no counts, no deletion_start in its commit records)
+// opens with counts 0 and becomes version 2 at its next commit.
+func TestFormatVersion1Upgrades(t *testing.T) {
+	s, w, path := commitN(t, 3, workloadOptions())
+	off := s.commitOff
+	mustClose(t, s)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for slot := range 2 {
+		b := make([]byte, commitSize)
+		o := off + int64(slot)*commitSize
+		if _, err := f.ReadAt(b, o); err != nil {
+			t.Fatal(err)
+		}
+		le.PutUint32(b[coFormat:], 1)
+		clear(b[coNumKeys : coDeletionStart+8])
+		le.PutUint32(b[coChecksum:], crc32.Checksum(b[:coChecksum], castagnoli))
+		if _, err := f.WriteAt(b, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustClose(t, f)
+	s, err = Open(path, workloadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := w.meta
+	want.Keys, want.Values, want.SpilledKeys = 0, 0, 0
+	if meta, _, _, err := s.LoadMeta(); err != nil || meta != want {
+		t.Fatalf("LoadMeta of a version 1 file = %+v, %v; want %+v", meta, err, want)
+	}
+	if err := s.Commit(w.next()); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	r, err := OpenReader(path, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, r)
+	if r.st.root.format != FormatVersion {
+		t.Fatalf("format after a commit = %d, want %d", r.st.root.format, FormatVersion)
+	}
+	if err := verifyState(r, w); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -159,9 +159,13 @@ func (w *workload) next() *port.Checkpoint {
 		w.dir[i] = live[i%len(live)]
 	}
 	cp.Directory = slices.Clone(w.dir)
+	var keys uint64
+	for _, b := range w.buckets {
+		keys += uint64(len(b.Entries) / port.EntrySize)
+	}
 	w.meta = port.Meta{FormatVersion: 1, GlobalDepth: depth, HashSeed: w.seed, BucketCapacity: 64,
 		CheckpointLSN: w.lsn, NumBuckets: uint32(len(live)), NextBucketID: w.nextB, NextValueSetID: w.nextV,
-		CreatedUnixNano: int64(w.seed)}
+		CreatedUnixNano: int64(w.seed), Keys: keys, Values: 3 * keys, SpilledKeys: uint64(len(w.sets))}
 	cp.Meta = w.meta
 	return cp
 }

@@ -166,8 +166,12 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 		}
 		s.sets[v.ID] = v
 	}
+	dels := s.dels
+	if len(cp.Deletions) > 0 {
+		dels = append(slices.Clip(s.dels), cp.Deletions...)
+	}
 	if s.path != "" {
-		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, s.buckets, s.sets); err != nil {
+		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, s.buckets, s.sets, dels); err != nil {
 			if cp.Full {
 				s.buckets, s.sets = oldB, oldS // untouched: new maps were filled
 			} else {
@@ -187,8 +191,7 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 			return fmt.Errorf("memstore: commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
 		}
 	}
-	s.has, s.meta, s.dir = true, cp.Meta, slices.Clone(cp.Directory)
-	s.dels = append(s.dels, cp.Deletions...)
+	s.has, s.meta, s.dir, s.dels = true, cp.Meta, slices.Clone(cp.Directory), dels
 	return nil
 }
 

@@ -45,6 +45,7 @@ func Run(t *testing.T, open OpenFunc, reopen ...OpenFunc) {
 	}{
 		{"EmptyLoadMeta", s.emptyLoadMeta},
 		{"RoundTrip", s.roundTrip},
+		{"MetaCounts", s.metaCounts},
 		{"Incremental", s.incremental},
 		{"MetaOnlyCommit", s.metaOnly},
 		{"FullReplaces", s.fullReplaces},
@@ -190,6 +191,9 @@ func (g *gen) meta(depth uint8, lsn uint64) port.Meta {
 		NextBucketID:    uint32(g.r.IntN(1 << 20)),
 		NextValueSetID:  g.r.Uint64N(1 << 40),
 		CreatedUnixNano: g.r.Int64N(1 << 62),
+		Keys:            g.r.Uint64N(1 << 40),
+		Values:          g.r.Uint64(),
+		SpilledKeys:     g.r.Uint64N(1 << 30),
 	}
 }
 
@@ -457,6 +461,35 @@ func (s *suite) incremental(t *testing.T) {
 	}
 	m.commit(t, b, cp)
 	m.verify(t, b.Backend)
+}
+
+// metaCounts checks that the live counts of Meta round-trip, including
+// their extremes, through commits that write nothing else and a reopen.
+func (s *suite) metaCounts(t *testing.T) {
+	b := s.newBackend(t)
+	g := newGen(13)
+	m := newModel()
+	cp := baseCheckpoint(g, 1)
+	cp.Meta.Keys, cp.Meta.Values, cp.Meta.SpilledKeys = 0, 0, 0
+	m.commit(t, b, cp)
+	m.verify(t, b.Backend)
+	for i, c := range []struct{ keys, values, spilled uint64 }{
+		{1, 1, 0},
+		{^uint64(0), ^uint64(0), ^uint64(0)},
+		{1_000_000_007, 3_000_000_019, 12_345},
+	} {
+		meta := g.meta(3, uint64(2+i))
+		meta.Keys, meta.Values, meta.SpilledKeys = c.keys, c.values, c.spilled
+		m.commit(t, b, &port.Checkpoint{Meta: meta, Directory: slices.Clone(m.dir)})
+		m.verify(t, b.Backend)
+		if got, _, _, _ := b.LoadMeta(); got.Keys != c.keys || got.Values != c.values || got.SpilledKeys != c.spilled {
+			t.Fatalf("counts = %d/%d/%d, want %d/%d/%d", got.Keys, got.Values, got.SpilledKeys, c.keys, c.values, c.spilled)
+		}
+	}
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
+	}
 }
 
 func (s *suite) metaOnly(t *testing.T) {
