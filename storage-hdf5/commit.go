@@ -55,6 +55,10 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 	if err := validateCheckpoint(cp); err != nil {
 		return fmt.Errorf("commit lsn %d: %w", lsn, err)
 	}
+	if r := &s.st.root; cp.TrimDeletions > r.deletions-r.delStart {
+		return fmt.Errorf("commit lsn %d: trim %d deletion records of a %d-record log",
+			lsn, cp.TrimDeletions, r.deletions-r.delStart)
+	}
 	tx := s.newTxn(cp)
 	if err := tx.apply(); err != nil {
 		if tx.rootWritten || tx.poisoned {
@@ -424,23 +428,38 @@ func (tx *txn) writeMeta(k int, n uint64, gen func(emit func(uint64, *loc) error
 	return extent{ref: r, count: n, gen: tx.gen, crc: crc}, nil
 }
 
-// appendDeletions appends the checkpoint's deletion records after the
-// committed ones: space no commit record covers yet.
+// appendDeletions trims the deletion log and appends the checkpoint's
+// records after the committed ones: space no commit record covers yet.
+//
+// The log is the records [delStart, deletions) of the pool. Trimming
+// advances delStart. Once the trimmed log is empty, it restarts at record
+// 0 if the records appended now fit below the committed log's start, so
+// that they never overwrite a record the current commit record still
+// names (a crash before the new record lands loads that one). SWMR
+// Readers do not read the log, so no reuse delay is needed. In steady
+// state, with garbage collection trimming everything it has processed,
+// the log's space is reused from the start; otherwise it grows like any
+// pool until Compact rewrites the store without it.
 func (tx *txn) appendDeletions() error {
+	old := &tx.s.st.root
 	dels := tx.cp.Deletions
+	start, end := old.delStart+tx.cp.TrimDeletions, old.deletions
+	if start == end && uint64(len(dels)) <= old.delStart {
+		start, end = 0, 0
+	}
+	tx.root.delStart, tx.root.deletions = start, end
 	if len(dels) == 0 {
 		return nil
 	}
 	p := tx.s.st.pools[poolDeletions]
-	start := tx.s.st.root.deletions
-	end := start + uint64(len(dels))
-	if c := p.capacity(); end > c {
-		if err := tx.s.grow(poolDeletions, end-c); err != nil {
+	newEnd := end + uint64(len(dels))
+	if c := p.capacity(); newEnd > c {
+		if err := tx.s.grow(poolDeletions, newEnd-c); err != nil {
 			return fmt.Errorf("deletion log: %w", err)
 		}
 	}
 	var rec [32]byte
-	pos, base := start, uint64(0)
+	pos, base := end, uint64(0)
 	si := 0
 	for _, d := range dels {
 		for pos >= base+p.segs[si].capacity {
@@ -457,7 +476,7 @@ func (tx *txn) appendDeletions() error {
 		}
 		pos++
 	}
-	tx.root.deletions = end
+	tx.root.deletions = newEnd
 	return nil
 }
 

@@ -58,8 +58,9 @@
 //     live ids;
 //   - the directory is one extent of /directory, one BucketPointer per slot;
 //     hdf5_ref is the slot's bucket rows_ref as of that commit;
-//   - the deletion log is the first deletion_count records of
-//     /deletion_log and its later segments, in order (append-only).
+//   - the deletion log is the records [deletion_start, deletion_count) of
+//     /deletion_log and its later segments, oldest first (see Deletion
+//     log).
 //
 // Records that no commit record names are free space or older versions.
 // An h5py reader picks the /commit slot with the higher generation (and a
@@ -89,6 +90,20 @@
 // committing 1000 buckets × 256 entries (16 MiB) takes ~14 ms with fsync
 // (~1.2 GB/s), a 10-bucket checkpoint ~0.3 ms (two fsyncs); a random
 // ReadBucket of 256 entries (16 KiB) is one pread and a CRC, ~7 µs.
+//
+// # Deletion log
+//
+// Commit appends a checkpoint's Deletions after the committed records and
+// honours TrimDeletions by advancing deletion_start, both in the same
+// commit record, so a trim and an append are one atomic step; a trim
+// longer than the log fails the Commit before anything is written.
+// Store.DeletionLog (port.DeletionLogReader) reads the records back; a
+// Reader does not offer it. Trimmed space is reclaimed in two ways: once a
+// commit leaves the log empty, the log restarts at record 0 as soon as the
+// records appended fit below the committed log's start (they must not
+// overwrite records the current commit record names: a crash before the
+// new record lands loads that one); and Compact rewrites the store without
+// a log. The log's segments never shrink otherwise.
 //
 // # Crash recovery
 //

@@ -419,6 +419,20 @@ func (s *Store) ValueSetIDs() ([]uint64, error) {
 	return s.st.tabs[kindValueSet].ids(), nil
 }
 
+// DeletionLog implements port.DeletionLogReader: the committed deletion
+// records, oldest first, after those checkpoints trimmed. The slice belongs
+// to the caller. A Reader does not offer it: garbage collection is the
+// writer's, and the writer may reuse the log's space without the delay
+// that protects Readers' rows.
+func (s *Store) DeletionLog() ([]port.DeletionRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	return s.st.readDeletions()
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Store) Stats() Stats {
 	s.mu.RLock()

@@ -246,6 +246,61 @@ func TestFormatVersion1Upgrades(t *testing.T) {
 	}
 }
 
+// The deletion log restarts at record 0 once garbage collection has
+// trimmed all of it, but never overwrites records the committed state
+// names.
+func TestDeletionLogReusesSpace(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "d.h5"), workloadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	w := newWorkload(9)
+	lsn := uint64(0)
+	commit := func(trim uint64, add int) {
+		t.Helper()
+		cp := w.next()
+		cp.TrimDeletions = trim
+		cp.Deletions = nil
+		for i := range add {
+			cp.Deletions = append(cp.Deletions, port.DeletionRecord{KeyHigh: lsn, KeyLow: uint64(i) + 1})
+		}
+		lsn++
+		if err := s.Commit(cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	span := func() (uint64, uint64) { return s.st.root.delStart, s.st.root.deletions }
+	commit(0, 10)
+	commit(0, 10)
+	if a, b := span(); a != 0 || b != 20 {
+		t.Fatalf("log [%d, %d), want [0, 20)", a, b)
+	}
+	commit(15, 0)
+	if a, b := span(); a != 15 || b != 20 {
+		t.Fatalf("log [%d, %d), want [15, 20)", a, b)
+	}
+	// Trimming the rest while appending more than fits below 15 must
+	// append after the committed records.
+	commit(5, 16)
+	if a, b := span(); a != 20 || b != 36 {
+		t.Fatalf("log [%d, %d), want [20, 36)", a, b)
+	}
+	// Now 16 fit below 20: the log restarts at 0.
+	commit(16, 16)
+	if a, b := span(); a != 0 || b != 16 {
+		t.Fatalf("log [%d, %d), want [0, 16)", a, b)
+	}
+	dels, err := s.DeletionLog()
+	if err != nil || len(dels) != 16 || dels[0].KeyHigh != 4 || dels[15].KeyLow != 16 {
+		t.Fatalf("DeletionLog = %d records %v, %v", len(dels), dels[:1], err)
+	}
+	commit(16, 0)
+	if a, b := span(); a != 0 || b != 0 {
+		t.Fatalf("log [%d, %d), want [0, 0)", a, b)
+	}
+}
+
 // A Reader left behind while the writer reuses its space reports ErrStale,
 // never other data, and Refresh brings it back.
 func TestReaderStale(t *testing.T) {
