@@ -123,6 +123,11 @@ type txn struct {
 	rootWritten bool   // the durable state is unknown from here on
 	poisoned    bool   // an fsync failed
 	chunk       []byte // blobWriter buffer
+	// stream, when set, puts more objects after cp's (commitStream).
+	stream func(tx *txn) error
+	// noUndo skips the undo records and allocation list: the txn cannot
+	// be rolled back (commitStream).
+	noUndo bool
 }
 
 func (s *Store) newTxn(cp *port.Checkpoint) *txn {
@@ -153,18 +158,17 @@ func (tx *txn) apply() error {
 		}
 	}
 	for i := range cp.Buckets {
-		b := &cp.Buckets[i]
-		meta := loc{depth: b.LocalDepth, sorted: b.SortedCount, lastCompacted: b.LastCompacted,
-			count: uint64(len(b.Entries) / port.EntrySize)}
-		if err := tx.put(kindBucket, uint64(b.ID), meta, b.Entries); err != nil {
+		if err := tx.putBucket(&cp.Buckets[i]); err != nil {
 			return err
 		}
 	}
 	for i := range cp.ValueSets {
-		v := &cp.ValueSets[i]
-		meta := loc{sorted: v.SortedCount, count: uint64(len(v.Values) / port.ValueSize),
-			tombs: uint64(len(v.Tombstones) / port.ValueSize)}
-		if err := tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones); err != nil {
+		if err := tx.putValueSet(&cp.ValueSets[i]); err != nil {
+			return err
+		}
+	}
+	if tx.stream != nil {
+		if err := tx.stream(tx); err != nil {
 			return err
 		}
 	}
@@ -210,6 +214,45 @@ func (tx *txn) apply() error {
 	return nil
 }
 
+func (tx *txn) putBucket(b *port.BucketRecord) error {
+	meta := loc{depth: b.LocalDepth, sorted: b.SortedCount, lastCompacted: b.LastCompacted,
+		count: uint64(len(b.Entries) / port.EntrySize)}
+	return tx.put(kindBucket, uint64(b.ID), meta, b.Entries)
+}
+
+func (tx *txn) putValueSet(v *port.ValueSetRecord) error {
+	meta := loc{sorted: v.SortedCount, count: uint64(len(v.Values) / port.ValueSize),
+		tombs: uint64(len(v.Tombstones) / port.ValueSize)}
+	return tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones)
+}
+
+// commitStream is Commit for a checkpoint too large to hold in memory:
+// after cp's own records, stream puts further buckets and value sets one
+// at a time (their slices are not retained). It keeps no undo records, so
+// that memory stays at the per-object locs: an error leaves the Store
+// failed, and the caller discards the file. Rewrite uses it on a new file.
+func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if s.failed != nil {
+		return fmt.Errorf("commit: %w: %w", ErrFailed, s.failed)
+	}
+	if err := validateCheckpoint(cp); err != nil {
+		return fmt.Errorf("commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
+	}
+	tx := s.newTxn(cp)
+	tx.stream, tx.noUndo = stream, true
+	if err := tx.apply(); err != nil {
+		s.failed = err
+		return fmt.Errorf("commit lsn %d: %w: %w", cp.Meta.CheckpointLSN, ErrFailed, err)
+	}
+	tx.finish()
+	return nil
+}
+
 // dropAll empties a kind for a Full checkpoint.
 func (tx *txn) dropAll(k int) {
 	old := tx.s.st.tabs[k]
@@ -223,6 +266,9 @@ func (tx *txn) dropAll(k int) {
 }
 
 func (tx *txn) save(k int, id uint64, old loc, had bool) {
+	if tx.noUndo {
+		return
+	}
 	if _, ok := tx.saved[k][id]; ok {
 		return
 	}
@@ -281,7 +327,9 @@ func (tx *txn) alloc(pi int, n uint64) (ref, *os.File, int64, error) {
 			return 0, nil, 0, fmt.Errorf("allocate %d records in %s after growing it", n, poolSpecs[pi].name)
 		}
 	}
-	tx.allocs = append(tx.allocs, pext{pi, r, n})
+	if !tx.noUndo {
+		tx.allocs = append(tx.allocs, pext{pi, r, n})
+	}
 	f, off, err := p.locate(r, n)
 	return r, f, off, err
 }

@@ -141,6 +141,20 @@
 // pools; Options.SegmentBytes sizes the first ones (default 64 MiB of rows;
 // datasets are allocated at once but stay sparse until written).
 //
+// # Compaction
+//
+// Pools grow by doubling and never shrink, and freed space stays in the
+// file. Compact(path, opts, progress) takes the writer lock, rewrites the
+// last committed state into path+".compact" (Rewrite: every listed bucket
+// and value set streamed in id order into one right-sized dataset per
+// pool, no segment files, one commit, fsynced, deletion log dropped),
+// renames it over path, fsyncs the directory and then removes the old
+// segment files. A crash leaves the old store (before the rename) or the
+// new one (after it; old segment files left by the crash are adopted as
+// free space by the next Open). The crash test kills it at
+// h5.compact.written, h5.compact.renamed and inside the new file's commit.
+// DiskUsage reports a store's files, apparent size and allocated bytes.
+//
 // # SWMR readers
 //
 // The writer opens the store file read-write, then calls

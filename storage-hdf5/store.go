@@ -79,12 +79,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if err := create(path, &opts); err != nil {
+		if err := create(path, &opts, nil); err != nil {
 			return nil, errors.Join(fmt.Errorf("create %s: %w", path, err), lock.Close())
 		}
 	}
 	s := &Store{path: path, opts: opts, log: opts.Logger, lock: lock, wbuf: make([]byte, 0, opts.writeBuffer()),
-		mirrored: map[string]any{}, missingAttrs: map[string]bool{}}
+		mirrored: map[string]any{}, missingAttrs: map[string]bool{}, failpoint: opts.failpoint}
 	if err := s.open(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.closeFiles())
 	}
@@ -94,8 +94,10 @@ func Open(path string, opts Options) (*Store, error) {
 func h5config(cacheBytes int64) h5.Config { return h5.Config{MetaCacheBytes: cacheBytes / 2} }
 
 // create builds a new file under a temporary name and renames it into
-// place, so a crash never leaves a half-made store at path.
-func create(path string, opts *Options) error {
+// place, so a crash never leaves a half-made store at path. recs, if not
+// nil, gives the records of every pool's first segment (Rewrite);
+// otherwise they follow opts.SegmentBytes.
+func create(path string, opts *Options, recs *[numPools]uint64) error {
 	tmp := path + ".tmp"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -105,7 +107,7 @@ func create(path string, opts *Options) error {
 		return err
 	}
 	root := commitRec{gen: 1}
-	commitOff, err := layoutNewFile(h, opts, &root)
+	commitOff, err := layoutNewFile(h, opts, recs, &root)
 	if cerr := h.Close(); err == nil {
 		err = cerr
 	}
@@ -135,7 +137,7 @@ func create(path string, opts *Options) error {
 
 // layoutNewFile creates every group, attribute and dataset of a new file
 // and records the segments in root.
-func layoutNewFile(h *h5.File, opts *Options, root *commitRec) (int64, error) {
+func layoutNewFile(h *h5.File, opts *Options, recs *[numPools]uint64, root *commitRec) (int64, error) {
 	for _, g := range []string{"/config", "/buckets", "/values", "/wal"} {
 		if err := h.CreateGroup(g); err != nil {
 			return 0, err
@@ -152,7 +154,11 @@ func layoutNewFile(h *h5.File, opts *Options, root *commitRec) (int64, error) {
 		return 0, err
 	}
 	for pi := range numPools {
-		ds, err := h.CreateDataset(segmentName(pi, 0), poolSpecs[pi].rec, initialRecords(pi, opts))
+		n := initialRecords(pi, opts)
+		if recs != nil {
+			n = recs[pi]
+		}
+		ds, err := h.CreateDataset(segmentName(pi, 0), poolSpecs[pi].rec, n)
 		if err != nil {
 			return 0, err
 		}
