@@ -58,6 +58,7 @@ func commands() []command {
 		{"import", "FILE", `insert the "KEY VALUE" lines of FILE ("-" = stdin) in batches`, 1, 1, (*CLI).importFile},
 		{"stats", "", "print the server's METRICS", 0, 0, (*CLI).stats},
 		{"wal-repair", "PATH", "repair the WAL file at PATH (server stopped)", 1, 1, (*CLI).walRepair},
+		{"compact", "", "shrink the HDF5 store in DATA_DIR: replay the WAL, maintain, rewrite (server stopped)", 0, 0, (*CLI).compact},
 		{"version", "", "print the version", 0, 0, (*CLI).version},
 	}
 }

@@ -43,6 +43,8 @@ func TestCLIUsage(t *testing.T) {
 		{name: "zero value", args: []string{"put", key, "00000000-0000-0000-0000-000000000000"}, code: 2, stderr: "value:"},
 		{name: "bad setting", env: map[string]string{"CIDSTORE_SYNC": "sometimes"}, args: []string{"version"}, code: 2,
 			stderr: "setting sync (from environment CIDSTORE_SYNC)"},
+		{name: "compact needs hdf5", env: map[string]string{"CIDSTORE_BACKEND": "mem"}, args: []string{"compact"}, code: 2,
+			stderr: "compact needs backend hdf5"},
 		{name: "wal-repair not wired", args: []string{"wal-repair", "/tmp/x.wal"}, code: 1, stderr: "not available"},
 		{name: "flags after arguments", args: []string{"get", key, "--client-timeout", "1ms", "--endpoint", "tcp://127.0.0.1:9"},
 			code: 1, stderr: "timed out"},

@@ -20,7 +20,7 @@ import (
 //	ack <lsn>     Commit of lsn returned nil
 //	done          store closed cleanly
 const (
-	envChild     = "H5STORE_TEST_CHILD" // child mode: "writer"
+	envChild     = "H5STORE_TEST_CHILD" // child mode: "writer" or "compact"
 	envPath      = "H5STORE_TEST_PATH"
 	envSeed      = "H5STORE_TEST_SEED"
 	envFailpoint = "H5STORE_TEST_FAILPOINT" // name:n kills the child at the n-th time name fires
@@ -47,8 +47,38 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// failpointFromEnv returns a failpoint hook that kills the process at the
+// n-th firing of the failpoint envFailpoint names, or nil.
+func failpointFromEnv() func(string) {
+	fp := os.Getenv(envFailpoint)
+	if fp == "" {
+		return nil
+	}
+	name, at, _ := strings.Cut(fp, ":")
+	n := 0
+	want, _ := strconv.Atoi(at)
+	return func(got string) {
+		if got == name {
+			if n++; n == want {
+				syscall.Kill(syscall.Getpid(), syscall.SIGKILL)
+			}
+		}
+	}
+}
+
 func runChild(mode string) int {
-	if mode != "writer" {
+	switch mode {
+	case "writer":
+	case "compact":
+		opts := workloadOptions()
+		opts.failpoint = failpointFromEnv()
+		if err := Compact(os.Getenv(envPath), opts, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "compact:", err)
+			return 3
+		}
+		fmt.Println("done")
+		return 0
+	default:
 		fmt.Fprintln(os.Stderr, "unknown child mode", mode)
 		return 2
 	}
@@ -71,17 +101,8 @@ func runChild(mode string) int {
 			return 2
 		}
 	}
-	if fp := os.Getenv(envFailpoint); fp != "" {
-		name, at, _ := strings.Cut(fp, ":")
-		n := 0
-		want, _ := strconv.Atoi(at)
-		s.failpoint = func(got string) {
-			if got == name {
-				if n++; n == want {
-					syscall.Kill(syscall.Getpid(), syscall.SIGKILL)
-				}
-			}
-		}
+	if fp := failpointFromEnv(); fp != nil {
+		s.failpoint = fp
 	}
 	fmt.Printf("ready %d\n", w.lsn)
 	pace := envInt(envPace, 0)
@@ -115,8 +136,13 @@ type child struct {
 
 func startChild(t *testing.T, path string, seed uint64, env ...string) *child {
 	t.Helper()
+	return startChildMode(t, "writer", path, seed, env...)
+}
+
+func startChildMode(t *testing.T, mode, path string, seed uint64, env ...string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=writer", envPath+"="+path, fmt.Sprintf("%s=%d", envSeed, seed))
+	cmd.Env = append(os.Environ(), envChild+"="+mode, envPath+"="+path, fmt.Sprintf("%s=%d", envSeed, seed))
 	cmd.Env = append(cmd.Env, env...)
 	c := &child{cmd: cmd, lines: make(chan string, 1024), stderr: new(bytes.Buffer)}
 	cmd.Stderr = c.stderr

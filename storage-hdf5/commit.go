@@ -55,6 +55,10 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 	if err := validateCheckpoint(cp); err != nil {
 		return fmt.Errorf("commit lsn %d: %w", lsn, err)
 	}
+	if r := &s.st.root; cp.TrimDeletions > r.deletions-r.delStart {
+		return fmt.Errorf("commit lsn %d: trim %d deletion records of a %d-record log",
+			lsn, cp.TrimDeletions, r.deletions-r.delStart)
+	}
 	tx := s.newTxn(cp)
 	if err := tx.apply(); err != nil {
 		if tx.rootWritten || tx.poisoned {
@@ -119,6 +123,11 @@ type txn struct {
 	rootWritten bool   // the durable state is unknown from here on
 	poisoned    bool   // an fsync failed
 	chunk       []byte // blobWriter buffer
+	// stream, when set, puts more objects after cp's (commitStream).
+	stream func(tx *txn) error
+	// noUndo skips the undo records and allocation list: the txn cannot
+	// be rolled back (commitStream).
+	noUndo bool
 }
 
 func (s *Store) newTxn(cp *port.Checkpoint) *txn {
@@ -149,18 +158,17 @@ func (tx *txn) apply() error {
 		}
 	}
 	for i := range cp.Buckets {
-		b := &cp.Buckets[i]
-		meta := loc{depth: b.LocalDepth, sorted: b.SortedCount, lastCompacted: b.LastCompacted,
-			count: uint64(len(b.Entries) / port.EntrySize)}
-		if err := tx.put(kindBucket, uint64(b.ID), meta, b.Entries); err != nil {
+		if err := tx.putBucket(&cp.Buckets[i]); err != nil {
 			return err
 		}
 	}
 	for i := range cp.ValueSets {
-		v := &cp.ValueSets[i]
-		meta := loc{sorted: v.SortedCount, count: uint64(len(v.Values) / port.ValueSize),
-			tombs: uint64(len(v.Tombstones) / port.ValueSize)}
-		if err := tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones); err != nil {
+		if err := tx.putValueSet(&cp.ValueSets[i]); err != nil {
+			return err
+		}
+	}
+	if tx.stream != nil {
+		if err := tx.stream(tx); err != nil {
 			return err
 		}
 	}
@@ -206,6 +214,45 @@ func (tx *txn) apply() error {
 	return nil
 }
 
+func (tx *txn) putBucket(b *port.BucketRecord) error {
+	meta := loc{depth: b.LocalDepth, sorted: b.SortedCount, lastCompacted: b.LastCompacted,
+		count: uint64(len(b.Entries) / port.EntrySize)}
+	return tx.put(kindBucket, uint64(b.ID), meta, b.Entries)
+}
+
+func (tx *txn) putValueSet(v *port.ValueSetRecord) error {
+	meta := loc{sorted: v.SortedCount, count: uint64(len(v.Values) / port.ValueSize),
+		tombs: uint64(len(v.Tombstones) / port.ValueSize)}
+	return tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones)
+}
+
+// commitStream is Commit for a checkpoint too large to hold in memory:
+// after cp's own records, stream puts further buckets and value sets one
+// at a time (their slices are not retained). It keeps no undo records, so
+// that memory stays at the per-object locs: an error leaves the Store
+// failed, and the caller discards the file. Rewrite uses it on a new file.
+func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if s.failed != nil {
+		return fmt.Errorf("commit: %w: %w", ErrFailed, s.failed)
+	}
+	if err := validateCheckpoint(cp); err != nil {
+		return fmt.Errorf("commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
+	}
+	tx := s.newTxn(cp)
+	tx.stream, tx.noUndo = stream, true
+	if err := tx.apply(); err != nil {
+		s.failed = err
+		return fmt.Errorf("commit lsn %d: %w: %w", cp.Meta.CheckpointLSN, ErrFailed, err)
+	}
+	tx.finish()
+	return nil
+}
+
 // dropAll empties a kind for a Full checkpoint.
 func (tx *txn) dropAll(k int) {
 	old := tx.s.st.tabs[k]
@@ -219,6 +266,9 @@ func (tx *txn) dropAll(k int) {
 }
 
 func (tx *txn) save(k int, id uint64, old loc, had bool) {
+	if tx.noUndo {
+		return
+	}
 	if _, ok := tx.saved[k][id]; ok {
 		return
 	}
@@ -277,7 +327,9 @@ func (tx *txn) alloc(pi int, n uint64) (ref, *os.File, int64, error) {
 			return 0, nil, 0, fmt.Errorf("allocate %d records in %s after growing it", n, poolSpecs[pi].name)
 		}
 	}
-	tx.allocs = append(tx.allocs, pext{pi, r, n})
+	if !tx.noUndo {
+		tx.allocs = append(tx.allocs, pext{pi, r, n})
+	}
 	f, off, err := p.locate(r, n)
 	return r, f, off, err
 }
@@ -424,23 +476,38 @@ func (tx *txn) writeMeta(k int, n uint64, gen func(emit func(uint64, *loc) error
 	return extent{ref: r, count: n, gen: tx.gen, crc: crc}, nil
 }
 
-// appendDeletions appends the checkpoint's deletion records after the
-// committed ones: space no commit record covers yet.
+// appendDeletions trims the deletion log and appends the checkpoint's
+// records after the committed ones: space no commit record covers yet.
+//
+// The log is the records [delStart, deletions) of the pool. Trimming
+// advances delStart. Once the trimmed log is empty, it restarts at record
+// 0 if the records appended now fit below the committed log's start, so
+// that they never overwrite a record the current commit record still
+// names (a crash before the new record lands loads that one). SWMR
+// Readers do not read the log, so no reuse delay is needed. In steady
+// state, with garbage collection trimming everything it has processed,
+// the log's space is reused from the start; otherwise it grows like any
+// pool until Compact rewrites the store without it.
 func (tx *txn) appendDeletions() error {
+	old := &tx.s.st.root
 	dels := tx.cp.Deletions
+	start, end := old.delStart+tx.cp.TrimDeletions, old.deletions
+	if start == end && uint64(len(dels)) <= old.delStart {
+		start, end = 0, 0
+	}
+	tx.root.delStart, tx.root.deletions = start, end
 	if len(dels) == 0 {
 		return nil
 	}
 	p := tx.s.st.pools[poolDeletions]
-	start := tx.s.st.root.deletions
-	end := start + uint64(len(dels))
-	if c := p.capacity(); end > c {
-		if err := tx.s.grow(poolDeletions, end-c); err != nil {
+	newEnd := end + uint64(len(dels))
+	if c := p.capacity(); newEnd > c {
+		if err := tx.s.grow(poolDeletions, newEnd-c); err != nil {
 			return fmt.Errorf("deletion log: %w", err)
 		}
 	}
 	var rec [32]byte
-	pos, base := start, uint64(0)
+	pos, base := end, uint64(0)
 	si := 0
 	for _, d := range dels {
 		for pos >= base+p.segs[si].capacity {
@@ -457,7 +524,7 @@ func (tx *txn) appendDeletions() error {
 		}
 		pos++
 	}
-	tx.root.deletions = end
+	tx.root.deletions = newEnd
 	return nil
 }
 
@@ -532,6 +599,9 @@ func (s *Store) changedAttrs(group string, attrs []h5.Attr) []h5.Attr {
 	out := attrs[:0]
 	for _, a := range attrs {
 		key := group + "/" + a.Name
+		if s.missingAttrs[key] {
+			continue
+		}
 		if old, ok := s.mirrored[key]; ok && old == a.Value {
 			continue
 		}

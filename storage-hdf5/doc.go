@@ -30,8 +30,13 @@
 // /config carries format_version (u32), version_string, created_timestamp
 // (f64, Unix seconds), global_depth (u8), num_buckets (u32), hash_seed (u64),
 // bucket_capacity (u32), checkpoint_lsn (u64), and core_format_version,
-// next_bucket_id, next_value_set_id, generation. They mirror the newest
-// commit record for people and tools; h5store itself never reads them.
+// next_bucket_id, next_value_set_id, generation, and the live counts
+// num_keys, num_values, num_spilled_keys (u64, port.Meta's Keys, Values,
+// SpilledKeys). They mirror the newest commit record for people and tools;
+// h5store itself never reads them: LoadMeta, and a Reader's LoadMeta,
+// return the commit record's copy. A file made by version 1 lacks the count
+// attributes and keeps lacking them (attributes are created only with the
+// file); its commit records carry the counts from its first commit on.
 // Field names, types and offsets of every record are in layout.go.
 //
 // Each record dataset except /commit is a pool: objects occupy runs of
@@ -53,8 +58,9 @@
 //     live ids;
 //   - the directory is one extent of /directory, one BucketPointer per slot;
 //     hdf5_ref is the slot's bucket rows_ref as of that commit;
-//   - the deletion log is the first deletion_count records of
-//     /deletion_log and its later segments, in order (append-only).
+//   - the deletion log is the records [deletion_start, deletion_count) of
+//     /deletion_log and its later segments, oldest first (see Deletion
+//     log).
 //
 // Records that no commit record names are free space or older versions.
 // An h5py reader picks the /commit slot with the higher generation (and a
@@ -84,6 +90,20 @@
 // committing 1000 buckets × 256 entries (16 MiB) takes ~14 ms with fsync
 // (~1.2 GB/s), a 10-bucket checkpoint ~0.3 ms (two fsyncs); a random
 // ReadBucket of 256 entries (16 KiB) is one pread and a CRC, ~7 µs.
+//
+// # Deletion log
+//
+// Commit appends a checkpoint's Deletions after the committed records and
+// honours TrimDeletions by advancing deletion_start, both in the same
+// commit record, so a trim and an append are one atomic step; a trim
+// longer than the log fails the Commit before anything is written.
+// Store.DeletionLog (port.DeletionLogReader) reads the records back; a
+// Reader does not offer it. Trimmed space is reclaimed in two ways: once a
+// commit leaves the log empty, the log restarts at record 0 as soon as the
+// records appended fit below the committed log's start (they must not
+// overwrite records the current commit record names: a crash before the
+// new record lands loads that one); and Compact rewrites the store without
+// a log. The log's segments never shrink otherwise.
 //
 // # Crash recovery
 //
@@ -121,6 +141,20 @@
 // pools; Options.SegmentBytes sizes the first ones (default 64 MiB of rows;
 // datasets are allocated at once but stay sparse until written).
 //
+// # Compaction
+//
+// Pools grow by doubling and never shrink, and freed space stays in the
+// file. Compact(path, opts, progress) takes the writer lock, rewrites the
+// last committed state into path+".compact" (Rewrite: every listed bucket
+// and value set streamed in id order into one right-sized dataset per
+// pool, no segment files, one commit, fsynced, deletion log dropped),
+// renames it over path, fsyncs the directory and then removes the old
+// segment files. A crash leaves the old store (before the rename) or the
+// new one (after it; old segment files left by the crash are adopted as
+// free space by the next Open). The crash test kills it at
+// h5.compact.written, h5.compact.renamed and inside the new file's commit.
+// DiskUsage reports a store's files, apparent size and allocated bytes.
+//
 // # SWMR readers
 //
 // The writer opens the store file read-write, then calls
@@ -147,10 +181,15 @@
 //
 // # Format version
 //
-// FormatVersion (1) is stored in every commit record and in /config.
+// FormatVersion (2) is stored in every commit record and in /config.
 // Open and OpenReader refuse a file of a newer version ("upgrade
-// cidstore") and of an older one (there is no migration yet: the message
-// says how to move the data), with errors wrapping ErrFormatVersion.
+// cidstore") and of one older than 1 (the message says how to move the
+// data), with errors wrapping ErrFormatVersion. Version 2 added num_keys,
+// num_values, num_spilled_keys and deletion_start to the commit record, in
+// bytes version 1 always wrote as zero: a version 1 file opens with counts
+// 0 and its whole deletion log live, and its next commit record is
+// version 2. A version 1 build refuses a version 2 file, which it would
+// misread (it would ignore deletion_start).
 //
 // # Concurrency
 //

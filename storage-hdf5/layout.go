@@ -9,11 +9,18 @@ import (
 	"github.com/cidstore/cidstore/storage-hdf5/internal/h5"
 )
 
-// FormatVersion is the on-disk layout version this code reads and writes.
-// It is stored in every commit record and as /config format_version.
-const FormatVersion = 1
+// FormatVersion is the on-disk layout version this code writes. It is
+// stored in every commit record and as /config format_version. Version 2
+// added the live counts and deletion_start to the commit record, in bytes
+// that version 1 always wrote as zero, so version 1 files are read as they
+// are (counts 0, the whole log live) and become version 2 at their next
+// commit.
+const FormatVersion = 2
 
-const versionString = "cidstore h5store layout 1"
+// minFormatVersion is the oldest layout this code reads.
+const minFormatVersion = 1
+
+const versionString = "cidstore h5store layout 2"
 
 var le = binary.LittleEndian
 
@@ -132,6 +139,10 @@ const (
 	coValueSnap      = 680
 	coValueDeltas    = 712
 	coSegments       = 1224 // Segment[maxSegments]
+	coNumKeys        = 2760 // u64, version 2
+	coNumValues      = 2768 // u64, version 2
+	coNumSpilled     = 2776 // u64, version 2
+	coDeletionStart  = 2784 // u64, version 2
 	coChecksum       = commitSize - 4
 )
 
@@ -161,6 +172,10 @@ var recCommit = &h5.Record{Name: "CommitRecord", Size: commitSize, Fields: []h5.
 	{Name: "value_meta_snapshot", Offset: coValueSnap, Kind: h5.Compound, Sub: recExtent},
 	{Name: "value_meta_deltas", Offset: coValueDeltas, Kind: h5.Compound, Sub: recExtent, Len: maxDeltas},
 	{Name: "segments", Offset: coSegments, Kind: h5.Compound, Sub: recSegment, Len: maxSegments},
+	{Name: "num_keys", Offset: coNumKeys, Kind: h5.U64},
+	{Name: "num_values", Offset: coNumValues, Kind: h5.U64},
+	{Name: "num_spilled_keys", Offset: coNumSpilled, Kind: h5.U64},
+	{Name: "deletion_start", Offset: coDeletionStart, Kind: h5.U64},
 	{Name: "checksum", Offset: coChecksum, Kind: h5.U32},
 }}
 
@@ -211,6 +226,7 @@ type commitRec struct {
 	gen       uint64
 	meta      port.Meta
 	dir       extent
+	delStart  uint64 // the deletion log is records [delStart, deletions)
 	deletions uint64
 	snap      [numKinds]extent
 	deltas    [numKinds][]extent
@@ -239,6 +255,10 @@ func (c *commitRec) encode() []byte {
 	b[coGlobalDepth] = m.GlobalDepth
 	putExtent(b[coDirectory:], c.dir)
 	le.PutUint64(b[coDeletions:], c.deletions)
+	le.PutUint64(b[coDeletionStart:], c.delStart)
+	le.PutUint64(b[coNumKeys:], m.Keys)
+	le.PutUint64(b[coNumValues:], m.Values)
+	le.PutUint64(b[coNumSpilled:], m.SpilledKeys)
 	le.PutUint32(b[coBucketDeltaN:], uint32(len(c.deltas[kindBucket])))
 	le.PutUint32(b[coValueDeltaN:], uint32(len(c.deltas[kindValueSet])))
 	le.PutUint32(b[coSegmentN:], uint32(len(c.segments)))
@@ -269,8 +289,8 @@ func decodeCommit(b []byte) (c commitRec, ok bool, err error) {
 		return c, false, nil
 	}
 	c.format = le.Uint32(b[coFormat:])
-	if c.format != FormatVersion {
-		if crc32.Checksum(b[:coChecksum], castagnoli) != le.Uint32(b[coChecksum:]) && c.format < FormatVersion {
+	if c.format < minFormatVersion || c.format > FormatVersion {
+		if crc32.Checksum(b[:coChecksum], castagnoli) != le.Uint32(b[coChecksum:]) && c.format < minFormatVersion {
 			return c, false, nil
 		}
 		return c, false, versionError(c.format)
@@ -292,6 +312,10 @@ func decodeCommit(b []byte) (c commitRec, ok bool, err error) {
 	m.GlobalDepth = b[coGlobalDepth]
 	c.dir = getExtent(b[coDirectory:])
 	c.deletions = le.Uint64(b[coDeletions:])
+	c.delStart = le.Uint64(b[coDeletionStart:])
+	m.Keys = le.Uint64(b[coNumKeys:])
+	m.Values = le.Uint64(b[coNumValues:])
+	m.SpilledKeys = le.Uint64(b[coNumSpilled:])
 	nd := [numKinds]uint32{le.Uint32(b[coBucketDeltaN:]), le.Uint32(b[coValueDeltaN:])}
 	ns := le.Uint32(b[coSegmentN:])
 	if nd[0] > maxDeltas || nd[1] > maxDeltas || ns > maxSegments {
@@ -442,5 +466,5 @@ func versionError(v uint32) error {
 	}
 	return fmt.Errorf("%w: file format version %d is older than this build supports (%d) and no migration exists: "+
 		"export it with the build that wrote it (cidstore dump) and load it into a new store",
-		ErrFormatVersion, v, FormatVersion)
+		ErrFormatVersion, v, minFormatVersion)
 }

@@ -41,7 +41,8 @@ func TestLayout(t *testing.T) {
 	}
 	cp := &port.Checkpoint{
 		Meta: port.Meta{FormatVersion: 1, GlobalDepth: 1, HashSeed: 99, BucketCapacity: 256, CheckpointLSN: 42,
-			NumBuckets: 2, NextBucketID: 2, NextValueSetID: 2, CreatedUnixNano: 1_700_000_000_000_000_000},
+			NumBuckets: 2, NextBucketID: 2, NextValueSetID: 2, CreatedUnixNano: 1_700_000_000_000_000_000,
+			Keys: 1, Values: 4, SpilledKeys: 1},
 		Directory: []uint32{0, 1},
 		Buckets:   []port.BucketRecord{{ID: 0, LocalDepth: 1, SortedCount: 1, Entries: entry}, {ID: 1, LocalDepth: 1}},
 		ValueSets: []port.ValueSetRecord{{ID: 1, SortedCount: 3, Values: make([]byte, 3*port.ValueSize)}},
@@ -72,6 +73,7 @@ func TestLayout(t *testing.T) {
 		"format_version": "H5T_STD_U32LE", "version_string": "H5T_STRING", "created_timestamp": "H5T_IEEE_F64LE",
 		"global_depth": "H5T_STD_U8LE", "num_buckets": "H5T_STD_U32LE", "hash_seed": "H5T_STD_U64LE",
 		"bucket_capacity": "H5T_STD_U32LE", "checkpoint_lsn": "H5T_STD_U64LE",
+		"num_keys": "H5T_STD_U64LE", "num_values": "H5T_STD_U64LE", "num_spilled_keys": "H5T_STD_U64LE",
 	} {
 		re := regexp.MustCompile(`ATTRIBUTE "` + name + `" \{\s*DATATYPE\s+(\S+)`)
 		m := re.FindStringSubmatch(attrs)
@@ -79,9 +81,11 @@ func TestLayout(t *testing.T) {
 			t.Errorf("/config attribute %s: type %v, want %s", name, m, typ)
 		}
 	}
-	lsn := regexp.MustCompile(`ATTRIBUTE "checkpoint_lsn" \{[^}]*DATA \{\s*\(0\): (\d+)`).FindStringSubmatch(attrs)
-	if lsn == nil || lsn[1] != "42" {
-		t.Errorf("/config checkpoint_lsn = %v, want 42", lsn)
+	for name, want := range map[string]string{"checkpoint_lsn": "42", "num_keys": "1", "num_values": "4", "num_spilled_keys": "1"} {
+		got := regexp.MustCompile(`ATTRIBUTE "` + name + `" \{[^}]*DATA \{\s*\(0\): (\d+)`).FindStringSubmatch(attrs)
+		if got == nil || got[1] != want {
+			t.Errorf("/config %s = %v, want %s", name, got, want)
+		}
 	}
 
 	header := run(t, "h5dump", "-H", path)
@@ -92,6 +96,7 @@ func TestLayout(t *testing.T) {
 		"high", "low", "value_set_id", "tombstone_count", // values
 		"value_group", "timestamp", // DeletionRecord
 		"generation", "segments", "bucket_meta_snapshot", // CommitRecord
+		"num_keys", "num_values", "num_spilled_keys", "deletion_start", "deletion_count",
 	} {
 		if !strings.Contains(header, `"`+member+`";`) {
 			t.Errorf("h5dump -H: no member %q", member)

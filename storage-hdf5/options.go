@@ -31,6 +31,16 @@ type Options struct {
 	NoSync bool
 	// Logger receives recovery and growth events. Default: no-op.
 	Logger port.Logger
+
+	// failpoint, when set, is called at named steps of Commit, growth and
+	// Compact; crash tests kill the process there.
+	failpoint func(name string)
+}
+
+func (o *Options) fire(name string) {
+	if o.failpoint != nil {
+		o.failpoint(name)
+	}
 }
 
 const (

@@ -194,8 +194,8 @@ func loadState(root commitRec, withBitmaps bool, open segOpener) (*state, error)
 	for _, s := range pools[poolDeletions].segs {
 		dcap += s.capacity
 	}
-	if root.deletions > dcap {
-		return nil, fmt.Errorf("%w: deletion log count %d exceeds its capacity %d", port.ErrCorrupt, root.deletions, dcap)
+	if root.deletions > dcap || root.delStart > root.deletions {
+		return nil, fmt.Errorf("%w: deletion log [%d, %d) outside its capacity %d", port.ErrCorrupt, root.delStart, root.deletions, dcap)
 	}
 	return st, nil
 }
@@ -296,6 +296,40 @@ func (st *state) loadMeta() (port.Meta, []uint32, bool, error) {
 		return port.Meta{}, nil, false, err
 	}
 	return st.root.meta, dir, true, nil
+}
+
+// readDeletions reads the deletion log, records [delStart, deletions) of
+// its pool, in chunks of at most 64 KiB.
+func (st *state) readDeletions() ([]port.DeletionRecord, error) {
+	r := &st.root
+	if r.delStart > r.deletions {
+		return nil, fmt.Errorf("%w: deletion log [%d, %d)", port.ErrCorrupt, r.delStart, r.deletions)
+	}
+	p := st.pools[poolDeletions]
+	rs := uint64(p.recSize)
+	out := make([]port.DeletionRecord, 0, r.deletions-r.delStart)
+	buf := make([]byte, 64<<10)
+	pos, base := r.delStart, uint64(0)
+	for _, seg := range p.segs {
+		segEnd := base + seg.capacity
+		for pos >= base && pos < min(segEnd, r.deletions) {
+			n := min(min(segEnd, r.deletions)-pos, uint64(len(buf))/rs)
+			b := buf[:n*rs]
+			if _, err := seg.f.ReadAt(b, seg.offset+int64((pos-base)*rs)); err != nil {
+				return nil, fmt.Errorf("read deletion log at %d: %w", pos, err)
+			}
+			for o := 0; o < len(b); o += int(rs) {
+				out = append(out, port.DeletionRecord{KeyHigh: le.Uint64(b[o:]), KeyLow: le.Uint64(b[o+8:]),
+					ValueGroup: le.Uint64(b[o+16:]), UnixNano: int64(le.Uint64(b[o+24:]))})
+			}
+			pos += n
+		}
+		base = segEnd
+	}
+	if pos != r.deletions {
+		return nil, fmt.Errorf("%w: deletion log ends at %d, beyond its capacity %d", port.ErrCorrupt, r.deletions, base)
+	}
+	return out, nil
 }
 
 func ids32(ids []uint64) []uint32 {

@@ -27,11 +27,14 @@ type Store struct {
 	names     [numPools][]int // segment name index, by pool and position
 	sidecars  []*os.File      // open segment files other than the store file
 	mirrored  map[string]any  // /config and /wal attribute values last written
-	pending   []freeBatch
-	closed    bool
-	failed    error
-	wbuf      []byte
-	stats     Stats
+	// missingAttrs are mirror attributes the file lacks (made by an older
+	// version), by group/name; they are not mirrored.
+	missingAttrs map[string]bool
+	pending      []freeBatch
+	closed       bool
+	failed       error
+	wbuf         []byte
+	stats        Stats
 
 	// failpoint, when set, is called at named steps of Commit and growth;
 	// crash tests kill the process there.
@@ -76,12 +79,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if err := create(path, &opts); err != nil {
+		if err := create(path, &opts, nil); err != nil {
 			return nil, errors.Join(fmt.Errorf("create %s: %w", path, err), lock.Close())
 		}
 	}
 	s := &Store{path: path, opts: opts, log: opts.Logger, lock: lock, wbuf: make([]byte, 0, opts.writeBuffer()),
-		mirrored: map[string]any{}}
+		mirrored: map[string]any{}, missingAttrs: map[string]bool{}, failpoint: opts.failpoint}
 	if err := s.open(); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.closeFiles())
 	}
@@ -91,8 +94,10 @@ func Open(path string, opts Options) (*Store, error) {
 func h5config(cacheBytes int64) h5.Config { return h5.Config{MetaCacheBytes: cacheBytes / 2} }
 
 // create builds a new file under a temporary name and renames it into
-// place, so a crash never leaves a half-made store at path.
-func create(path string, opts *Options) error {
+// place, so a crash never leaves a half-made store at path. recs, if not
+// nil, gives the records of every pool's first segment (Rewrite);
+// otherwise they follow opts.SegmentBytes.
+func create(path string, opts *Options, recs *[numPools]uint64) error {
 	tmp := path + ".tmp"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -102,7 +107,7 @@ func create(path string, opts *Options) error {
 		return err
 	}
 	root := commitRec{gen: 1}
-	commitOff, err := layoutNewFile(h, opts, &root)
+	commitOff, err := layoutNewFile(h, opts, recs, &root)
 	if cerr := h.Close(); err == nil {
 		err = cerr
 	}
@@ -132,7 +137,7 @@ func create(path string, opts *Options) error {
 
 // layoutNewFile creates every group, attribute and dataset of a new file
 // and records the segments in root.
-func layoutNewFile(h *h5.File, opts *Options, root *commitRec) (int64, error) {
+func layoutNewFile(h *h5.File, opts *Options, recs *[numPools]uint64, root *commitRec) (int64, error) {
 	for _, g := range []string{"/config", "/buckets", "/values", "/wal"} {
 		if err := h.CreateGroup(g); err != nil {
 			return 0, err
@@ -149,7 +154,11 @@ func layoutNewFile(h *h5.File, opts *Options, root *commitRec) (int64, error) {
 		return 0, err
 	}
 	for pi := range numPools {
-		ds, err := h.CreateDataset(segmentName(pi, 0), poolSpecs[pi].rec, initialRecords(pi, opts))
+		n := initialRecords(pi, opts)
+		if recs != nil {
+			n = recs[pi]
+		}
+		ds, err := h.CreateDataset(segmentName(pi, 0), poolSpecs[pi].rec, n)
 		if err != nil {
 			return 0, err
 		}
@@ -180,6 +189,9 @@ func configAttrs(root *commitRec) []h5.Attr {
 		{Name: "next_bucket_id", Value: m.NextBucketID},
 		{Name: "next_value_set_id", Value: m.NextValueSetID},
 		{Name: "generation", Value: root.gen},
+		{Name: "num_keys", Value: m.Keys},
+		{Name: "num_values", Value: m.Values},
+		{Name: "num_spilled_keys", Value: m.SpilledKeys},
 	}
 }
 
@@ -237,7 +249,29 @@ func (s *Store) open() error {
 		return err
 	}
 	s.stats.Generation = root.gen
+	if err := s.findMissingAttrs(); err != nil {
+		return err
+	}
 	return h.StartSWMRWrite()
+}
+
+// findMissingAttrs records the mirror attributes that a file made by an
+// older version lacks. They are never created later: creating an attribute
+// is an HDF5 metadata change, which h5store makes only when it creates a
+// file, so such a file mirrors the attributes it has.
+func (s *Store) findMissingAttrs() error {
+	for group, attrs := range map[string][]h5.Attr{"/config": configAttrs(&commitRec{}), "/wal": walAttrs(&commitRec{})} {
+		for _, a := range attrs {
+			ok, err := s.h.HasAttr(group, a.Name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				s.missingAttrs[group+"/"+a.Name] = true
+			}
+		}
+	}
+	return nil
 }
 
 // openSegment opens the file of a segment for reading and writing.
@@ -389,6 +423,20 @@ func (s *Store) ValueSetIDs() ([]uint64, error) {
 		return nil, err
 	}
 	return s.st.tabs[kindValueSet].ids(), nil
+}
+
+// DeletionLog implements port.DeletionLogReader: the committed deletion
+// records, oldest first, after those checkpoints trimmed. The slice belongs
+// to the caller. A Reader does not offer it: garbage collection is the
+// writer's, and the writer may reuse the log's space without the delay
+// that protects Readers' rows.
+func (s *Store) DeletionLog() ([]port.DeletionRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	return s.st.readDeletions()
 }
 
 // Stats returns a snapshot of the counters.

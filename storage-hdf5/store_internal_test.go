@@ -176,7 +176,7 @@ func TestFormatVersion(t *testing.T) {
 		want    string
 	}{
 		{"newer", FormatVersion + 1, "newer than this build"},
-		{"older", FormatVersion - 1, "older than this build"},
+		{"older", minFormatVersion - 1, "older than this build"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, _, path := commitN(t, 2, workloadOptions())
@@ -193,6 +193,111 @@ func TestFormatVersion(t *testing.T) {
 			}
 			t.Logf("%v", err)
 		})
+	}
+}
+
+// A version 1 file (no counts, no deletion_start in its commit records)
+// opens with counts 0 and becomes version 2 at its next commit.
+func TestFormatVersion1Upgrades(t *testing.T) {
+	s, w, path := commitN(t, 3, workloadOptions())
+	off := s.commitOff
+	mustClose(t, s)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for slot := range 2 {
+		b := make([]byte, commitSize)
+		o := off + int64(slot)*commitSize
+		if _, err := f.ReadAt(b, o); err != nil {
+			t.Fatal(err)
+		}
+		le.PutUint32(b[coFormat:], 1)
+		clear(b[coNumKeys : coDeletionStart+8])
+		le.PutUint32(b[coChecksum:], crc32.Checksum(b[:coChecksum], castagnoli))
+		if _, err := f.WriteAt(b, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustClose(t, f)
+	s, err = Open(path, workloadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := w.meta
+	want.Keys, want.Values, want.SpilledKeys = 0, 0, 0
+	if meta, _, _, err := s.LoadMeta(); err != nil || meta != want {
+		t.Fatalf("LoadMeta of a version 1 file = %+v, %v; want %+v", meta, err, want)
+	}
+	if err := s.Commit(w.next()); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	r, err := OpenReader(path, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, r)
+	if r.st.root.format != FormatVersion {
+		t.Fatalf("format after a commit = %d, want %d", r.st.root.format, FormatVersion)
+	}
+	if err := verifyState(r, w); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The deletion log restarts at record 0 once garbage collection has
+// trimmed all of it, but never overwrites records the committed state
+// names.
+func TestDeletionLogReusesSpace(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "d.h5"), workloadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	w := newWorkload(9)
+	lsn := uint64(0)
+	commit := func(trim uint64, add int) {
+		t.Helper()
+		cp := w.next()
+		cp.TrimDeletions = trim
+		cp.Deletions = nil
+		for i := range add {
+			cp.Deletions = append(cp.Deletions, port.DeletionRecord{KeyHigh: lsn, KeyLow: uint64(i) + 1})
+		}
+		lsn++
+		if err := s.Commit(cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	span := func() (uint64, uint64) { return s.st.root.delStart, s.st.root.deletions }
+	commit(0, 10)
+	commit(0, 10)
+	if a, b := span(); a != 0 || b != 20 {
+		t.Fatalf("log [%d, %d), want [0, 20)", a, b)
+	}
+	commit(15, 0)
+	if a, b := span(); a != 15 || b != 20 {
+		t.Fatalf("log [%d, %d), want [15, 20)", a, b)
+	}
+	// Trimming the rest while appending more than fits below 15 must
+	// append after the committed records.
+	commit(5, 16)
+	if a, b := span(); a != 20 || b != 36 {
+		t.Fatalf("log [%d, %d), want [20, 36)", a, b)
+	}
+	// Now 16 fit below 20: the log restarts at 0.
+	commit(16, 16)
+	if a, b := span(); a != 0 || b != 16 {
+		t.Fatalf("log [%d, %d), want [0, 16)", a, b)
+	}
+	dels, err := s.DeletionLog()
+	if err != nil || len(dels) != 16 || dels[0].KeyHigh != 4 || dels[15].KeyLow != 16 {
+		t.Fatalf("DeletionLog = %d records %v, %v", len(dels), dels[:1], err)
+	}
+	commit(16, 0)
+	if a, b := span(); a != 0 || b != 0 {
+		t.Fatalf("log [%d, %d), want [0, 0)", a, b)
 	}
 }
 

@@ -328,6 +328,8 @@ func (r *Reader) closeFiles() error {
 var (
 	_ port.Backend = (*Store)(nil)
 	_ port.Lister  = (*Store)(nil)
-	_ port.Backend = (*Reader)(nil)
-	_ port.Lister  = (*Reader)(nil)
+
+	_ port.DeletionLogReader = (*Store)(nil)
+	_ port.Backend           = (*Reader)(nil)
+	_ port.Lister            = (*Reader)(nil)
 )

@@ -23,6 +23,7 @@ type workload struct {
 	nextV   uint64
 	meta    port.Meta
 	dir     []uint32
+	dels    []port.DeletionRecord
 }
 
 func newWorkload(seed uint64) *workload {
@@ -143,9 +144,14 @@ func (w *workload) next() *port.Checkpoint {
 		if len(sets) > 0 && r.IntN(2) == 0 {
 			putSet(w.valueSet(r, sets[r.IntN(len(sets))], 3+r.IntN(300)))
 		}
+		if len(w.dels) > 0 && r.IntN(3) == 0 {
+			cp.TrimDeletions = r.Uint64N(uint64(len(w.dels)) + 1)
+			w.dels = slices.Clone(w.dels[cp.TrimDeletions:])
+		}
 		for range r.IntN(3) {
-			cp.Deletions = append(cp.Deletions, port.DeletionRecord{KeyHigh: r.Uint64(), KeyLow: r.Uint64(),
-				ValueGroup: r.Uint64N(100), UnixNano: int64(w.lsn)})
+			d := port.DeletionRecord{KeyHigh: r.Uint64(), KeyLow: r.Uint64(), ValueGroup: r.Uint64N(100), UnixNano: int64(w.lsn)}
+			cp.Deletions = append(cp.Deletions, d)
+			w.dels = append(w.dels, d)
 		}
 	}
 	if len(w.buckets) == 0 {
@@ -159,9 +165,13 @@ func (w *workload) next() *port.Checkpoint {
 		w.dir[i] = live[i%len(live)]
 	}
 	cp.Directory = slices.Clone(w.dir)
+	var keys uint64
+	for _, b := range w.buckets {
+		keys += uint64(len(b.Entries) / port.EntrySize)
+	}
 	w.meta = port.Meta{FormatVersion: 1, GlobalDepth: depth, HashSeed: w.seed, BucketCapacity: 64,
 		CheckpointLSN: w.lsn, NumBuckets: uint32(len(live)), NextBucketID: w.nextB, NextValueSetID: w.nextV,
-		CreatedUnixNano: int64(w.seed)}
+		CreatedUnixNano: int64(w.seed), Keys: keys, Values: 3 * keys, SpilledKeys: uint64(len(w.sets))}
 	cp.Meta = w.meta
 	return cp
 }
@@ -213,6 +223,15 @@ func verifyState(b port.Loader, w *workload) error {
 		if got.ID != want.ID || got.SortedCount != want.SortedCount || !bytes.Equal(got.Values, want.Values) ||
 			!bytes.Equal(got.Tombstones, want.Tombstones) {
 			return fmt.Errorf("lsn %d: value set %d differs", w.lsn, id)
+		}
+	}
+	if l, ok := b.(port.DeletionLogReader); ok {
+		dels, err := l.DeletionLog()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(dels, w.dels) {
+			return fmt.Errorf("lsn %d: deletion log of %d records differs from the model's %d", w.lsn, len(dels), len(w.dels))
 		}
 	}
 	if l, ok := b.(port.Lister); ok {

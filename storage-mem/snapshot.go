@@ -14,7 +14,8 @@ import (
 
 const (
 	snapMagic   = "CIDSNAP1"
-	snapVersion = 1
+	snapVersion = 2 // 2 added the live counts and the deletion log
+	delSize     = 32
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -40,7 +41,7 @@ func (w *snapWriter) blob(b []byte) {
 
 // writeSnapshot writes the complete state to path atomically: temp file,
 // fsync, rename, fsync of the directory.
-func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint32]port.BucketRecord, sets map[uint64]port.ValueSetRecord) (err error) {
+func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint32]port.BucketRecord, sets map[uint64]port.ValueSetRecord, dels []port.DeletionRecord) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -65,6 +66,9 @@ func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint3
 	w.u32(0)
 	w.u64(meta.NextValueSetID)
 	w.u64(uint64(meta.CreatedUnixNano))
+	w.u64(meta.Keys)
+	w.u64(meta.Values)
+	w.u64(meta.SpilledKeys)
 	w.u64(uint64(len(dir)))
 	for _, id := range dir {
 		w.u32(id)
@@ -84,6 +88,13 @@ func writeSnapshot(path string, meta *port.Meta, dir []uint32, buckets map[uint3
 		w.u32(0)
 		w.blob(v.Values)
 		w.blob(v.Tombstones)
+	}
+	w.u64(uint64(len(dels)))
+	for _, d := range dels {
+		w.u64(d.KeyHigh)
+		w.u64(d.KeyLow)
+		w.u64(d.ValueGroup)
+		w.u64(uint64(d.UnixNano))
 	}
 	binary.LittleEndian.PutUint32(w.buf[:4], w.crc)
 	w.w.Write(w.buf[:4])
@@ -174,8 +185,10 @@ func (s *Store) readSnapshot() error {
 	if string(r.take(8)) != snapMagic {
 		return fmt.Errorf("%w: not a cidstore snapshot", port.ErrCorrupt)
 	}
-	if v := r.u32(); v != snapVersion {
-		return fmt.Errorf("%w: snapshot version %d, want %d", port.ErrCorrupt, v, snapVersion)
+	// Version 1 lacks the counts (they load as 0) and the deletion log.
+	version := r.u32()
+	if version != 1 && version != snapVersion {
+		return fmt.Errorf("%w: snapshot version %d, want %d", port.ErrCorrupt, version, snapVersion)
 	}
 	r.u32()
 	var m port.Meta
@@ -190,6 +203,11 @@ func (s *Store) readSnapshot() error {
 	r.u32()
 	m.NextValueSetID = r.u64()
 	m.CreatedUnixNano = int64(r.u64())
+	if version >= 2 {
+		m.Keys = r.u64()
+		m.Values = r.u64()
+		m.SpilledKeys = r.u64()
+	}
 	n := r.u64()
 	if n > uint64(len(body))/4 {
 		return fmt.Errorf("%w: directory of %d slots", port.ErrCorrupt, n)
@@ -227,12 +245,23 @@ func (s *Store) readSnapshot() error {
 		v.Tombstones = r.blob()
 		sets[v.ID] = v
 	}
+	var dels []port.DeletionRecord
+	if version >= 2 {
+		nd := r.u64()
+		if nd > uint64(len(body))/delSize {
+			return fmt.Errorf("%w: deletion log of %d records", port.ErrCorrupt, nd)
+		}
+		dels = make([]port.DeletionRecord, nd)
+		for i := range dels {
+			dels[i] = port.DeletionRecord{KeyHigh: r.u64(), KeyLow: r.u64(), ValueGroup: r.u64(), UnixNano: int64(r.u64())}
+		}
+	}
 	if r.err != nil {
 		return r.err
 	}
 	if r.off != len(body) {
 		return fmt.Errorf("%w: %d trailing bytes in snapshot", port.ErrCorrupt, len(body)-r.off)
 	}
-	s.has, s.meta, s.dir, s.buckets, s.sets = true, m, dir, buckets, sets
+	s.has, s.meta, s.dir, s.buckets, s.sets, s.dels = true, m, dir, buckets, sets, dels
 	return nil
 }

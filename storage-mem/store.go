@@ -10,8 +10,8 @@ import (
 	"github.com/cidstore/cidstore/core/port"
 )
 
-// Store is the in-memory backend. It implements port.Backend and
-// port.Lister.
+// Store is the in-memory backend. It implements port.Backend, port.Lister
+// and port.DeletionLogReader.
 type Store struct {
 	mu      sync.Mutex
 	path    string // "" when volatile
@@ -30,6 +30,7 @@ type Store struct {
 var _ port.Backend = (*Store)(nil)
 var _ port.Lister = (*Store)(nil)
 var _ port.Volatile = (*Store)(nil)
+var _ port.DeletionLogReader = (*Store)(nil)
 
 // New returns a volatile in-memory backend.
 func New() *Store {
@@ -108,11 +109,16 @@ func (s *Store) ValueSetIDs() ([]uint64, error) {
 // Volatile implements port.Volatile: a store from New keeps nothing.
 func (s *Store) Volatile() bool { return s.path == "" }
 
-// DeletionLog returns the deletion records committed so far.
-func (s *Store) DeletionLog() []port.DeletionRecord {
+// DeletionLog implements port.DeletionLogReader: the committed deletion
+// records, oldest first, after those checkpoints trimmed. The slice belongs
+// to the caller.
+func (s *Store) DeletionLog() ([]port.DeletionRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.dels)
+	if s.closed {
+		return nil, errClosed
+	}
+	return slices.Clone(s.dels), nil
 }
 
 // Commit implements port.Committer. A durable store writes the complete
@@ -127,6 +133,10 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 	}
 	if s.failCommit != nil {
 		return s.failCommit
+	}
+	if cp.TrimDeletions > uint64(len(s.dels)) {
+		return fmt.Errorf("memstore: commit lsn %d: trim %d deletion records of a %d-record log",
+			cp.Meta.CheckpointLSN, cp.TrimDeletions, len(s.dels))
 	}
 	oldB, oldS := s.buckets, s.sets
 	if cp.Full {
@@ -166,8 +176,16 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 		}
 		s.sets[v.ID] = v
 	}
+	// A new slice, so that a failed snapshot write leaves s.dels intact and
+	// trimmed records are not kept alive.
+	dels := s.dels
+	if cp.TrimDeletions > 0 || len(cp.Deletions) > 0 {
+		kept := s.dels[cp.TrimDeletions:]
+		dels = make([]port.DeletionRecord, 0, len(kept)+len(cp.Deletions))
+		dels = append(append(dels, kept...), cp.Deletions...)
+	}
 	if s.path != "" {
-		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, s.buckets, s.sets); err != nil {
+		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, s.buckets, s.sets, dels); err != nil {
 			if cp.Full {
 				s.buckets, s.sets = oldB, oldS // untouched: new maps were filled
 			} else {
@@ -187,8 +205,7 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 			return fmt.Errorf("memstore: commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
 		}
 	}
-	s.has, s.meta, s.dir = true, cp.Meta, slices.Clone(cp.Directory)
-	s.dels = append(s.dels, cp.Deletions...)
+	s.has, s.meta, s.dir, s.dels = true, cp.Meta, slices.Clone(cp.Directory), dels
 	return nil
 }
 

@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -137,5 +138,44 @@ func TestFailedCommitKeepsState(t *testing.T) {
 	meta, _, ok, err := s.LoadMeta()
 	if err != nil || !ok || meta.CheckpointLSN != 1 {
 		t.Fatalf("after failed commit: lsn %d ok %v err %v", meta.CheckpointLSN, ok, err)
+	}
+}
+
+// A version 1 snapshot still opens: counts load as 0, the log as empty,
+// and the next commit writes version 2.
+func TestSnapshotVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.snapshot")
+	if err := os.WriteFile(path, v1Snapshot(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := memstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, dir, ok, err := s.LoadMeta()
+	if err != nil || !ok || meta.CheckpointLSN != 11 || meta.Keys != 0 || len(dir) != 1 {
+		t.Fatalf("LoadMeta = %+v %v %v %v", meta, dir, ok, err)
+	}
+	if _, err := s.ReadBucket(0); err != nil {
+		t.Fatal(err)
+	}
+	meta.CheckpointLSN, meta.Keys = 12, 5
+	if err := s.Commit(&port.Checkpoint{Meta: meta, Directory: dir}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint32(data[8:]); v != 2 {
+		t.Fatalf("snapshot version after a commit = %d, want 2", v)
+	}
+	if s, err = memstore.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, _, _, _ := s.LoadMeta(); got != meta {
+		t.Fatalf("after reopen: %+v, want %+v", got, meta)
 	}
 }

@@ -45,6 +45,7 @@ func Run(t *testing.T, open OpenFunc, reopen ...OpenFunc) {
 	}{
 		{"EmptyLoadMeta", s.emptyLoadMeta},
 		{"RoundTrip", s.roundTrip},
+		{"MetaCounts", s.metaCounts},
 		{"Incremental", s.incremental},
 		{"MetaOnlyCommit", s.metaOnly},
 		{"FullReplaces", s.fullReplaces},
@@ -55,6 +56,9 @@ func Run(t *testing.T, open OpenFunc, reopen ...OpenFunc) {
 		{"LargeValueSet", s.largeValueSet},
 		{"ManyBuckets", s.manyBuckets},
 		{"RandomCommits", s.randomCommits},
+		{"DeletionLog", s.deletionLog},
+		{"DeletionLogLarge", s.deletionLogLarge},
+		{"DeletionLogTrimTooLarge", s.trimTooLarge},
 		{"AfterClose", s.afterClose},
 	} {
 		t.Run(c.name, c.fn)
@@ -190,6 +194,9 @@ func (g *gen) meta(depth uint8, lsn uint64) port.Meta {
 		NextBucketID:    uint32(g.r.IntN(1 << 20)),
 		NextValueSetID:  g.r.Uint64N(1 << 40),
 		CreatedUnixNano: g.r.Int64N(1 << 62),
+		Keys:            g.r.Uint64N(1 << 40),
+		Values:          g.r.Uint64(),
+		SpilledKeys:     g.r.Uint64N(1 << 30),
 	}
 }
 
@@ -202,6 +209,7 @@ type model struct {
 	sets      map[uint64]port.ValueSetRecord
 	goneB     map[uint32]bool // ids that were committed once and are now gone
 	goneV     map[uint64]bool
+	dels      []port.DeletionRecord // the deletion log after trimming
 }
 
 func newModel() *model {
@@ -257,6 +265,10 @@ func (m *model) commit(t *testing.T, b port.Backend, cp *port.Checkpoint) {
 	m.meta = cp.Meta
 	m.dir = slices.Clone(cp.Directory)
 	m.committed = true
+	if cp.TrimDeletions > uint64(len(m.dels)) {
+		t.Fatalf("model: trim %d of a %d-record log", cp.TrimDeletions, len(m.dels))
+	}
+	m.dels = append(slices.Clone(m.dels[cp.TrimDeletions:]), cp.Deletions...)
 	if err := b.Commit(cp); err != nil {
 		t.Fatalf("commit lsn %d: %v", cp.Meta.CheckpointLSN, err)
 	}
@@ -307,6 +319,20 @@ func (m *model) verify(t *testing.T, b port.Backend) {
 	for id := range m.goneV {
 		if _, err := b.ReadValueSet(id); !errors.Is(err, port.ErrNotFound) {
 			t.Fatalf("ReadValueSet(%d) of a freed value set: err = %v, want ErrNotFound", id, err)
+		}
+	}
+	if r, ok := b.(port.DeletionLogReader); ok {
+		dels, err := r.DeletionLog()
+		if err != nil {
+			t.Fatalf("DeletionLog: %v", err)
+		}
+		if len(dels) != len(m.dels) {
+			t.Fatalf("DeletionLog has %d records, want %d", len(dels), len(m.dels))
+		}
+		for i := range dels {
+			if dels[i] != m.dels[i] {
+				t.Fatalf("DeletionLog[%d] = %+v, want %+v", i, dels[i], m.dels[i])
+			}
 		}
 	}
 	if l, ok := b.(port.Lister); ok {
@@ -457,6 +483,35 @@ func (s *suite) incremental(t *testing.T) {
 	}
 	m.commit(t, b, cp)
 	m.verify(t, b.Backend)
+}
+
+// metaCounts checks that the live counts of Meta round-trip, including
+// their extremes, through commits that write nothing else and a reopen.
+func (s *suite) metaCounts(t *testing.T) {
+	b := s.newBackend(t)
+	g := newGen(13)
+	m := newModel()
+	cp := baseCheckpoint(g, 1)
+	cp.Meta.Keys, cp.Meta.Values, cp.Meta.SpilledKeys = 0, 0, 0
+	m.commit(t, b, cp)
+	m.verify(t, b.Backend)
+	for i, c := range []struct{ keys, values, spilled uint64 }{
+		{1, 1, 0},
+		{^uint64(0), ^uint64(0), ^uint64(0)},
+		{1_000_000_007, 3_000_000_019, 12_345},
+	} {
+		meta := g.meta(3, uint64(2+i))
+		meta.Keys, meta.Values, meta.SpilledKeys = c.keys, c.values, c.spilled
+		m.commit(t, b, &port.Checkpoint{Meta: meta, Directory: slices.Clone(m.dir)})
+		m.verify(t, b.Backend)
+		if got, _, _, _ := b.LoadMeta(); got.Keys != c.keys || got.Values != c.values || got.SpilledKeys != c.spilled {
+			t.Fatalf("counts = %d/%d/%d, want %d/%d/%d", got.Keys, got.Values, got.SpilledKeys, c.keys, c.values, c.spilled)
+		}
+	}
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
+	}
 }
 
 func (s *suite) metaOnly(t *testing.T) {
@@ -690,6 +745,137 @@ func (s *suite) randomCommits(t *testing.T) {
 			s.reopened(t, b)
 			m.verify(t, b.Backend)
 		}
+	}
+}
+
+func (g *gen) deletions(n int) []port.DeletionRecord {
+	var out []port.DeletionRecord
+	for range n {
+		out = append(out, port.DeletionRecord{KeyHigh: g.nonzero(), KeyLow: g.nonzero(),
+			ValueGroup: g.r.Uint64N(1 << 40), UnixNano: g.r.Int64N(1 << 62)})
+	}
+	return out
+}
+
+// metaCommit is a checkpoint that changes only Meta (and the deletion log).
+func (m *model) metaCommit(g *gen, lsn uint64) *port.Checkpoint {
+	return &port.Checkpoint{Meta: g.meta(m.meta.GlobalDepth, lsn), Directory: slices.Clone(m.dir)}
+}
+
+func (s *suite) needLog(t *testing.T, b port.Backend) {
+	t.Helper()
+	if _, ok := b.(port.DeletionLogReader); !ok {
+		t.Skip("backend does not implement port.DeletionLogReader")
+	}
+}
+
+// deletionLog appends, trims, trims and appends in one commit, trims the
+// whole log and appends again, reopening in between.
+func (s *suite) deletionLog(t *testing.T) {
+	b := s.newBackend(t)
+	s.needLog(t, b.Backend)
+	g := newGen(14)
+	m := newModel()
+	m.commit(t, b, baseCheckpoint(g, 1)) // 3 records
+	m.verify(t, b.Backend)
+	lsn := uint64(1)
+	step := func(trim uint64, add int) {
+		t.Helper()
+		lsn++
+		cp := m.metaCommit(g, lsn)
+		cp.TrimDeletions, cp.Deletions = trim, g.deletions(add)
+		m.commit(t, b, cp)
+		m.verify(t, b.Backend)
+	}
+	step(0, 5) // 8
+	step(0, 0) // a commit without deletions keeps the log
+	step(2, 0) // trim only: 6
+	step(4, 3) // trim and append in one commit: 5
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
+	}
+	step(5, 0) // the whole log: empty
+	step(0, 2) // append to an emptied log
+	step(2, 4) // trim all and append in one commit
+	step(4, 1) // again: a backend may reuse the space now
+	step(0, 0)
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
+	}
+	step(1, 7)
+	step(0, 1)
+	// A Full checkpoint replaces buckets and value sets, not the log.
+	lsn++
+	cp := baseCheckpoint(g, lsn)
+	cp.Full, cp.TrimDeletions = true, 3
+	m.commit(t, b, cp)
+	m.verify(t, b.Backend)
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
+	}
+}
+
+// deletionLogLarge grows the log past any first allocation, then trims it
+// in steps while appending, so that the log's start and end move through
+// several segments of a pooled backend.
+func (s *suite) deletionLogLarge(t *testing.T) {
+	b := s.newBackend(t)
+	s.needLog(t, b.Backend)
+	g := newGen(15)
+	m := newModel()
+	m.commit(t, b, baseCheckpoint(g, 1))
+	lsn := uint64(1)
+	for i := range 12 {
+		lsn++
+		cp := m.metaCommit(g, lsn)
+		cp.Deletions = g.deletions(1000 + 100*i)
+		if i >= 4 {
+			cp.TrimDeletions = uint64(len(m.dels)) * uint64(g.r.IntN(4)) / 4
+		}
+		if i == 9 {
+			cp.TrimDeletions = uint64(len(m.dels))
+		}
+		m.commit(t, b, cp)
+		m.verify(t, b.Backend)
+		if s.reopen != nil && i%4 == 3 {
+			s.reopened(t, b)
+			m.verify(t, b.Backend)
+		}
+	}
+}
+
+// trimTooLarge: a TrimDeletions beyond the committed log fails and changes
+// nothing; the store keeps taking commits.
+func (s *suite) trimTooLarge(t *testing.T) {
+	b := s.newBackend(t)
+	s.needLog(t, b.Backend)
+	g := newGen(16)
+	m := newModel()
+	m.commit(t, b, baseCheckpoint(g, 1)) // 3 records
+	for _, trim := range []uint64{4, 1 << 40, ^uint64(0)} {
+		cp := baseCheckpoint(g, 2)
+		cp.TrimDeletions = trim
+		if err := b.Commit(cp); err == nil {
+			t.Fatalf("Commit with TrimDeletions %d of a 3-record log succeeded", trim)
+		}
+		m.verify(t, b.Backend)
+	}
+	cp := m.metaCommit(g, 2)
+	cp.TrimDeletions, cp.Deletions = 3, g.deletions(2)
+	m.commit(t, b, cp)
+	m.verify(t, b.Backend)
+	cp = m.metaCommit(g, 3)
+	cp.TrimDeletions = 3
+	if err := b.Commit(cp); err == nil {
+		t.Fatal("Commit with TrimDeletions 3 of a 2-record log succeeded")
+	}
+	m.verify(t, b.Backend)
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
 	}
 }
 

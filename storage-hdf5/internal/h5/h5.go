@@ -328,6 +328,32 @@ func (f *File) Exists(name string) bool {
 	return ok
 }
 
+// HasAttr reports whether a group has an attribute of that name.
+func (f *File) HasAttr(group, name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ok := false
+	err := locked(func(eb *C.char) error {
+		g, err := f.f.OpenGroup(group)
+		if err != nil {
+			C.cid_errstr(eb)
+			return stackErr("open group "+group, eb)
+		}
+		defer g.Close()
+		cname := C.CString(name)
+		defer C.free(unsafe.Pointer(cname))
+		switch r := C.H5Aexists(C.hid_t(g.ID()), cname); {
+		case r < 0:
+			C.cid_errstr(eb)
+			return stackErr("attribute exists "+name, eb)
+		default:
+			ok = r > 0
+		}
+		return nil
+	})
+	return ok, err
+}
+
 // List returns the names of the members of a group.
 func (f *File) List(group string) ([]string, error) {
 	f.mu.Lock()

@@ -29,6 +29,9 @@ func (*File) CreateGroup(string) error { return ErrNoCgo }
 // Exists returns false.
 func (*File) Exists(string) bool { return false }
 
+// HasAttr returns ErrNoCgo.
+func (*File) HasAttr(string, string) (bool, error) { return false, ErrNoCgo }
+
 // List returns ErrNoCgo.
 func (*File) List(string) ([]string, error) { return nil, ErrNoCgo }
 

@@ -68,6 +68,11 @@ type EngineSpec struct {
 	// store's options; the engine fills in the paths. W5 uses it to size
 	// the WAL and turn periodic checkpoints off.
 	OpenDurable func(dir string, opts cidstore.Options) (Engine, error)
+	// CompactFiles, if set, rewrites the files of a closed engine in dir
+	// into their smallest form (cidstore-hdf5: h5store.Compact, what
+	// `cidstore compact` does after core's maintenance). W4 runs it after
+	// the maintenance and reports the disk usage it leaves.
+	CompactFiles func(dir string) error
 }
 
 var engines []EngineSpec

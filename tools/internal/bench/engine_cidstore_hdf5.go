@@ -16,6 +16,9 @@ var _ = register(EngineSpec{
 	Durable:     func(bool) bool { return true },
 	Open:        openCIDStoreHDF5,
 	OpenDurable: openCIDStoreHDF5Durable,
+	CompactFiles: func(dir string) error {
+		return h5store.Compact(filepath.Join(dir, "store.h5"), h5store.Options{}, nil)
+	},
 })
 
 // openCIDStoreHDF5 runs the store on the HDF5 backend, as the service does:

@@ -77,6 +77,12 @@ type cycled struct {
 // zero figures). It returns the engine to carry on with; on error the old
 // one is closed and nil is returned.
 func cycle(cfg Config, eng Engine) (Engine, cycled, error) {
+	return cycleWith(cfg, eng, nil)
+}
+
+// cycleWith is cycle with between, if not nil, run on the closed engine's
+// directory after the measurement and before the reopen.
+func cycleWith(cfg Config, eng Engine, between func(c *cycled) error) (Engine, cycled, error) {
 	var c cycled
 	if !cfg.Engine.Durable(cfg.Sync) || cfg.Dir == "" {
 		return eng, c, nil
@@ -89,6 +95,11 @@ func cycle(cfg Config, eng Engine) (Engine, cycled, error) {
 	var err error
 	if c.allocated, c.apparent, err = DiskBytes(cfg.Dir); err != nil {
 		return nil, c, fmt.Errorf("disk usage: %w", err)
+	}
+	if between != nil {
+		if err := between(&c); err != nil {
+			return nil, c, err
+		}
 	}
 	t = time.Now()
 	if eng, err = cfg.Engine.Open(cfg.Dir, cfg.Sync); err != nil {

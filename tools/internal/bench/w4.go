@@ -1,6 +1,9 @@
 package bench
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // w4VerifyKeys is the size of W4's verification sample: every key when K
 // is at most this, else every ceil(K/w4VerifyKeys)-th key.
@@ -21,6 +24,13 @@ type W4Figures struct {
 	LookupP99UsAfter    float64 `json:"lookup_p99_us_after"`
 	LookupP999UsAfter   float64 `json:"lookup_p999_us_after"`
 	LookupMismatchesPre int64   `json:"lookup_mismatches_before"` // part of mismatches
+	// Engines with a file compaction (EngineSpec.CompactFiles) run it on
+	// the closed store after the maintenance; the lookups after are made
+	// on the compacted store.
+	FileCompactMs         float64 `json:"file_compact_ms,omitempty"`
+	DiskBytesCompacted    int64   `json:"disk_bytes_compacted,omitempty"`
+	DiskApparentCompacted int64   `json:"disk_apparent_bytes_compacted,omitempty"`
+	DiskCompactedRatio    float64 `json:"disk_compacted_ratio,omitempty"` // disk_bytes_compacted / disk_bytes_before
 }
 
 // W4Deletes is W4's choice of deletions over a W1 data set: half of the
@@ -183,7 +193,27 @@ func runW4Phases(cfg Config, w *W1, eng Engine, r *Result) (err error) {
 	if s, ok := eng.(Statser); ok {
 		r.EngineStats = s.Stats()
 	}
-	if eng, c, err = cycle(cfg, eng); err != nil {
+	var compactFiles func(c *cycled) error
+	if cfg.Engine.CompactFiles != nil && cfg.Dir != "" {
+		compactFiles = func(c *cycled) error {
+			t := time.Now()
+			if err := cfg.Engine.CompactFiles(cfg.Dir); err != nil {
+				return fmt.Errorf("compact files: %w", err)
+			}
+			f.FileCompactMs = ms(time.Since(t))
+			var err error
+			if f.DiskBytesCompacted, f.DiskApparentCompacted, err = DiskBytes(cfg.Dir); err != nil {
+				return fmt.Errorf("disk usage: %w", err)
+			}
+			if rf.DiskBytesBefore > 0 {
+				f.DiskCompactedRatio = round3(float64(f.DiskBytesCompacted) / float64(rf.DiskBytesBefore))
+			}
+			cfg.logf("file compaction in %.1f ms: disk %d → %d bytes (%.3f of the %d before the deletes)",
+				f.FileCompactMs, c.allocated, f.DiskBytesCompacted, f.DiskCompactedRatio, rf.DiskBytesBefore)
+			return nil
+		}
+	}
+	if eng, c, err = cycleWith(cfg, eng, compactFiles); err != nil {
 		return err
 	}
 	r.setCycled(cfg, c)

@@ -110,3 +110,28 @@ func TestW4(t *testing.T) {
 		})
 	}
 }
+
+// TestW4CompactFiles: cidstore-hdf5 compacts its closed files after the
+// maintenance, and the lookups after run on the compacted store.
+func TestW4CompactFiles(t *testing.T) {
+	spec, err := LookupEngine("cidstore-hdf5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Workload: "W4", Engine: spec, Keys: 3000, Lookups: 3000, Batch: 200, Sync: false, Seed: 42, Dir: t.TempDir()}
+	r, err := runW4(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mismatches != 0 {
+		t.Fatalf("%d mismatches: %s", r.Mismatches, r.FirstMismatch)
+	}
+	f, rf := r.W4Figures, r.ReclaimFigures
+	t.Logf("disk %d → %d after GC → %d compacted (ratio %.3f) in %.1f ms", rf.DiskBytesBefore, rf.DiskBytesAfter,
+		f.DiskBytesCompacted, f.DiskCompactedRatio, f.FileCompactMs)
+	if f.DiskBytesCompacted <= 0 || f.DiskBytesCompacted >= rf.DiskBytesAfter || f.DiskCompactedRatio <= 0 || f.DiskCompactedRatio >= 1 {
+		t.Errorf("compaction did not shrink the store: %+v %+v", f, rf)
+	}
+	checkJSONFields(t, r)
+	checkFigureFields(t, r, []string{"disk_bytes_compacted", "disk_compacted_ratio", "file_compact_ms", "gc_ms"}, nil)
+}
