@@ -16,6 +16,9 @@ type adapter struct {
 	name       string
 	persistent bool
 	open       func(t *testing.T, dir string) port.Backend
+	// cacheBytes is the store's Options.CacheBytes: a tiny budget makes
+	// every checkpoint evict and every lookup read buckets back.
+	cacheBytes int64
 }
 
 var adapters = []adapter{
@@ -27,11 +30,21 @@ var adapters = []adapter{
 		}
 		return b
 	}},
-	{name: "h5store", persistent: true, open: func(t *testing.T, dir string) port.Backend {
-		b, err := h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
+	{name: "h5store", persistent: true, open: openH5},
+	{name: "memstore-durable-tinycache", persistent: true, cacheBytes: 16 << 10, open: func(t *testing.T, dir string) port.Backend {
+		b, err := memstore.Open(filepath.Join(dir, "store.snapshot"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}},
+	{name: "h5store-tinycache", persistent: true, cacheBytes: 16 << 10, open: openH5},
+}
+
+func openH5(t *testing.T, dir string) port.Backend {
+	b, err := h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -69,6 +69,7 @@ func crashOpts(dir string) cidstore.Options {
 		CheckpointInterval: 30 * time.Millisecond,
 		BucketCapacity:     16,
 		HashSeed:           11,
+		CacheBytes:         32 << 10, // evicts and reloads between kills
 	}
 }
 
