@@ -141,7 +141,7 @@ func Settings() []Setting {
 			c.ReaderRefresh = d
 			return nil
 		}},
-		{"cache_bytes", "1GiB", "memory budget of the HDF5 backend besides its indexes: HDF5 metadata cache (half) and commit write buffer (a quarter, at most 8MiB); rows are served from the page cache; mem ignores it", size(func(c *Config) *int64 { return &c.CacheBytes })},
+		{"cache_bytes", "1GiB", "memory budget for buckets and value sets held in memory (clean ones are evicted past it and read again on demand); with hdf5 a sixteenth of it, at most 64MiB, goes to the HDF5 library's caches; the mem backend keeps its whole snapshot in memory besides; a reader loads everything and ignores it", size(func(c *Config) *int64 { return &c.CacheBytes })},
 		{"wal_size", "64MiB", "WAL file size, fixed when the WAL is created", size(func(c *Config) *int64 { return &c.WALSizeBytes })},
 		{"promotion_threshold", "2", "values kept inline per key before spilling, 1..2 (runtime: PUT /config/promotion_threshold)", integer(func(c *Config) *int { return &c.PromotionThreshold })},
 		{"batch_size", "256", "initial batch size of the auto-tuner, 32..1024 (runtime: PUT /config/batch_size)", integer(func(c *Config) *int { return &c.BatchSize })},

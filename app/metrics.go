@@ -68,6 +68,11 @@ func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 		m("cidstore_checkpoints_total", "Checkpoints committed.", c, func(s *cidstore.Stats) float64 { return float64(s.Checkpoints) }),
 		m("cidstore_checkpoint_duration_seconds", "Duration of the last checkpoint.", g, func(s *cidstore.Stats) float64 { return s.LastCheckpointDuration.Seconds() }),
 		m("cidstore_checkpoint_size_bytes", "Bytes written by the last checkpoint.", g, func(s *cidstore.Stats) float64 { return float64(s.LastCheckpointBytes) }),
+		m("cidstore_cache_bytes", "Bytes held by buckets and value sets in memory.", g, func(s *cidstore.Stats) float64 { return float64(s.CacheBytes) }),
+		m("cidstore_cache_budget_bytes", "Cache budget for buckets and value sets (0 = unbounded).", g, func(s *cidstore.Stats) float64 { return float64(s.CacheBudget) }),
+		m("cidstore_cache_bucket_loads_total", "Buckets read from the backend on demand.", c, func(s *cidstore.Stats) float64 { return float64(s.BucketLoads) }),
+		m("cidstore_cache_valueset_loads_total", "Value sets read from the backend on demand.", c, func(s *cidstore.Stats) float64 { return float64(s.ValueSetLoads) }),
+		m("cidstore_cache_evictions_total", "Buckets evicted from memory with their value sets.", c, func(s *cidstore.Stats) float64 { return float64(s.Evictions) }),
 	}}
 }
 

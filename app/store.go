@@ -37,7 +37,7 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 	switch cfg.Backend {
 	case "hdf5":
 		var hs *h5store.Store
-		hs, err = h5store.Open(cfg.H5Path(), h5store.Options{CacheBytes: cfg.CacheBytes, Logger: log})
+		hs, err = h5store.Open(cfg.H5Path(), h5store.Options{CacheBytes: backendCacheBytes(cfg.CacheBytes), Logger: log})
 		if err == nil {
 			be = hs // a recovered file is logged by h5store
 		} else if errors.Is(err, h5store.ErrLocked) {
@@ -58,6 +58,7 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 		WALSizeBytes:       cfg.WALSizeBytes,
 		CheckpointInterval: cfg.CheckpointInterval,
 		PromotionThreshold: cfg.PromotionThreshold,
+		CacheBytes:         cfg.CacheBytes - backendCacheBytes(cfg.CacheBytes),
 		Logger:             log,
 		Notify:             notify,
 	})
@@ -66,6 +67,11 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 	}
 	return st, nil
 }
+
+// backendCacheBytes is the part of the cache budget given to the HDF5
+// library (metadata cache, commit write buffer): a sixteenth, at most 64
+// MiB. The rest bounds the buckets and value sets core keeps in memory.
+func backendCacheBytes(total int64) int64 { return min(total/16, 64<<20) }
 
 // storeHandle holds the store once the store hook has opened it, so that
 // the REST handler and the metrics collector, built before it, can reach
