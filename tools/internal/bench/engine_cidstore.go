@@ -42,6 +42,11 @@ func openCIDStoreMem(dir string, sync bool) (Engine, error) {
 	return openCIDStoreMemDurable(dir, cidstore.Options{Sync: cidstore.SyncAlways})
 }
 
+// CacheBytes is the cache budget (cidstore.Options.CacheBytes) of the
+// durable cidstore engines; 0 means unbounded. cidbench sets it from
+// --cache-bytes.
+var CacheBytes int64
+
 // openCIDStoreMemDurable opens the durable layout in dir: the memstore
 // snapshot file "snapshot" and the WAL "wal", with opts otherwise as given.
 func openCIDStoreMemDurable(dir string, opts cidstore.Options) (Engine, error) {
@@ -53,6 +58,9 @@ func openCIDStoreMemDurable(dir string, opts cidstore.Options) (Engine, error) {
 		return nil, fmt.Errorf("open memstore: %w", err)
 	}
 	opts.WALPath = filepath.Join(dir, "wal")
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = CacheBytes
+	}
 	st, err := cidstore.Open(backend, opts)
 	if err != nil {
 		// cidstore.Open closes the backend when it fails.

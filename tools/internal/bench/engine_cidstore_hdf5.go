@@ -41,6 +41,9 @@ func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) 
 		return nil, fmt.Errorf("open h5store: %w", err)
 	}
 	opts.WALPath = filepath.Join(dir, "wal")
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = CacheBytes
+	}
 	st, err := cidstore.Open(backend, opts)
 	if err != nil {
 		return nil, err // cidstore.Open closes the backend when it fails
