@@ -46,7 +46,7 @@ func (k *heldKnobs) FlushInterval() time.Duration { return time.Duration(k.flush
 // and holds it in the gated store, then makes later groups wait: the
 // operations the test queues next all meet in the queue. The caller
 // releases the delete (g.release) and reads its result.
-func startHeld(t *testing.T, g *gatedStore, b *batcher, k *heldKnobs) <-chan error {
+func startHeld(t *testing.T, g *gatedStore, b *Batcher, k *heldKnobs) <-chan error {
 	t.Helper()
 	first := async(func() error { return b.Delete(context.Background(), e("nothing")) })
 	if op := <-g.entered; op != "delete_key" {
@@ -164,7 +164,7 @@ func (g *gatedStore) DeleteBatch(ctx context.Context, dels []cidstore.Deletion) 
 func e(s string) cidstore.E { return cidstore.DeriveString(s) }
 
 // waitQueued spins until n operations wait in the batcher's queue.
-func waitQueued(t *testing.T, b *batcher, n int) {
+func waitQueued(t *testing.T, b *Batcher, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(b.in) < n {
@@ -187,8 +187,8 @@ func async(f func() error) <-chan error {
 func TestBatcherGroupsConcurrentCallers(t *testing.T) {
 	g := newGatedStore(t, true)
 	k := newHeldKnobs(32)
-	b := newBatcher(g, k, nil)
-	defer b.close()
+	b := NewBatcher(g, k, nil)
+	defer b.Close()
 	ctx := context.Background()
 
 	first := startHeld(t, g, b, k)
@@ -208,7 +208,7 @@ func TestBatcherGroupsConcurrentCallers(t *testing.T) {
 	}
 	g.release <- struct{}{}
 	// ...then one of 8, which waits for more until close cuts it.
-	go b.close()
+	go b.Close()
 	if op := <-g.entered; op != "insert_batch" {
 		t.Fatalf("third call %q, want insert_batch", op)
 	}
@@ -236,8 +236,8 @@ func TestBatcherGroupsConcurrentCallers(t *testing.T) {
 // A caller returns only after its group's store call has returned.
 func TestBatcherAcknowledgesAfterDurability(t *testing.T) {
 	g := newGatedStore(t, true)
-	b := newBatcher(g, fixedKnobs{batch: 32, flush: 50 * time.Microsecond}, nil)
-	defer b.close()
+	b := NewBatcher(g, fixedKnobs{batch: 32, flush: 50 * time.Microsecond}, nil)
+	defer b.Close()
 	ctx := context.Background()
 	r := async(func() error { return b.Insert(ctx, e("k"), e("v")) })
 	<-g.entered // the store call started and is held
@@ -260,7 +260,7 @@ func TestBatcherAcknowledgesAfterDurability(t *testing.T) {
 func TestBatcherErrorIsolation(t *testing.T) {
 	g := newGatedStore(t, true)
 	k := newHeldKnobs(32)
-	b := newBatcher(g, k, nil)
+	b := NewBatcher(g, k, nil)
 	ctx := context.Background()
 
 	first := startHeld(t, g, b, k)
@@ -282,7 +282,7 @@ func TestBatcherErrorIsolation(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	go b.close()
+	go b.Close()
 	<-g.entered
 	g.release <- struct{}{}
 	if err := errors.Join(<-good, <-good2); err != nil {
@@ -296,8 +296,8 @@ func TestBatcherErrorIsolation(t *testing.T) {
 	// A store error fails the group it belongs to, and only that group.
 	g = newGatedStore(t, true)
 	k = newHeldKnobs(2)
-	b = newBatcher(g, k, nil)
-	defer b.close()
+	b = NewBatcher(g, k, nil)
+	defer b.Close()
 	first = startHeld(t, g, b, k)
 	var rs []<-chan error
 	for i := range 4 {
@@ -332,7 +332,7 @@ func TestBatcherErrorIsolation(t *testing.T) {
 func TestBatcherKeepsOrder(t *testing.T) {
 	g := newGatedStore(t, true)
 	kn := newHeldKnobs(1024)
-	b := newBatcher(g, kn, nil)
+	b := NewBatcher(g, kn, nil)
 	ctx := context.Background()
 	k := e("k")
 	first := startHeld(t, g, b, kn)
@@ -355,7 +355,7 @@ func TestBatcherKeepsOrder(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	b.close()
+	b.Close()
 	close(g.entered)
 	for _, r := range rs {
 		if err := <-r; err != nil {
@@ -380,7 +380,7 @@ func TestBatcherKeepsOrder(t *testing.T) {
 func TestBatcherBatchAfterSingles(t *testing.T) {
 	g := newGatedStore(t, true)
 	kn := newHeldKnobs(1024)
-	b := newBatcher(g, kn, nil)
+	b := NewBatcher(g, kn, nil)
 	ctx := context.Background()
 	k := e("k")
 	first := startHeld(t, g, b, kn)
@@ -393,7 +393,7 @@ func TestBatcherBatchAfterSingles(t *testing.T) {
 	if err := errors.Join(<-first, <-single, <-batch); err != nil {
 		t.Fatal(err)
 	}
-	b.close()
+	b.Close()
 	close(g.entered)
 	var got []string
 	for _, c := range g.recorded() {
@@ -421,7 +421,7 @@ func TestBatcherBatchAfterSingles(t *testing.T) {
 func TestBatcherCloseFlushes(t *testing.T) {
 	g := newGatedStore(t, true)
 	k := newHeldKnobs(1024)
-	b := newBatcher(g, k, nil)
+	b := NewBatcher(g, k, nil)
 	ctx := context.Background()
 	first := startHeld(t, g, b, k)
 	var rs []<-chan error
@@ -429,7 +429,7 @@ func TestBatcherCloseFlushes(t *testing.T) {
 		rs = append(rs, async(func() error { return b.Insert(ctx, e("k"), e(fmt.Sprint("v", i))) }))
 	}
 	waitQueued(t, b, 10)
-	closed := async(func() error { b.close(); return nil })
+	closed := async(func() error { b.Close(); return nil })
 	g.release <- struct{}{}
 	<-g.entered
 	g.release <- struct{}{}
@@ -459,7 +459,7 @@ func TestBatcherCloseFlushes(t *testing.T) {
 // the window accounts for every pair.
 func TestBatcherConcurrentWriters(t *testing.T) {
 	g := newGatedStore(t, false)
-	b := newBatcher(g, fixedKnobs{batch: 32, flush: 200 * time.Microsecond}, nil)
+	b := NewBatcher(g, fixedKnobs{batch: 32, flush: 200 * time.Microsecond}, nil)
 	ctx := context.Background()
 	const writers, each = 16, 50
 	var wg sync.WaitGroup
@@ -472,7 +472,7 @@ func TestBatcherConcurrentWriters(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	b.close()
+	b.Close()
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -484,17 +484,17 @@ func TestBatcherConcurrentWriters(t *testing.T) {
 			t.Fatalf("writer %d: %d values, want %d", w, len(vals), each)
 		}
 	}
-	s := b.takeWindow()
+	s := b.TakeWindow()
 	if s.Pairs != writers*each || s.Groups == 0 || s.Groups > s.Pairs || s.Demand < 1 {
 		t.Fatalf("window %+v, want %d pairs in 1..%d groups", s, writers*each, writers*each)
 	}
 	if s.DelayP99 > s.TotalP99 || s.DelayAvg > s.TotalAvg {
 		t.Fatalf("window %+v: delay above total latency", s)
 	}
-	if smp := s.sample(); smp.Pairs != s.Pairs || smp.P99 != s.DelayP99 || smp.Throughput <= 0 {
+	if smp := s.Sample(); smp.Pairs != s.Pairs || smp.P99 != s.DelayP99 || smp.Throughput <= 0 {
 		t.Fatalf("sample %+v of window %+v", smp, s)
 	}
-	if s := b.takeWindow(); s.Pairs != 0 || s.DelayP99 != 0 {
+	if s := b.TakeWindow(); s.Pairs != 0 || s.DelayP99 != 0 {
 		t.Fatalf("second window %+v, want empty", s)
 	}
 }

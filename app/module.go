@@ -227,7 +227,7 @@ func registerReplica(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readine
 // writer, the write batcher between the server and the store.
 type dataPlane struct {
 	srv     *zmqserver.Server
-	batcher *batcher
+	batcher *Batcher
 }
 
 func newDataPlane() *dataPlane { return &dataPlane{} }
@@ -242,7 +242,7 @@ func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readi
 			// whose knobs the auto-tuner's loop turns.
 			var st zmqserver.Store = replicaView{h}
 			if cfg.Role != "reader" {
-				dp.batcher = newBatcher(writerView{h}, tu.ctrl, tu.met.observeGroup)
+				dp.batcher = NewBatcher(writerView{h}, tu.ctrl, tu.met.observeGroup)
 				tu.start(dp.batcher)
 				st = dp.batcher
 			}
@@ -276,7 +276,7 @@ func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readi
 func (dp *dataPlane) stopBatcher(tu *tuner) {
 	tu.halt()
 	if dp.batcher != nil {
-		dp.batcher.close()
+		dp.batcher.Close()
 		dp.batcher = nil
 	}
 }

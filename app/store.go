@@ -220,12 +220,12 @@ func newTuner(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*tuner, e
 }
 
 // start runs the loop on the batcher's measurements until stop.
-func (t *tuner) start(b *batcher) {
+func (t *tuner) start(b *Batcher) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.stop, t.done = cancel, make(chan struct{})
 	go func() {
 		defer close(t.done)
-		t.ctrl.Run(ctx, func() autotune.Sample { return b.takeWindow().sample() })
+		t.ctrl.Run(ctx, func() autotune.Sample { return b.TakeWindow().Sample() })
 	}()
 	o := t.ctrl.Options()
 	t.log.Info("auto-tuner started", zap.Bool("enabled", !o.Disabled), zap.Stringer("mode", o.Mode),
