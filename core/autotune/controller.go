@@ -203,7 +203,7 @@ func (o *Options) Validate() error {
 type Sample struct {
 	Pairs      uint64        // single-pair mutations completed in the period; 0 = idle
 	Throughput float64       // of those, per second
-	P99        time.Duration // batching delay, 99th percentile
+	P99        time.Duration // batching delay (see the package doc), 99th percentile
 	Avg        time.Duration // batching delay, mean
 	QueueDepth float64       // demand: mean pairs available when a group was cut
 }

@@ -17,11 +17,15 @@
 //     cut — those in the group plus those that had to wait for the next
 //     one. Groups can only be as large as the demand.
 //   - batching delay (Sample.P99): how long a pair waited in the batcher
-//     before its group's store call started. This is the latency the knobs
-//     move. The store's own commit (append + fdatasync) is deliberately
-//     left out: it is a floor no knob can lower (0.3–0.6 ms per fdatasync
-//     on the reference disk), and a breaker fed with it would stay open
-//     forever under sync=always.
+//     because of the knobs: from its arrival (or from the moment the store
+//     finished the previous group, if it arrived while that group was in
+//     the store) to the start of its group's store call; a pair that did
+//     not fit in the previous group counts its whole wait. This is the
+//     latency the knobs move. The store's own commit (append + fdatasync)
+//     is deliberately left out: it is a floor no knob can lower (0.3–0.6
+//     ms per fdatasync on the reference disk, several ms on a busy one),
+//     and a breaker fed with it would stay open forever under
+//     sync=always.
 //
 // Two PID controllers (Kp 0.5, Ki 0.1, Kd 0.3), both in the log2 domain so
 // that a step is proportional to the relative error:
