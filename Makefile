@@ -26,7 +26,7 @@ deps: ## install the system libraries and tools a fresh Debian machine lacks (id
 
 build: deps ## build bin/cidstore and the tools
 	@mkdir -p bin
-	@if [ -d app ]; then cd app && $(GO) build -o ../bin/cidstore ./cmd/cidstore; fi
+	@if [ -d app ]; then cd app && $(GO) build -o ../bin/cidstore ./cmd/cidstore && $(GO) build -o ../bin/cidtune ./cmd/cidtune; fi
 	@if [ -d tools ]; then cd tools && $(GO) build -o ../bin/ ./cmd/...; fi
 
 run: build ## start the service on ./data with the default endpoints

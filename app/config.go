@@ -15,6 +15,7 @@ import (
 	"time"
 
 	cidstore "github.com/cidstore/cidstore/core"
+	"github.com/cidstore/cidstore/core/autotune"
 	restapi "github.com/cidstore/cidstore/transport-rest"
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
@@ -48,6 +49,8 @@ type Config struct {
 	WALSizeBytes       int64
 	PromotionThreshold int
 	BatchSize          int
+	AutoTune           bool
+	AutoTuneMode       autotune.Mode
 
 	LogLevel  zapcore.Level
 	LogFormat string // "auto", "json" or "console"
@@ -144,7 +147,16 @@ func Settings() []Setting {
 		{"cache_bytes", "1GiB", "memory budget for buckets and value sets held in memory (clean ones are evicted past it and read again on demand); with hdf5 a sixteenth of it, at most 64MiB, goes to the HDF5 library's caches; the mem backend keeps its whole snapshot in memory besides; a reader loads everything and ignores it", size(func(c *Config) *int64 { return &c.CacheBytes })},
 		{"wal_size", "64MiB", "WAL file size, fixed when the WAL is created", size(func(c *Config) *int64 { return &c.WALSizeBytes })},
 		{"promotion_threshold", "2", "values kept inline per key before spilling, 1..2 (runtime: PUT /config/promotion_threshold)", integer(func(c *Config) *int { return &c.PromotionThreshold })},
-		{"batch_size", "256", "initial batch size of the auto-tuner, 32..1024 (runtime: PUT /config/batch_size)", integer(func(c *Config) *int { return &c.BatchSize })},
+		{"batch_size", "256", "initial (and circuit-breaker safe) batch size of the write batcher, which groups concurrent single-pair mutations into one WAL transaction, 32..1024 (runtime: PUT /config/batch_size)", integer(func(c *Config) *int { return &c.BatchSize })},
+		{"auto_tune", "true", "auto-tune the write batcher's batch size and flush interval (DESIGN.md §8); false = keep batch_size (and PUT values) and a 100µs flush interval", boolean(func(c *Config) *bool { return &c.AutoTune })},
+		{"auto_tune_mode", "hybrid", "auto-tuner operating point: throughput (larger groups, p99 batching delay ≤125µs), latency (≤50µs) or hybrid (≤100µs)", func(c *Config, v string) error {
+			m, err := autotune.ParseMode(v)
+			if err != nil {
+				return fmt.Errorf("auto tune mode %q: want throughput, latency or hybrid", v)
+			}
+			c.AutoTuneMode = m
+			return nil
+		}},
 		{"log_level", "info", "log level: debug, info, warn or error", func(c *Config, v string) error {
 			l, err := zapcore.ParseLevel(v)
 			if err != nil {
@@ -210,6 +222,17 @@ func integer(field func(*Config) *int) func(*Config, string) error {
 			return fmt.Errorf("%q is not an integer", v)
 		}
 		*field(c) = n
+		return nil
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (true or false)", v)
+		}
+		*field(c) = b
 		return nil
 	}
 }

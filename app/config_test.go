@@ -12,6 +12,7 @@ import (
 
 	"github.com/cidstore/cidstore/app"
 	cidstore "github.com/cidstore/cidstore/core"
+	"github.com/cidstore/cidstore/core/autotune"
 )
 
 // fakeFS serves files from a map, so config tests touch no disk.
@@ -66,6 +67,8 @@ rate_limit: 2.5
 				eq(t, c.CacheBytes, int64(1<<30))
 				eq(t, c.WALSizeBytes, int64(64<<20))
 				eq(t, c.BatchSize, 256)
+				eq(t, c.AutoTune, true)
+				eq(t, c.AutoTuneMode, autotune.Hybrid)
 				eq(t, c.PromotionThreshold, 2)
 				eq(t, fmt.Sprint(c.DebugAllow), "[127.0.0.0/8 ::1/128]")
 				eq(t, c.RateLimit, 100.0)
@@ -135,6 +138,15 @@ rate_limit: 2.5
 			},
 		},
 		{
+			name:  "auto-tuning settings",
+			flags: map[string]string{"auto_tune_mode": "latency"},
+			env:   map[string]string{"CIDSTORE_AUTO_TUNE": "false"},
+			check: func(t *testing.T, c app.Config) {
+				eq(t, c.AutoTune, false)
+				eq(t, c.AutoTuneMode, autotune.Latency)
+			},
+		},
+		{
 			name:  "empty flag counts as set",
 			flags: map[string]string{"pull_endpoint": ""},
 			check: func(t *testing.T, c app.Config) {
@@ -200,6 +212,8 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"both set"}},
 		{name: "empty secret file", env: map[string]string{"CIDSTORE_JWT_SECRET_FILE": "/empty"}, want: []string{"is empty"}},
 		{name: "bad cidr", flags: map[string]string{"debug_allow": "10.0.0.0/99"}, want: []string{"debug_allow"}},
+		{name: "bad auto-tune settings", flags: map[string]string{"auto_tune": "maybe", "auto_tune_mode": "fast"},
+			want: []string{"flag --auto-tune", "flag --auto-tune-mode", "want throughput, latency or hybrid"}},
 		{name: "bad backend", flags: map[string]string{"backend": "sqlite"}, want: []string{"flag --backend", "want hdf5 or mem"}},
 		{name: "reader on mem", flags: map[string]string{"role": "reader", "backend": "mem"}, want: []string{"role reader needs backend hdf5"}},
 		{name: "bad reader refresh", env: map[string]string{"CIDSTORE_READER_REFRESH": "-1s"}, want: []string{"environment CIDSTORE_READER_REFRESH"}},

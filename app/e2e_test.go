@@ -369,7 +369,9 @@ func TestEndToEndServe(t *testing.T) {
 	if inserts != 3 {
 		t.Errorf("cidstore_requests_total{op_code=INSERT,code=200} = %v, want 3", inserts)
 	}
-	for _, name := range []string{"cidstore_wal_syncs_total", "cidstore_request_duration_seconds", "cidstore_build_info", "go_goroutines"} {
+	for _, name := range []string{"cidstore_wal_syncs_total", "cidstore_request_duration_seconds", "cidstore_build_info", "go_goroutines",
+		"cidstore_autotune_batch_size", "cidstore_autotune_flush_interval_seconds", "cidstore_autotune_decisions_total",
+		"cidstore_autotune_circuit_open", "cidstore_batcher_group_pairs"} {
 		if fams[name] == nil {
 			t.Errorf("metric %s missing", name)
 		}
@@ -387,6 +389,11 @@ func TestEndToEndServe(t *testing.T) {
 	}
 	if code, body := in.http("PUT", "/config/batch_size", `{"batch_size": 512}`, tok); code != 200 {
 		t.Fatalf("PUT batch_size: %d %s", code, body)
+	}
+	// The auto-tuner continues from the set value; with no traffic it
+	// holds it (idle periods move nothing).
+	if code, body := in.http("GET", "/config/batch_size", "", ""); code != 200 || !strings.Contains(body, `:512}`) {
+		t.Fatalf("GET batch_size after PUT: %d %s", code, body)
 	}
 	if code, body := in.http("PUT", "/config/promotion_threshold", `{"promotion_threshold": 1}`, tok); code != 200 {
 		t.Fatalf("PUT promotion_threshold: %d %s", code, body)

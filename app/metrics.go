@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	cidstore "github.com/cidstore/cidstore/core"
+	"github.com/cidstore/cidstore/core/autotune"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -155,3 +156,56 @@ func (o *zmqObserver) ObserveDropped(socket string, n int) {
 func (o *zmqObserver) SetQueueDepth(n int) { o.queue.Set(float64(n)) }
 
 func (o *zmqObserver) ObserveNotify(n int) { o.notifications.Add(float64(n)) }
+
+// tunerMetrics exports the auto-tuner's knobs and decisions and the
+// batcher's group sizes.
+type tunerMetrics struct {
+	decisions *prometheus.CounterVec
+	groups    prometheus.Histogram
+}
+
+func newTunerMetrics(reg prometheus.Registerer, c *autotune.Controller) (*tunerMetrics, error) {
+	m := &tunerMetrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cidstore_autotune_decisions_total",
+			Help: "Auto-tuner decisions by reason (adjust, hold, hysteresis, bound, idle, disabled, manual, breaker_open, breaker_hold, breaker_close).",
+		}, []string{"reason"}),
+		groups: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cidstore_batcher_group_pairs",
+			Help:    "Single-pair mutations the write batcher grouped into one store call.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 … 1024
+		}),
+	}
+	for _, r := range autotune.Reasons() {
+		m.decisions.WithLabelValues(string(r))
+	}
+	cs := []prometheus.Collector{
+		m.decisions, m.groups,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cidstore_autotune_batch_size",
+			Help: "Current batch size of the write batcher (auto-tuned, or set by PUT /config/batch_size).",
+		}, func() float64 { return float64(c.BatchSize()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cidstore_autotune_flush_interval_seconds",
+			Help: "Current flush interval of the write batcher: the longest a group waits for more pairs.",
+		}, func() float64 { return c.FlushInterval().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cidstore_autotune_circuit_open",
+			Help: "1 while the auto-tuner's circuit breaker holds the safe values, else 0.",
+		}, func() float64 {
+			if c.BreakerOpen() {
+				return 1
+			}
+			return 0
+		}),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observeGroup is the batcher's group observer.
+func (m *tunerMetrics) observeGroup(n int) { m.groups.Observe(float64(n)) }

@@ -24,7 +24,8 @@ import (
 //
 //  1. REST: bind and serve, so /health answers and /ready says 503 while
 //     the store recovers;
-//  2. data plane: bind the ZeroMQ sockets, so that requests arriving while
+//  2. data plane: start the write batcher and the auto-tuner's loop (role
+//     writer), bind the ZeroMQ sockets, so that requests arriving while
 //     the store recovers are answered 503 "not ready" (PROTOCOL.md §1.3);
 //  3. store: open the backend and replay the WAL (bounded by
 //     start_timeout; this is the one hook that takes long). Role reader
@@ -35,7 +36,9 @@ import (
 // fx runs OnStop hooks in reverse, which is the shutdown order of STYLE.md:
 // readiness Stopping (/ready 503, new data-plane requests 503) → close the
 // ZeroMQ server, draining in-flight requests (its stop hook is registered
-// after the store's, although its start hook runs before) → close the store
+// after the store's, although its start hook runs before), then stop the
+// auto-tuner's loop and close the write batcher, which flushes the groups
+// it holds → close the store
 // (final checkpoint, WAL sync, backend close; a reader stops refreshing and
 // closes its read-only store and file) → stop REST last, so probes and
 // scrapes see the whole shutdown.
@@ -58,7 +61,7 @@ func Module(cfg Config, version string, log *zap.Logger) fx.Option {
 			func(r *prometheus.Registry) prometheus.Gatherer { return r },
 			newReadiness,
 			newStoreHandle,
-			newBatchTuner,
+			newTuner,
 			newZMQObserver,
 			newRESTServer,
 			newDataPlane,
@@ -80,7 +83,7 @@ type restServer struct {
 }
 
 func newRESTServer(cfg Config, reg prometheus.Gatherer, ready *Readiness, st *storeHandle,
-	tuner *batchTuner, log *zap.Logger) (*restServer, error) {
+	tuner *tuner, log *zap.Logger) (*restServer, error) {
 	rl := cfg.RateLimit
 	if rl == 0 {
 		rl = -1 // restapi: negative disables
@@ -220,19 +223,28 @@ func registerReplica(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readine
 }
 
 // dataPlane holds the ZeroMQ server between its start hook (before the
-// store opens) and its stop hook (before the store closes).
-type dataPlane struct{ srv *zmqserver.Server }
+// store opens) and its stop hook (before the store closes), and, for a
+// writer, the write batcher between the server and the store.
+type dataPlane struct {
+	srv     *zmqserver.Server
+	batcher *Batcher
+}
 
 func newDataPlane() *dataPlane { return &dataPlane{} }
 
-func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness, obs *zmqObserver, dp *dataPlane, log *zap.Logger) {
+func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readiness, obs *zmqObserver,
+	dp *dataPlane, tu *tuner, log *zap.Logger) {
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			// The server reaches the store through the handle: until the
 			// store is open, Ready is false and every request gets 503.
-			var st zmqserver.Store = writerView{h}
-			if cfg.Role == "reader" {
-				st = replicaView{h}
+			// A writer's single-pair mutations go through the batcher,
+			// whose knobs the auto-tuner's loop turns.
+			var st zmqserver.Store = replicaView{h}
+			if cfg.Role != "reader" {
+				dp.batcher = NewBatcher(writerView{h}, tu.ctrl, tu.met.observeGroup)
+				tu.start(dp.batcher)
+				st = dp.batcher
 			}
 			srv, err := zmqserver.New(st, zmqserver.Config{
 				RouterEndpoint:  cfg.RouterEndpoint,
@@ -245,10 +257,11 @@ func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readi
 				ReadOnly:        cfg.Role == "reader",
 				Ready:           ready.Ready,
 			}, obs, newKVLogger(log, "zmq"))
-			if err != nil {
-				return err
+			if err == nil {
+				err = srv.Start()
 			}
-			if err := srv.Start(); err != nil {
+			if err != nil {
+				dp.stopBatcher(tu)
 				return err
 			}
 			dp.srv = srv
@@ -258,15 +271,27 @@ func registerDataPlane(lc fx.Lifecycle, cfg Config, h *storeHandle, ready *Readi
 	})
 }
 
+// stopBatcher stops the auto-tuner's loop and closes the batcher, which
+// flushes what it holds (the store is still open).
+func (dp *dataPlane) stopBatcher(tu *tuner) {
+	tu.halt()
+	if dp.batcher != nil {
+		dp.batcher.Close()
+		dp.batcher = nil
+	}
+}
+
 // registerDataPlaneStop closes the data plane, draining in-flight requests,
-// before the store closes.
-func registerDataPlaneStop(lc fx.Lifecycle, h *storeHandle, dp *dataPlane, log *zap.Logger) {
+// then the batcher, before the store closes.
+func registerDataPlaneStop(lc fx.Lifecycle, h *storeHandle, dp *dataPlane, tu *tuner, log *zap.Logger) {
 	lc.Append(fx.Hook{
 		OnStop: func(context.Context) error {
 			if dp.srv == nil {
+				dp.stopBatcher(tu)
 				return nil
 			}
 			err := dp.srv.Close()
+			dp.stopBatcher(tu)
 			h.setNotify(nil)
 			if err != nil {
 				return fmt.Errorf("close data plane: %w", err)

@@ -8,10 +8,13 @@ import (
 	"sync/atomic"
 
 	cidstore "github.com/cidstore/cidstore/core"
+	"github.com/cidstore/cidstore/core/autotune"
 	"github.com/cidstore/cidstore/core/port"
 	h5store "github.com/cidstore/cidstore/storage-hdf5"
 	memstore "github.com/cidstore/cidstore/storage-mem"
 	restapi "github.com/cidstore/cidstore/transport-rest"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 // openStore opens the writer's store: the backend cfg.Backend names in
@@ -189,27 +192,112 @@ func restError(err error) error {
 	return err
 }
 
-// batchTuner holds the data plane's batch size for /config/batch_size.
-//
-// Until the maintenance auto-tuner exists (issue 6), the value is only
-// stored and reported: nothing in the data plane batches by it yet.
-type batchTuner struct{ n atomic.Int64 }
+// tuner is the auto-tuner of the writer's batching (DESIGN.md §8): the
+// controller whose knobs the batcher reads, and its loop, which the data
+// plane's hooks start and stop. It backs /config/batch_size: PUT sets the
+// controller's current batch size and the loop continues from it. With
+// auto_tune off the controller is disabled: the knobs stay at batch_size
+// (or at what PUT set) and the default flush interval.
+type tuner struct {
+	ctrl *autotune.Controller
+	log  *zap.Logger
+	met  *tunerMetrics
 
-func newBatchTuner(cfg Config) *batchTuner {
-	t := &batchTuner{}
-	t.n.Store(int64(cfg.BatchSize))
-	return t
+	stop context.CancelFunc // nil until start
+	done chan struct{}
 }
 
-// BatchSize implements restapi.BatchSize.
-func (t *batchTuner) BatchSize() int { return int(t.n.Load()) }
-
-// SetBatchSize implements restapi.BatchSize.
-func (t *batchTuner) SetBatchSize(n int) error {
-	if n < restapi.MinBatchSize || n > restapi.MaxBatchSize {
-		return fmt.Errorf("%w: batch size %d not in [%d, %d]", restapi.ErrOutOfRange, n, restapi.MinBatchSize, restapi.MaxBatchSize)
+func newTuner(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*tuner, error) {
+	t := &tuner{log: log.Named("autotune")}
+	ctrl, err := autotune.New(autotune.Options{
+		Mode:             cfg.AutoTuneMode,
+		Disabled:         !cfg.AutoTune,
+		InitialBatchSize: cfg.BatchSize,
+		Report:           t.report,
+	})
+	if err != nil {
+		return nil, err
 	}
-	t.n.Store(int64(n))
+	t.ctrl = ctrl
+	if t.met, err = newTunerMetrics(reg, ctrl); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// start runs the loop on the batcher's measurements until stop.
+func (t *tuner) start(b *Batcher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stop, t.done = cancel, make(chan struct{})
+	go func() {
+		defer close(t.done)
+		t.ctrl.Run(ctx, func() autotune.Sample { return b.TakeWindow().Sample() })
+	}()
+	o := t.ctrl.Options()
+	t.log.Info("auto-tuner started", zap.Bool("enabled", !o.Disabled), zap.Stringer("mode", o.Mode),
+		zap.Int("batch_size", t.ctrl.BatchSize()), zap.Duration("flush_interval", t.ctrl.FlushInterval()),
+		zap.Duration("interval", o.Interval))
+}
+
+// halt stops the loop, if it runs, and waits for it.
+func (t *tuner) halt() {
+	if t.stop != nil {
+		t.stop()
+		<-t.done
+		t.stop = nil
+	}
+}
+
+// report logs a decision and counts it. Changes (and the manual setting)
+// are logged at info, the rest at debug: the loop steps four times a
+// second.
+func (t *tuner) report(d autotune.Decision) {
+	t.met.decisions.WithLabelValues(string(d.Reason)).Inc()
+	lvl := zap.DebugLevel
+	switch d.Reason {
+	case autotune.ReasonAdjust, autotune.ReasonManual, autotune.ReasonBreakerOpen, autotune.ReasonBreakerClose:
+		lvl = zap.InfoLevel
+	}
+	if d.Reason == autotune.ReasonBreakerOpen {
+		lvl = zap.WarnLevel
+	}
+	ce := t.log.Check(lvl, "auto-tune decision")
+	if ce == nil {
+		return
+	}
+	ce.Write(
+		zap.String("reason", string(d.Reason)),
+		zap.Stringer("mode", d.Mode),
+		zap.Int("batch_before", d.BatchBefore),
+		zap.Int("batch_after", d.BatchAfter),
+		zap.Duration("flush_before", d.FlushBefore),
+		zap.Duration("flush_after", d.FlushAfter),
+		zap.Uint64("pairs", d.Sample.Pairs),
+		zap.Float64("throughput", d.Sample.Throughput),
+		zap.Duration("p99", d.Sample.P99),
+		zap.Duration("avg", d.Sample.Avg),
+		zap.Float64("queue_depth", d.Sample.QueueDepth),
+		zap.Duration("filtered_p99", d.Filtered.P99),
+		zap.Float64("filtered_queue_depth", d.Filtered.QueueDepth),
+		zap.Float64("batch_setpoint", d.BatchSetpoint),
+		zap.Float64("batch_error", d.BatchError),
+		zap.Duration("flush_target", d.FlushTarget),
+		zap.Float64("flush_error", d.FlushError),
+		zap.Bool("breaker_open", d.BreakerOpen),
+	)
+}
+
+// BatchSize implements restapi.BatchSize: the current batch size.
+func (t *tuner) BatchSize() int { return t.ctrl.BatchSize() }
+
+// SetBatchSize implements restapi.BatchSize: the loop continues from n.
+func (t *tuner) SetBatchSize(n int) error {
+	if err := t.ctrl.SetBatchSize(n); err != nil {
+		if errors.Is(err, autotune.ErrOutOfRange) {
+			return fmt.Errorf("%w: %w", restapi.ErrOutOfRange, err)
+		}
+		return err
+	}
 	return nil
 }
 

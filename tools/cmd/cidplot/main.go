@@ -5,6 +5,12 @@
 //	cidplot --outdir docs/img bench.jsonl
 //
 // With no file arguments it reads standard input.
+//
+// With --tune FILE.png it draws instead cidtune's JSON lines (the
+// auto-tuner under a load step, app/cmd/cidtune) as one chart of stacked
+// panels against time, one line per run label:
+//
+//	cidplot --tune docs/img/autotune.png tune.jsonl
 package main
 
 import (
@@ -28,12 +34,19 @@ import (
 
 func main() {
 	outdir := flag.String("outdir", ".", "directory for the PNG files")
+	tune := flag.String("tune", "", "draw cidtune JSON lines into this PNG file instead")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: cidplot [--outdir DIR] [FILE.jsonl ...]\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: cidplot [--outdir DIR] [FILE.jsonl ...]\n       cidplot --tune OUT.png FILE.jsonl ...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if err := run(*outdir, flag.Args()); err != nil {
+	var err error
+	if *tune != "" {
+		err = tuneChart(*tune, flag.Args())
+	} else {
+		err = run(*outdir, flag.Args())
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cidplot:", err)
 		os.Exit(1)
 	}

@@ -58,3 +58,30 @@ func TestScaleCurve(t *testing.T) {
 		}
 	}
 }
+
+func TestTuneChart(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "tune.jsonl")
+	lines := `{"t_s":0.25,"writers":4,"batch_size":32,"flush_interval_us":10,"pairs_per_s":4000,"delay_p99_us":90,"demand":4,"label":"hybrid"}
+{"t_s":0.5,"writers":64,"batch_size":96,"flush_interval_us":80,"pairs_per_s":60000,"delay_p99_us":120,"demand":64,"label":"hybrid"}
+
+{"t_s":0.25,"writers":4,"batch_size":256,"flush_interval_us":100,"pairs_per_s":3000,"delay_p99_us":0,"demand":4,"label":"fixed"}
+`
+	if err := os.WriteFile(in, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "autotune.png")
+	if err := tuneChart(out, []string{in}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "\x89PNG") {
+		t.Error("not a PNG")
+	}
+	if err := tuneChart(out, []string{filepath.Join(dir, "missing.jsonl")}); err == nil {
+		t.Error("no error for a missing file")
+	}
+}
