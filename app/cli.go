@@ -213,6 +213,9 @@ func (c *CLI) serve(_ context.Context, cfg Config, _ []string) error {
 		zap.Stringer("sync", cfg.Sync),
 		zap.Duration("checkpoint_interval", cfg.CheckpointInterval),
 		zap.String("config_file", cfg.ConfigFile))
+	if limit, set := memoryLimit(cfg.CacheBytes); set {
+		log.Info("go memory limit", zap.Int64("bytes", limit))
+	}
 	a := fx.New(Module(cfg, c.Version, log))
 	if err := a.Err(); err != nil {
 		log.Error("wiring", zap.Error(err))

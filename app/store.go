@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 
 	cidstore "github.com/cidstore/cidstore/core"
@@ -69,6 +70,19 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	return st, nil
+}
+
+// memoryLimit sets the Go runtime's soft memory limit to the cache budget
+// plus 1 GiB (indexes, checkpoint captures, buffers), so that the garbage
+// collector works harder instead of letting the heap double past the
+// budget, unless GOMEMLIMIT says otherwise. It reports the limit it set.
+func memoryLimit(cacheBytes int64) (int64, bool) {
+	if os.Getenv("GOMEMLIMIT") != "" || cacheBytes <= 0 {
+		return 0, false
+	}
+	limit := cacheBytes + 1<<30
+	debug.SetMemoryLimit(limit)
+	return limit, true
 }
 
 // backendCacheBytes is the part of the cache budget given to the HDF5

@@ -28,8 +28,12 @@ type Result struct {
 	DiskBytes       int64    `json:"disk_bytes"`
 	PeakRSSBytes    int64    `json:"peak_rss_bytes"`
 	ReopenMs        *float64 `json:"reopen_ms"` // null: the engine keeps nothing across Close
-	Cores           int      `json:"cores"`
-	Go              string   `json:"go"`
+	// The random GETs right after the reopen: for an engine that reads
+	// lazily, most must come from the files (cold).
+	ColdLookupAvgUs float64 `json:"cold_lookup_avg_us,omitempty"`
+	ColdLookupP99Us float64 `json:"cold_lookup_p99_us,omitempty"`
+	Cores           int     `json:"cores"`
+	Go              string  `json:"go"`
 
 	Date          string `json:"date"` // start of the run, RFC 3339 UTC
 	Host          string `json:"host"`

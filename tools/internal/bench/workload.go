@@ -180,11 +180,15 @@ func reopen(cfg Config, w *W1, r *Result) error {
 	r.ReopenMs = &el
 	bad := err != nil || !w.Check(j, got)
 	rng := NewSplitMix64(cfg.Seed ^ 0xD1B54A32D192ED03)
+	cold := NewLatency()
 	for range reopenSample {
 		j := int(rng.Next() % uint64(w.K()))
+		s := time.Now()
 		got, err := eng.Get(w.Keys[j])
+		cold.Record(time.Since(s))
 		bad = bad || err != nil || !w.Check(j, got)
 	}
+	r.ColdLookupAvgUs, r.ColdLookupP99Us = us(cold.Mean()), us(cold.Quantile(0.99))
 	if bad {
 		r.Mismatches++
 		if r.FirstMismatch == "" {
