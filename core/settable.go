@@ -88,7 +88,11 @@ func (t *setTable) alloc(id uint64) *valueSet {
 // dropped once every set in it is freed.
 func (t *setTable) free(vs *valueSet) {
 	id := vs.id
-	*vs = valueSet{id: id, freed: true}
+	// Field by field: a checkpoint in progress may still load vs.frozen
+	// (captureSet), so the atomic must not be overwritten non-atomically.
+	vs.vals, vs.sorted, vs.tail, vs.dead, vs.small = nil, 0, nil, nil, [4]E{}
+	vs.dirty, vs.freed, vs.maint = false, true, setMaint{}
+	vs.frozen.Store(false)
 	top := t.top.Load()
 	c := (*top)[id>>setSlabBits].Load()
 	c.live--
