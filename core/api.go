@@ -52,6 +52,8 @@ type Stats struct {
 	LastCheckpointDuration time.Duration
 	LastCheckpointBytes    int64
 	RecoveredRecords       uint64 // WAL records replayed by Open
+
+	Maintenance MaintenanceStats // background maintenance and GC (scheduler.go)
 }
 
 // BucketInfo describes one bucket for the debug endpoint.
@@ -63,4 +65,6 @@ type BucketInfo struct {
 	SpilledKeys   int
 	LastCompacted time.Time // zero if never
 	ChecksumOK    bool      // every entry's checksum verified
+	DangerScore   float64   // maintenance danger score in [0, 1] (scheduler.go)
+	LastMerge     time.Time // last maintenance pass; zero if never
 }

@@ -43,6 +43,8 @@ type bucket struct {
 	dirty         bool  // changed since the last checkpoint
 	frozen        bool  // to be captured by the checkpoint in progress (under mu)
 	lastCompacted int64 // Unix ns of the last full sort, 0 if never
+
+	maint bucketMaint // scheduler counters (scheduler.go)
 }
 
 func (b *bucket) owns(h uint64) bool {

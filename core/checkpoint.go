@@ -55,6 +55,7 @@ func (s *Store) checkpoint() error {
 		// What was captured is lost to the backend: write everything next time.
 		s.wmu.Lock()
 		s.needFull = true
+		s.restoreTrim(cp.TrimDeletions)
 		s.wmu.Unlock()
 		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
@@ -83,7 +84,7 @@ func (s *Store) failpoint(name string) {
 func (s *Store) idle() bool {
 	return !s.needFull && len(s.dirtyBuckets) == 0 && len(s.dirtySets) == 0 &&
 		len(s.freedBuckets) == 0 && len(s.freedSets) == 0 && len(s.deletions) == 0 &&
-		s.appliedLSN() == s.stats.checkpointLSN.Load()
+		s.appliedLSN() == s.stats.checkpointLSN.Load() && s.gcs.trim == 0
 }
 
 // capture collects the persisted forms of the buckets and value sets of one
@@ -120,6 +121,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 		FreedBuckets:   s.freedBuckets,
 		FreedValueSets: s.freedSets,
 		Deletions:      s.deletions,
+		TrimDeletions:  s.takeTrim(), // garbage collection processed them (gc.go)
 		Full:           full,
 	}
 	for i := range d.slots {

@@ -101,12 +101,27 @@ type Options struct {
 	ReadOnly bool
 	// Failpoint, when set, is called with a step name at each crash point
 	// of the WAL (wal.*), of checkpoints (checkpoint.*), of directory
-	// doubling and of promotion (store.*); crash tests make it kill the
-	// process there. Never set it in production.
+	// doubling and of promotion (store.*), and inside maintenance tasks
+	// (maint.merge, maint.compact, maint.demote, maint.buddy, maint.gc);
+	// crash tests make it kill the process there. Never set it in production.
 	Failpoint func(name string)
+
+	// MaintenanceInterval is the period of the background maintenance
+	// scheduler (scheduler.go). Default 100ms; negative disables it.
+	MaintenanceInterval time.Duration
+	// MaintenanceIngestLimit is the ingest rate, in mutations per second,
+	// above which maintenance is throttled to one bucket per tick (buckets
+	// above danger 0.9 are still merged). Default 100 000.
+	MaintenanceIngestLimit int
+	// GCInterval is the period of background garbage collection by the
+	// scheduler (gc.go); every tenth pass includes a full scan. Default
+	// 1m; negative disables it.
+	GCInterval time.Duration
 
 	// hash overrides the directory hash; tests use it to force collisions.
 	hash func(E) uint64
+	// ageSaturate overrides maintAgeSaturate; tests shorten it.
+	ageSaturate time.Duration
 }
 
 // EnsureDefaults fills unset fields with their defaults.
@@ -134,6 +149,15 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = port.NopLogger{}
+	}
+	if o.MaintenanceInterval == 0 {
+		o.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	if o.MaintenanceIngestLimit == 0 {
+		o.MaintenanceIngestLimit = DefaultMaintenanceIngestLimit
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
 	}
 }
 
@@ -163,6 +187,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ReadOnly && o.WALPath != "" {
 		bad("a read-only store has no WAL")
+	}
+	if o.MaintenanceIngestLimit < 0 {
+		bad("maintenance ingest limit %d < 0", o.MaintenanceIngestLimit)
 	}
 	if o.MaxGlobalDepth < 1 || o.MaxGlobalDepth > 32 {
 		bad("max global depth %d not in [1, 32]", o.MaxGlobalDepth)

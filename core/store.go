@@ -62,6 +62,10 @@ type Store struct {
 	stats  counters
 	bg     sync.WaitGroup
 	stop   chan struct{}
+
+	// Background maintenance and garbage collection (scheduler.go, gc.go).
+	maint maintState
+	gcs   gcState
 }
 
 type counters struct {
@@ -181,6 +185,7 @@ func (s *Store) freeBucket(b *bucket) {
 }
 
 func (s *Store) markDirty(b *bucket) {
+	s.noteWrite(b)
 	if !b.dirty {
 		b.dirty = true
 		s.dirtyBuckets = append(s.dirtyBuckets, b)
@@ -188,6 +193,7 @@ func (s *Store) markDirty(b *bucket) {
 }
 
 func (s *Store) markSetDirty(vs *valueSet) {
+	vs.maint.writes++
 	if !vs.dirty {
 		vs.dirty = true
 		s.dirtySets = append(s.dirtySets, vs)
@@ -307,6 +313,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	for i := range ops {
 		s.apply(&ops[i])
 	}
+	s.maint.writes += uint64(len(ops))
 	s.publish()
 	s.wmu.Unlock()
 	if s.wal != nil {
@@ -550,6 +557,7 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 			b.mu.RUnlock()
 			continue // a split or merge moved key's range: look again
 		}
+		noteRead(b)
 		i := b.find(key, tag)
 		if i < 0 {
 			b.mu.RUnlock()
@@ -612,6 +620,7 @@ func (s *Store) Stats() Stats {
 	if s.wal != nil {
 		s.wal.fillStats(&st)
 	}
+	st.Maintenance = s.maintStats()
 	return st
 }
 

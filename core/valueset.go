@@ -29,6 +29,8 @@ type valueSet struct {
 	dirty  bool           // queued for the next checkpoint (set by Store)
 	frozen atomic.Bool    // to be captured by the checkpoint in progress
 	freed  bool           // no entry references it any more
+
+	maint setMaint // demotion hysteresis (scheduler.go)
 }
 
 const (
