@@ -113,6 +113,10 @@ type Options struct {
 	// above which maintenance is throttled to one bucket per tick (buckets
 	// above danger 0.9 are still merged). Default 100 000.
 	MaintenanceIngestLimit int
+	// MaintenanceAgeSaturation is the time since a bucket's last
+	// maintenance pass at which the age term of its danger score reaches
+	// its maximum. Default 30s.
+	MaintenanceAgeSaturation time.Duration
 	// GCInterval is the period of background garbage collection by the
 	// scheduler (gc.go); every tenth pass includes a full scan. Default
 	// 1m; negative disables it.
@@ -120,8 +124,6 @@ type Options struct {
 
 	// hash overrides the directory hash; tests use it to force collisions.
 	hash func(E) uint64
-	// ageSaturate overrides maintAgeSaturate; tests shorten it.
-	ageSaturate time.Duration
 }
 
 // EnsureDefaults fills unset fields with their defaults.
@@ -155,6 +157,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaintenanceIngestLimit == 0 {
 		o.MaintenanceIngestLimit = DefaultMaintenanceIngestLimit
+	}
+	if o.MaintenanceAgeSaturation <= 0 {
+		o.MaintenanceAgeSaturation = DefaultMaintenanceAgeSaturation
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = DefaultGCInterval

@@ -36,7 +36,7 @@ import (
 // would replay), divided by the bucket capacity; tail is the unsorted tail
 // length divided by min(bucketTailMax, capacity); age is the time since the
 // last maintenance pass (or last full sort, or Open), divided by
-// maintAgeSaturate; each term is clamped to [0, 1]. The scheduler scores
+// Options.MaintenanceAgeSaturation; each term is clamped to [0, 1]. The scheduler scores
 // buckets incrementally (a cursor over bucket ids, a bounded slice per
 // tick) and works on the highest priority
 //
@@ -89,9 +89,6 @@ const (
 	dangerWeightTail    = 0.3
 	dangerWeightAge     = 0.3
 
-	// maintAgeSaturate is the time since the last pass at which the age
-	// term reaches 1.
-	maintAgeSaturate = 30 * time.Second
 	// dangerProtect is the danger above which a bucket is protected.
 	dangerProtect = 0.9
 	// dangerBacklog is the danger above which a bucket counts as backlog.
@@ -131,7 +128,10 @@ const (
 const (
 	DefaultMaintenanceInterval    = 100 * time.Millisecond
 	DefaultMaintenanceIngestLimit = 100_000
-	DefaultGCInterval             = time.Minute
+	// DefaultMaintenanceAgeSaturation: the age term of a bucket's danger
+	// reaches 1 this long after its last maintenance pass.
+	DefaultMaintenanceAgeSaturation = 30 * time.Second
+	DefaultGCInterval               = time.Minute
 )
 
 // bucketMaint is a bucket's scheduler state.
@@ -270,11 +270,7 @@ func (s *Store) danger(b *bucket, now int64) float64 {
 	}
 	t := min(1, float64(len(b.entries)-b.sorted)/float64(min(bucketTailMax, s.capacity)))
 	last := max(m.lastMerge, b.lastCompacted, s.maint.opened)
-	sat := maintAgeSaturate
-	if s.opts.ageSaturate > 0 {
-		sat = s.opts.ageSaturate
-	}
-	a := min(1, max(0, float64(now-last)/float64(sat)))
+	a := min(1, max(0, float64(now-last)/float64(s.opts.MaintenanceAgeSaturation)))
 	return dangerWeightPending*p + dangerWeightTail*t + dangerWeightAge*a
 }
 

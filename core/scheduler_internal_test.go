@@ -66,9 +66,9 @@ func TestDangerScore(t *testing.T) {
 		{"pending half", 8, 0, 0, 0.2},
 		{"pending saturates", 64, 0, 0, 0.4},
 		{"tail full", 0, 16, 0, 0.3},
-		{"age half", 0, 0, maintAgeSaturate / 2, 0.15},
-		{"age saturates", 0, 0, 10 * maintAgeSaturate, 0.3},
-		{"everything", 16, 16, maintAgeSaturate, 1},
+		{"age half", 0, 0, DefaultMaintenanceAgeSaturation / 2, 0.15},
+		{"age saturates", 0, 0, 10 * DefaultMaintenanceAgeSaturation, 0.3},
+		{"everything", 16, 16, DefaultMaintenanceAgeSaturation, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b.maint.lastMerge = now()
@@ -139,7 +139,7 @@ func TestMaintainMergesTails(t *testing.T) {
 	if tails() == 0 {
 		t.Fatal("no bucket has a tail to merge")
 	}
-	advance(maintAgeSaturate)
+	advance(DefaultMaintenanceAgeSaturation)
 	for i := 0; i < 100 && tails() > 0; i++ {
 		step(t, s)
 	}
@@ -159,7 +159,7 @@ func TestMaintainMergesTails(t *testing.T) {
 	}
 	// Idempotent: with nothing left to do, passes change nothing.
 	before := s.Stats().Maintenance
-	advance(maintAgeSaturate)
+	advance(DefaultMaintenanceAgeSaturation)
 	for range 10 {
 		step(t, s)
 	}
@@ -195,19 +195,19 @@ func TestDemotionHysteresis(t *testing.T) {
 	mustInsert(t, s, key, v1, v2)
 	for range 20 {
 		mustInsert(t, s, key, v3)
-		advance(maintAgeSaturate)
+		advance(DefaultMaintenanceAgeSaturation)
 		step(t, s)
 		if err := s.DeleteValue(ctx, key, v3); err != nil {
 			t.Fatal(err)
 		}
-		advance(maintAgeSaturate)
+		advance(DefaultMaintenanceAgeSaturation)
 		step(t, s)
 	}
 	if st := s.Stats(); st.Promotions != 1 || st.Demotions != 0 || st.SpilledKeys != 1 {
 		t.Fatalf("a key hovering at 2-3 values thrashed: %d promotions, %d demotions, %d spilled", st.Promotions, st.Demotions, st.SpilledKeys)
 	}
 	for i := 1; i <= demoteQuietPasses; i++ {
-		advance(maintAgeSaturate)
+		advance(DefaultMaintenanceAgeSaturation)
 		step(t, s)
 		if got, want := s.Stats().SpilledKeys, uint64(0); i == demoteQuietPasses && got != want {
 			t.Fatalf("not demoted after %d quiet passes", i)
@@ -235,7 +235,7 @@ func TestThrottleAndProtection(t *testing.T) {
 	if len(s.maint.urgent) != 1 || s.maint.urgent[0] != b {
 		t.Fatalf("writer did not name the saturated bucket: %v", s.maint.urgent)
 	}
-	advance(maintAgeSaturate) // 15 mutations in 30s is under the limit...
+	advance(DefaultMaintenanceAgeSaturation) // 15 mutations in 30s is under the limit...
 	s.maint.writes += 1_000_000
 	rep := step(t, s) // ...but a million is not
 	if !rep.throttled || rep.protected != 1 || rep.passes != 0 {
@@ -252,7 +252,7 @@ func TestThrottleAndProtection(t *testing.T) {
 	for i := uint64(16); i <= 100; i++ {
 		mustInsertQuiet(t, s, e(i), e(100+i))
 	}
-	advance(maintAgeSaturate)
+	advance(DefaultMaintenanceAgeSaturation)
 	rep, err := s.maintainStep(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestSchedulerConcurrentModel(t *testing.T) {
 		BucketCapacity: 16, WALPath: filepath.Join(t.TempDir(), "wal"), WALSizeBytes: 1 << 20,
 		Sync: SyncNone, CheckpointInterval: 3 * time.Millisecond,
 		MaintenanceInterval: time.Millisecond, GCInterval: 5 * time.Millisecond, MaintenanceIngestLimit: 1 << 30,
-		ageSaturate: 2 * time.Millisecond, // every bucket is visited, so demotions and merges happen
+		MaintenanceAgeSaturation: 2 * time.Millisecond, // every bucket is visited, so demotions and merges happen
 	}
 	s := openGC(t, b, opts)
 	m := map[E]map[E]struct{}{}
