@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -43,8 +42,9 @@ import (
 //	(1 + read rate) · danger / estimated cost
 //
 // first, where the read rate is a sampled count of Gets (one Get in
-// readSampleMask+1 increments a per-bucket atomic counter, so Get stays
-// free of shared writes) smoothed over scoring passes, and the cost is the
+// readSampleMask+1 increments a per-bucket atomic counter, chosen by hash
+// bits and a per-tick salt, so Get stays nearly free of shared writes and
+// of random-number generation) smoothed over scoring passes, and the cost is the
 // entries a merge moves plus an n·log n term for sorting the tail. Buckets
 // below dangerMinWork are left alone. The counters cost the writer one
 // increment per mutated bucket (noteWrite) and no atomic operation.
@@ -100,7 +100,7 @@ const (
 	// MaintenanceStats.DangerHistogram.
 	DangerHistogramBuckets = 10
 
-	// readSampleMask: one Get in readSampleMask+1 is counted.
+	// readSampleMask: one Get in readSampleMask+1 is counted (noteRead).
 	readSampleMask = 15
 
 	maintSliceBudget    = time.Millisecond // longest writer-lock hold
@@ -167,6 +167,7 @@ type maintState struct {
 
 	now  func() time.Time // set at Open; tests replace it
 	kick chan struct{}    // wakes the scheduler for urgent buckets
+	salt atomic.Uint32    // selects the keys whose Gets are sampled (noteRead)
 
 	stats maintCounters
 }
@@ -254,9 +255,13 @@ func (s *Store) noteWrite(b *bucket) {
 	}
 }
 
-// noteRead samples a Get of b (readers).
-func noteRead(b *bucket) {
-	if rand.Uint32()&readSampleMask == 0 {
+// noteRead samples a Get of b for the hash h (readers). The sample is the
+// keys whose hash bits match the salt, which the scheduler changes every
+// tick: over 16 ticks every key is sampled in turn, so a hot key is not
+// missed or over-counted for long, and the Get path pays a load, a
+// compare and, one time in 16, an atomic add on the bucket.
+func (s *Store) noteRead(b *bucket, h uint64) {
+	if (uint32(h>>8)^s.maint.salt.Load())&readSampleMask == 0 {
 		b.maint.reads.Add(1)
 	}
 }
@@ -368,6 +373,7 @@ func (s *Store) maintainStep(ctx context.Context, urgentOnly bool) (stepReport, 
 		rep.throttled = busy || rate > float64(s.opts.MaintenanceIngestLimit)
 	}
 	m.lastTick, m.lastWrites = nowNs, m.writes
+	m.salt.Add(1)
 	s.maint.stats.ticks.Add(1)
 	if rep.throttled {
 		s.maint.stats.throttled.Add(1)

@@ -432,3 +432,53 @@ func TestSchedulerConcurrentModel(t *testing.T) {
 		t.Fatalf("after reopen: %d keys, model %d", got.Keys, len(m))
 	}
 }
+
+// BenchmarkNoteRead is the scheduler's cost on the Get path: one sampled
+// read count, from every goroutine on one bucket (the worst case).
+func BenchmarkNoteRead(b *testing.B) {
+	s, err := Open(newTestBackend(), Options{HashSeed: 1, MaintenanceInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	bk := s.buckets[0]
+	b.RunParallel(func(pb *testing.PB) {
+		h := uint64(0x9E3779B97F4A7C15)
+		for pb.Next() {
+			h += 0x9E3779B97F4A7C15
+			s.noteRead(bk, h)
+		}
+	})
+}
+
+// Gets are sampled about one in readSampleMask+1, and a hot key is counted
+// on some ticks whatever its hash.
+func TestReadSampling(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStepped(t, newTestBackend(), Options{BucketCapacity: 4096})
+	for i := uint64(1); i <= 2000; i++ {
+		mustInsertQuiet(t, s, e(i), e(1))
+	}
+	b := s.buckets[0]
+	for i := uint64(1); i <= 2000; i++ {
+		if _, err := s.Get(ctx, e(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.maint.reads.Load(); n < 2000/(readSampleMask+1)/2 || n > 2*2000/(readSampleMask+1) {
+		t.Fatalf("%d of 2000 Gets sampled, want about %d", n, 2000/(readSampleMask+1))
+	}
+	var n uint32
+	for range readSampleMask + 1 {
+		step(t, s) // scores the bucket: takes its count
+		for range 10 {
+			if _, err := s.Get(ctx, e(7)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n += b.maint.reads.Load()
+	}
+	if n != 10 {
+		t.Fatalf("a hot key was sampled %d times over %d ticks, want 10", n, readSampleMask+1)
+	}
+}

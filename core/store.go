@@ -557,7 +557,7 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 			b.mu.RUnlock()
 			continue // a split or merge moved key's range: look again
 		}
-		noteRead(b)
+		s.noteRead(b, h)
 		i := b.find(key, tag)
 		if i < 0 {
 			b.mu.RUnlock()
