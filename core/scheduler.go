@@ -641,7 +641,9 @@ func (s *Store) maintainMerges() (int, error) {
 func (s *Store) mergeBuddy(b *bucket) bool { return s.tryMerge(b) }
 
 // halveDirectory halves the directory once if no bucket is as deep as it
-// (writer lock held).
+// (writer lock held). It copies the directory (one pointer per slot), the
+// one step whose writer-lock hold grows with the store; it is rare, and
+// at most one runs per sweep of the merge cursor.
 func (s *Store) halveDirectory() bool {
 	d := s.dir.Load()
 	if d.depth == 0 || s.depthCount[d.depth] > 0 {

@@ -2,6 +2,7 @@ package cidstore
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -480,5 +481,29 @@ func TestReadSampling(t *testing.T) {
 	}
 	if n != 10 {
 		t.Fatalf("a hot key was sampled %d times over %d ticks, want 10", n, readSampleMask+1)
+	}
+}
+
+func TestMaintenanceOptions(t *testing.T) {
+	var o Options
+	o.EnsureDefaults()
+	if o.MaintenanceInterval != DefaultMaintenanceInterval || o.MaintenanceIngestLimit != DefaultMaintenanceIngestLimit ||
+		o.MaintenanceAgeSaturation != DefaultMaintenanceAgeSaturation || o.GCInterval != DefaultGCInterval {
+		t.Fatalf("defaults %+v", o)
+	}
+	o.MaintenanceIngestLimit = -1
+	if err := o.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative ingest limit: %v", err)
+	}
+	// A read-only store runs no scheduler and refuses GC.
+	b := newTestBackend()
+	s := openTest(t, b, Options{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openTest(t, b.reopen(), Options{ReadOnly: true, MaintenanceInterval: time.Millisecond})
+	defer r.Close()
+	if _, err := r.GC(context.Background()); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("GC on a read-only store: %v", err)
 	}
 }
