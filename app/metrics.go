@@ -34,19 +34,21 @@ type storeCollector struct {
 	descs []storeMetric
 }
 
-// storeMetric is one exported field of Stats.
+// storeMetric is one exported field of Stats: a value, or a histogram
+// when hist is set.
 type storeMetric struct {
 	desc  *prometheus.Desc
 	typ   prometheus.ValueType
 	value func(*cidstore.Stats) float64
+	hist  func(*cidstore.Stats) (count uint64, sum float64, buckets map[float64]uint64)
 }
 
 func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 	m := func(name, help string, typ prometheus.ValueType, v func(*cidstore.Stats) float64) storeMetric {
-		return storeMetric{prometheus.NewDesc(name, help, nil, nil), typ, v}
+		return storeMetric{desc: prometheus.NewDesc(name, help, nil, nil), typ: typ, value: v}
 	}
 	g, c := prometheus.GaugeValue, prometheus.CounterValue
-	return &storeCollector{stats: stats, descs: []storeMetric{
+	sc := &storeCollector{stats: stats, descs: []storeMetric{
 		m("cidstore_store_keys", "Live keys.", g, func(s *cidstore.Stats) float64 { return float64(s.Keys) }),
 		m("cidstore_store_values", "Live values over all keys.", g, func(s *cidstore.Stats) float64 { return float64(s.Values) }),
 		m("cidstore_store_spilled_keys", "Keys whose values live in an external value set.", g, func(s *cidstore.Stats) float64 { return float64(s.SpilledKeys) }),
@@ -74,7 +76,57 @@ func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 		m("cidstore_cache_bucket_loads_total", "Buckets read from the backend on demand.", c, func(s *cidstore.Stats) float64 { return float64(s.BucketLoads) }),
 		m("cidstore_cache_valueset_loads_total", "Value sets read from the backend on demand.", c, func(s *cidstore.Stats) float64 { return float64(s.ValueSetLoads) }),
 		m("cidstore_cache_evictions_total", "Buckets evicted from memory with their value sets.", c, func(s *cidstore.Stats) float64 { return float64(s.Evictions) }),
+		m("cidstore_maintenance_backlog_buckets", "Buckets with a maintenance danger score above 0.5 (last scoring pass).", g, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Backlog) }),
+		m("cidstore_maintenance_ticks_total", "Maintenance scheduler ticks.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Ticks) }),
+		m("cidstore_maintenance_throttled_ticks_total", "Maintenance ticks throttled by full-speed ingest.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.ThrottledTicks) }),
+		m("cidstore_maintenance_protected_merges_total", "Maintenance passes over buckets above danger 0.9.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.ProtectedMerges) }),
+		{
+			desc: prometheus.NewDesc("cidstore_maintenance_bucket_danger_score",
+				"Buckets by maintenance danger score, as of the last complete scoring pass (a snapshot, not cumulative).", nil, nil),
+			hist: dangerHistogram,
+		},
 	}}
+	tasks := []struct {
+		label string
+		stats func(*cidstore.Stats) cidstore.TaskStats
+	}{
+		{"tail_merge", func(s *cidstore.Stats) cidstore.TaskStats { return s.Maintenance.TailMerges }},
+		{"set_compaction", func(s *cidstore.Stats) cidstore.TaskStats { return s.Maintenance.SetCompactions }},
+		{"demotion", func(s *cidstore.Stats) cidstore.TaskStats { return s.Maintenance.Demotions }},
+		{"bucket_merge", func(s *cidstore.Stats) cidstore.TaskStats { return s.Maintenance.BucketMerges }},
+		{"gc", func(s *cidstore.Stats) cidstore.TaskStats { return s.Maintenance.GC }},
+	}
+	for _, tk := range tasks {
+		l := prometheus.Labels{"task": tk.label}
+		ts := tk.stats
+		sc.descs = append(sc.descs,
+			storeMetric{desc: prometheus.NewDesc("cidstore_maintenance_task_runs_total", "Maintenance task runs that changed something.", nil, l), typ: c,
+				value: func(s *cidstore.Stats) float64 { return float64(ts(s).Runs) }},
+			storeMetric{desc: prometheus.NewDesc("cidstore_maintenance_task_duration_seconds_total", "Time spent in maintenance task runs.", nil, l), typ: c,
+				value: func(s *cidstore.Stats) float64 { return ts(s).Duration.Seconds() }},
+			storeMetric{desc: prometheus.NewDesc("cidstore_maintenance_task_reclaimed_bytes_total", "Persisted bytes reclaimed by maintenance tasks (estimated).", nil, l), typ: c,
+				value: func(s *cidstore.Stats) float64 { return float64(ts(s).ReclaimedBytes) }},
+		)
+	}
+	return sc
+}
+
+// dangerHistogram turns Stats' danger-score bins into cumulative
+// histogram buckets (upper bounds 0.1 .. 0.9; the last bin is in +Inf).
+// The sum uses each bin's midpoint.
+func dangerHistogram(s *cidstore.Stats) (uint64, float64, map[float64]uint64) {
+	h := s.Maintenance.DangerHistogram
+	buckets := make(map[float64]uint64, len(h)-1)
+	var count uint64
+	var sum float64
+	for i, n := range h {
+		count += n
+		sum += float64(n) * (float64(i) + 0.5) / float64(len(h))
+		if i < len(h)-1 {
+			buckets[float64(i+1)/float64(len(h))] = count
+		}
+	}
+	return count, sum, buckets
 }
 
 // Describe implements prometheus.Collector.
@@ -91,6 +143,11 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, d := range sc.descs {
+		if d.hist != nil {
+			count, sum, buckets := d.hist(&st)
+			ch <- prometheus.MustNewConstHistogram(d.desc, count, sum, buckets)
+			continue
+		}
 		ch <- prometheus.MustNewConstMetric(d.desc, d.typ, d.value(&st))
 	}
 }

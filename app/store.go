@@ -190,6 +190,8 @@ func (h *storeHandle) BucketInfo(id uint32) (restapi.BucketInfo, error) {
 		SpilledKeys:   b.SpilledKeys,
 		LastCompacted: b.LastCompacted,
 		ChecksumOK:    b.ChecksumOK,
+		DangerScore:   b.DangerScore,
+		LastMerge:     b.LastMerge,
 	}, nil
 }
 

@@ -53,11 +53,12 @@ type Stats struct {
 	LastCheckpointBytes    int64
 	RecoveredRecords       uint64 // WAL records replayed by Open
 
-	CacheBytes    int64  // bytes charged by resident buckets and value sets
-	CacheBudget   int64  // Options.CacheBytes; 0 = unbounded
-	BucketLoads   uint64 // buckets read from the backend on demand
-	ValueSetLoads uint64 // value sets read from the backend on demand
-	Evictions     uint64 // buckets evicted (with their value sets)
+	CacheBytes    int64            // bytes charged by resident buckets and value sets
+	CacheBudget   int64            // Options.CacheBytes; 0 = unbounded
+	BucketLoads   uint64           // buckets read from the backend on demand
+	ValueSetLoads uint64           // value sets read from the backend on demand
+	Evictions     uint64           // buckets evicted (with their value sets)
+	Maintenance   MaintenanceStats // background maintenance and GC (scheduler.go)
 }
 
 // BucketInfo describes one bucket for the debug endpoint.
@@ -69,4 +70,6 @@ type BucketInfo struct {
 	SpilledKeys   int
 	LastCompacted time.Time // zero if never
 	ChecksumOK    bool      // every entry's checksum verified
+	DangerScore   float64   // maintenance danger score in [0, 1] (scheduler.go)
+	LastMerge     time.Time // last maintenance pass; zero if never
 }

@@ -52,6 +52,7 @@ type bucket struct {
 	ref      atomic.Bool // CLOCK reference bit, set by lookups
 	charge   int64       // bytes charged to the cache (under mu)
 	savedSeq uint64      // checkpoint that last captured b (under mu)
+	maint    bucketMaint // scheduler counters (scheduler.go)
 }
 
 func (b *bucket) owns(h uint64) bool {

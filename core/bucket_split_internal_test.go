@@ -12,7 +12,7 @@ func highHash(k E) uint64 { return k.High }
 
 func openHashed(t *testing.T, capacity int) *Store {
 	t.Helper()
-	s, err := Open(newTestBackend(), Options{BucketCapacity: capacity, HashSeed: 1, hash: highHash})
+	s, err := Open(newTestBackend(), Options{BucketCapacity: capacity, HashSeed: 1, hash: highHash, MaintenanceInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

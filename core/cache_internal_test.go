@@ -352,3 +352,53 @@ func TestCorruptBucketOnLoad(t *testing.T) {
 		}
 	}
 }
+
+// GC on a lazily opened or evicting store must not take an evicted
+// bucket's value sets for orphans: liveness comes from the entries, read
+// from the backend when the bucket is not resident.
+func TestGCWithEvictedBuckets(t *testing.T) {
+	ctx := context.Background()
+	for _, reopen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reopen=%v", reopen), func(t *testing.T) {
+			be := newGCBackend()
+			s := openGC(t, be, Options{BucketCapacity: 16, CacheBytes: 16 << 10})
+			want := cacheModel(t, s, 3000, 4, 8)
+			// Some deletions, so that the log has records to check.
+			n := 0
+			for k := range want {
+				if n++; n%5 == 0 {
+					if err := s.Delete(ctx, k); err != nil {
+						t.Fatal(err)
+					}
+					delete(want, k)
+				}
+			}
+			if err := s.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if reopen {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = openGC(t, be.reopen(), Options{})
+			} else if evictNow(s); s.Stats().Evictions == 0 {
+				t.Fatal("nothing evicted")
+			}
+			defer s.Close()
+			before := len(be.setIDs())
+			if st := mustGC(t, s); st.OrphanValueSets != 0 || st.OrphanBuckets != 0 {
+				t.Fatalf("GC found %d value sets and %d buckets orphaned in a clean store", st.OrphanValueSets, st.OrphanBuckets)
+			}
+			if err := s.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if after := len(be.setIDs()); after != before {
+				t.Fatalf("backend held %d value sets, %d after GC", before, after)
+			}
+			checkModel(t, s, want)
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -56,6 +56,7 @@ func (s *Store) checkpoint() error {
 	if err := s.backend.Commit(cp); err != nil {
 		s.wmu.Lock()
 		s.requeue(cp)
+		s.restoreTrim(cp.TrimDeletions)
 		s.wmu.Unlock()
 		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
@@ -106,7 +107,7 @@ func (s *Store) requeue(cp *port.Checkpoint) {
 func (s *Store) idle() bool {
 	return !s.needFull && len(s.dirtyBuckets) == 0 && len(s.dirtySets) == 0 &&
 		len(s.freedBuckets) == 0 && len(s.freedSets) == 0 && len(s.deletions) == 0 &&
-		s.appliedLSN() == s.stats.checkpointLSN.Load()
+		s.appliedLSN() == s.stats.checkpointLSN.Load() && s.gcs.trim == 0
 }
 
 // capture collects the persisted forms of the buckets and value sets of one
@@ -147,6 +148,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 		FreedBuckets:   s.freedBuckets,
 		FreedValueSets: s.freedSets,
 		Deletions:      s.deletions,
+		TrimDeletions:  s.takeTrim(), // garbage collection processed them (gc.go)
 		Full:           full,
 	}
 	for i := range d.slots {

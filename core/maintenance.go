@@ -115,6 +115,7 @@ func (s *Store) BucketInfo(id uint32) (info BucketInfo, ok bool) {
 	if b.lastCompacted != 0 {
 		info.LastCompacted = time.Unix(0, b.lastCompacted)
 	}
+	info.DangerScore, info.LastMerge = s.bucketDanger(b)
 	for i := range b.entries {
 		if b.entries[i].spilled() {
 			info.SpilledKeys++

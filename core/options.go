@@ -109,9 +109,26 @@ type Options struct {
 	ReadOnly bool
 	// Failpoint, when set, is called with a step name at each crash point
 	// of the WAL (wal.*), of checkpoints (checkpoint.*), of directory
-	// doubling and of promotion (store.*); crash tests make it kill the
-	// process there. Never set it in production.
+	// doubling and of promotion (store.*), and inside maintenance tasks
+	// (maint.merge, maint.compact, maint.demote, maint.buddy, maint.gc);
+	// crash tests make it kill the process there. Never set it in production.
 	Failpoint func(name string)
+
+	// MaintenanceInterval is the period of the background maintenance
+	// scheduler (scheduler.go). Default 100ms; negative disables it.
+	MaintenanceInterval time.Duration
+	// MaintenanceIngestLimit is the ingest rate, in mutations per second,
+	// above which maintenance is throttled to one bucket per tick (buckets
+	// above danger 0.9 are still merged). Default 100 000.
+	MaintenanceIngestLimit int
+	// MaintenanceAgeSaturation is the time since a bucket's last
+	// maintenance pass at which the age term of its danger score reaches
+	// its maximum. Default 30s.
+	MaintenanceAgeSaturation time.Duration
+	// GCInterval is the period of background garbage collection by the
+	// scheduler (gc.go); every tenth pass includes a full scan. Default
+	// 1m; negative disables it.
+	GCInterval time.Duration
 
 	// hash overrides the directory hash; tests use it to force collisions.
 	hash func(E) uint64
@@ -142,6 +159,18 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = port.NopLogger{}
+	}
+	if o.MaintenanceInterval == 0 {
+		o.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	if o.MaintenanceIngestLimit == 0 {
+		o.MaintenanceIngestLimit = DefaultMaintenanceIngestLimit
+	}
+	if o.MaintenanceAgeSaturation <= 0 {
+		o.MaintenanceAgeSaturation = DefaultMaintenanceAgeSaturation
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
 	}
 }
 
@@ -174,6 +203,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CacheBytes < 0 {
 		bad("cache budget %d < 0", o.CacheBytes)
+	}
+	if o.MaintenanceIngestLimit < 0 {
+		bad("maintenance ingest limit %d < 0", o.MaintenanceIngestLimit)
 	}
 	if o.MaxGlobalDepth < 1 || o.MaxGlobalDepth > 32 {
 		bad("max global depth %d not in [1, 32]", o.MaxGlobalDepth)

@@ -100,7 +100,8 @@ func (t *setTable) free(vs *valueSet) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id := vs.id
-	*vs = valueSet{id: id, freed: true}
+	vs.reset()
+	vs.freed = true
 	t.drop(id)
 }
 
@@ -110,8 +111,19 @@ func (t *setTable) release(vs *valueSet) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id := vs.id
-	*vs = valueSet{}
+	vs.reset()
+	vs.id = 0
 	t.drop(id)
+}
+
+// reset clears what vs holds but its id, field by field: a checkpoint in
+// progress may still load vs.frozen (captureSet), so the atomic must not be
+// overwritten non-atomically.
+func (vs *valueSet) reset() {
+	vs.vals, vs.sorted, vs.tail, vs.dead, vs.small = nil, 0, nil, nil, [4]E{}
+	vs.dirty, vs.freed, vs.maint = false, false, setMaint{}
+	vs.charge, vs.savedSeq = 0, 0
+	vs.frozen.Store(false)
 }
 
 func (t *setTable) drop(id uint64) {

@@ -71,6 +71,10 @@ type Store struct {
 	stats  counters
 	bg     sync.WaitGroup
 	stop   chan struct{}
+
+	// Background maintenance and garbage collection (scheduler.go, gc.go).
+	maint maintState
+	gcs   gcState
 }
 
 type counters struct {
@@ -203,6 +207,7 @@ func (s *Store) freeBucket(b *bucket) {
 }
 
 func (s *Store) markDirty(b *bucket) {
+	s.noteWrite(b)
 	if !b.dirty {
 		b.dirty = true
 		s.dirtyBuckets = append(s.dirtyBuckets, b)
@@ -210,6 +215,7 @@ func (s *Store) markDirty(b *bucket) {
 }
 
 func (s *Store) markSetDirty(vs *valueSet) {
+	vs.maint.writes++
 	if !vs.dirty {
 		vs.dirty = true
 		s.dirtySets = append(s.dirtySets, vs)
@@ -333,6 +339,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	for i := range ops {
 		s.apply(&ops[i])
 	}
+	s.maint.writes += uint64(len(ops))
 	s.publish()
 	s.wmu.Unlock()
 	if s.cache.budget > 0 {
@@ -594,6 +601,7 @@ func (s *Store) Get(ctx context.Context, key E) ([]E, error) {
 		if !b.ref.Load() {
 			b.ref.Store(true)
 		}
+		s.noteRead(b, h)
 		i := b.find(key, tag)
 		if i < 0 {
 			b.mu.RUnlock()
@@ -669,6 +677,7 @@ func (s *Store) Stats() Stats {
 	if s.wal != nil {
 		s.wal.fillStats(&st)
 	}
+	st.Maintenance = s.maintStats()
 	return st
 }
 

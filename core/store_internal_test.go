@@ -15,6 +15,9 @@ func openTest(t *testing.T, b *testBackend, opts Options) *Store {
 	if opts.HashSeed == 0 {
 		opts.HashSeed = 7
 	}
+	if opts.MaintenanceInterval == 0 {
+		opts.MaintenanceInterval = -1 // deterministic: scheduler tests enable it
+	}
 	s, err := Open(b, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -30,8 +30,9 @@ type valueSet struct {
 	frozen atomic.Bool    // to be captured by the checkpoint in progress
 	freed  bool           // no entry references it any more
 
-	charge   int64  // bytes charged to the cache
-	savedSeq uint64 // checkpoint that last captured it
+	charge   int64    // bytes charged to the cache
+	savedSeq uint64   // checkpoint that last captured it
+	maint    setMaint // demotion hysteresis (scheduler.go)
 }
 
 const (

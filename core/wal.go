@@ -249,8 +249,10 @@ func (w *walState) fillStats(st *Stats) {
 	st.WALSyncSeconds = ws.SyncSeconds
 }
 
-// startBackground starts the syncer and the periodic checkpointer.
+// startBackground starts the maintenance scheduler, the syncer and the
+// periodic checkpointer.
 func (s *Store) startBackground() {
+	s.startMaintenance()
 	if s.wal == nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	cidstore "github.com/cidstore/cidstore/core"
 )
@@ -129,18 +130,42 @@ func TestModel(t *testing.T) {
 			for _, g := range generators(seed) {
 				t.Run(fmt.Sprintf("%s/%s/seed=%d", a.name, g.name, seed), func(t *testing.T) {
 					t.Parallel()
-					runModel(t, a, g, seed)
+					runModel(t, a, g, seed, false)
 				})
 			}
 		}
 	}
 }
 
-func runModel(t *testing.T, a adapter, g keyGen, seed uint64) {
+// TestModelMaintenance is TestModel with the maintenance scheduler running
+// concurrently (1ms ticks, garbage collection every 5ms, never throttled
+// by rate, every bucket due for a pass 5ms after the last one) and explicit GC passes among the random operations: maintenance
+// is logically a no-op, so the store must still equal the model and pass
+// Validate after every step.
+func TestModelMaintenance(t *testing.T) {
+	for _, a := range adapters {
+		for _, seed := range seeds(t) {
+			for _, g := range generators(seed) {
+				t.Run(fmt.Sprintf("%s/%s/seed=%d", a.name, g.name, seed), func(t *testing.T) {
+					t.Parallel()
+					runModel(t, a, g, seed, true)
+				})
+			}
+		}
+	}
+}
+
+func runModel(t *testing.T, a adapter, g keyGen, seed uint64, maint bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(seed, 0xB0B))
-	opts := cidstore.Options{BucketCapacity: 32, HashSeed: seed, CacheBytes: a.cacheBytes}
+	opts := cidstore.Options{BucketCapacity: 32, HashSeed: seed, CacheBytes: a.cacheBytes, MaintenanceInterval: -1}
+	test := "TestModel"
+	if maint {
+		opts.MaintenanceInterval, opts.GCInterval, opts.MaintenanceIngestLimit = time.Millisecond, 5*time.Millisecond, 1<<30
+		opts.MaintenanceAgeSaturation = 5 * time.Millisecond // every bucket gets visited: demotions and merges too
+		test = "TestModelMaintenance"
+	}
 	st, err := cidstore.Open(a.open(t, dir), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +178,7 @@ func runModel(t *testing.T, a adapter, g keyGen, seed uint64) {
 	m := model{}
 	fail := func(step int, format string, args ...any) {
 		t.Helper()
-		t.Fatalf("seed %d (replay: CIDSTORE_SEED=%d go test -run 'TestModel/%s/%s') step %d: %s", seed, seed, a.name, g.name, step, fmt.Sprintf(format, args...))
+		t.Fatalf("seed %d (replay: CIDSTORE_SEED=%d go test -run '%s/%s/%s') step %d: %s", seed, seed, test, a.name, g.name, step, fmt.Sprintf(format, args...))
 	}
 	check := func(step int, k cidstore.E) {
 		t.Helper()
@@ -242,6 +267,12 @@ func runModel(t *testing.T, a adapter, g keyGen, seed uint64) {
 			check(step, k)
 			ops++
 		case p < 98:
+			if maint && r.IntN(2) == 0 {
+				if _, err := st.GC(ctx); err != nil {
+					fail(step, "GC: %v", err)
+				}
+				break
+			}
 			if err := st.Compact(ctx); err != nil {
 				fail(step, "Compact: %v", err)
 			}
@@ -290,6 +321,9 @@ func runModel(t *testing.T, a adapter, g keyGen, seed uint64) {
 	}
 	evictions += st.Stats().Evictions
 	loads += st.Stats().BucketLoads
+	if maint {
+		t.Logf("maintenance: %+v", st.Stats().Maintenance)
+	}
 	t.Logf("%d operations, %d keys at the end; %d evictions, %d bucket loads", ops, len(m), evictions, loads)
 	// The heavy generator keeps its few buckets dirty: they rarely get
 	// evicted, but reopens still read them back.

@@ -62,6 +62,8 @@ type bucketBody struct {
 	SpilledKeys   int        `json:"spilled_keys"`
 	ChecksumOK    bool       `json:"checksum_ok"`
 	LastCompacted *time.Time `json:"last_compacted"` // null if never
+	DangerScore   float64    `json:"danger_score"`   // maintenance danger score in [0, 1]
+	LastMerge     *time.Time `json:"last_merge"`     // last maintenance pass; null if never
 }
 
 func (h *handler) debugBucket(c *gin.Context) {
@@ -86,10 +88,15 @@ func (h *handler) debugBucket(c *gin.Context) {
 		SortedCount: bi.SortedCount,
 		SpilledKeys: bi.SpilledKeys,
 		ChecksumOK:  bi.ChecksumOK,
+		DangerScore: bi.DangerScore,
 	}
 	if !bi.LastCompacted.IsZero() {
 		t := bi.LastCompacted.UTC()
 		b.LastCompacted = &t
+	}
+	if !bi.LastMerge.IsZero() {
+		t := bi.LastMerge.UTC()
+		b.LastMerge = &t
 	}
 	c.JSON(http.StatusOK, b)
 }

@@ -124,6 +124,8 @@ type BucketInfo struct {
 	SpilledKeys   int
 	LastCompacted time.Time // zero if never
 	ChecksumOK    bool
+	DangerScore   float64   // maintenance danger score in [0, 1]
+	LastMerge     time.Time // last maintenance pass; zero if never
 }
 
 // Deps are the ports the handler uses. A nil field makes its endpoints

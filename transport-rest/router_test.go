@@ -52,7 +52,8 @@ func newFakeDeps() *fakeDeps {
 		batch:     256,
 		buckets: map[uint32]restapi.BucketInfo{
 			0: {ID: 0, LocalDepth: 3, EntryCount: 17, SortedCount: 16, SpilledKeys: 1, ChecksumOK: true,
-				LastCompacted: time.Date(2026, 11, 25, 8, 30, 0, 0, time.UTC)},
+				LastCompacted: time.Date(2026, 11, 25, 8, 30, 0, 0, time.UTC),
+				DangerScore:   0.25, LastMerge: time.Date(2026, 11, 25, 8, 31, 0, 0, time.UTC)},
 			7: {ID: 7, LocalDepth: 1, EntryCount: 2, ChecksumOK: false},
 		},
 	}
@@ -409,13 +410,14 @@ func TestDebugBucket(t *testing.T) {
 	want := map[string]any{
 		"id": 0.0, "local_depth": 3.0, "entry_count": 17.0, "sorted_count": 16.0, "spilled_keys": 1.0,
 		"checksum_ok": true, "last_compacted": "2026-11-25T08:30:00Z",
+		"danger_score": 0.25, "last_merge": "2026-11-25T08:31:00Z",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("bucket 0 = %v, want %v", got, want)
 	}
 	w = do(t, h, request{path: "/debug/bucket/7", remote: "[::1]:5000"})
 	wantStatus(t, w, 200)
-	if got := decode[map[string]any](t, w); got["last_compacted"] != nil || got["checksum_ok"] != false {
+	if got := decode[map[string]any](t, w); got["last_compacted"] != nil || got["last_merge"] != nil || got["checksum_ok"] != false {
 		t.Fatalf("bucket 7 = %v", got)
 	}
 	wantStatus(t, do(t, h, request{path: "/debug/bucket/8"}), 404)

@@ -1,0 +1,337 @@
+package cidstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// Garbage collection of backend space (DESIGN.md §7, §8).
+//
+// Core frees a value set or bucket in the checkpoint after it stops using
+// it (dropSet, freeBucket), so space leaks only when that free is lost: a
+// failed commit, a crash between a deletion and the checkpoint that would
+// have freed the id on a backend whose own recovery kept it, or a bug. GC
+// finds such orphans two ways:
+//
+//   - the deletion log (port.DeletionLogReader, optional): every record that
+//     names a value set is checked: an id that is not live in core but that
+//     the backend still holds is an orphan. The records read are then
+//     trimmed by the next checkpoint (Checkpoint.TrimDeletions).
+//   - a full scan (port.Lister, optional): every value set id the backend
+//     lists that no live key references, and every bucket id it lists that
+//     is not a live bucket, is an orphan. It catches what the log missed.
+//
+// Orphans are freed by the next checkpoint (they join s.freedSets and
+// s.freedBuckets), so GC itself never writes to the backend and a crash
+// during GC loses nothing but the pass. GC is idempotent: a second pass
+// finds the ids already queued (or already freed) and queues nothing.
+//
+// Locking: GC holds ckptMu for the whole pass, so that the backend's state
+// is the last committed checkpoint throughout (no Commit can interleave)
+// and the backend is never called concurrently with Commit; it takes the
+// writer lock only for bounded chunks of liveness checks.
+
+// gcScanEvery: the scheduler's GC passes include a full scan every this
+// many passes (the first one included).
+const gcScanEvery = 10
+
+// gcChunk is the number of ids checked per writer-lock hold.
+const gcChunk = 4096
+
+// GCStats describes one garbage-collection pass.
+type GCStats struct {
+	LogRecords      int   // deletion-log records examined
+	OrphanValueSets int   // value sets queued to be freed
+	OrphanBuckets   int   // buckets queued to be freed
+	ReclaimedBytes  int64 // persisted bytes of the orphans
+	FullScan        bool  // the pass included a full scan
+}
+
+// gcState is the Store's GC bookkeeping (writer lock held).
+type gcState struct {
+	trim uint64 // deletion-log records the next checkpoint trims
+}
+
+// GC runs one garbage-collection pass with a full scan and returns what it
+// found. Orphans are freed, and processed deletion-log records trimmed, by
+// the next checkpoint. Readers and writers keep running; checkpoints wait
+// for the pass.
+func (s *Store) GC(ctx context.Context) (GCStats, error) {
+	if s.closed.Load() {
+		return GCStats{}, ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return GCStats{}, ErrReadOnly
+	}
+	return s.gc(ctx, true)
+}
+
+func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
+	var st GCStats
+	start := time.Now()
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if s.closed.Load() {
+		return st, ErrClosed
+	}
+	lister, _ := s.backend.(port.Lister)
+	var listedSets []uint64
+	if lister != nil {
+		ids, err := lister.ValueSetIDs()
+		if err != nil {
+			return st, fmt.Errorf("gc: list value sets: %w", err)
+		}
+		listedSets = slices.Clone(ids)
+		slices.Sort(listedSets)
+	}
+	q := &gcQueue{s: s, pendSets: map[uint64]struct{}{}, pendBuckets: map[uint32]struct{}{}}
+	if dl, ok := s.backend.(port.DeletionLogReader); ok {
+		recs, err := dl.DeletionLog()
+		if err != nil {
+			return st, fmt.Errorf("gc: read deletion log: %w", err)
+		}
+		st.LogRecords = len(recs)
+		var cands []port.DeletionRecord
+		for _, r := range recs {
+			if r.ValueGroup == 0 {
+				continue
+			}
+			held := false
+			if lister != nil {
+				_, held = slices.BinarySearch(listedSets, r.ValueGroup)
+			} else {
+				_, err := s.backend.ReadValueSet(r.ValueGroup)
+				held = err == nil
+			}
+			if held {
+				cands = append(cands, r)
+			}
+		}
+		// A value set id is never reused and belongs to one key: it is
+		// live exactly when that key's entry still names it.
+		err = chunked(ctx, s, cands, func(r port.DeletionRecord) error {
+			live, err := s.keyNamesSet(E{r.KeyHigh, r.KeyLow}, r.ValueGroup)
+			if err == nil {
+				q.set(r.ValueGroup, live)
+			}
+			return err
+		})
+		if err != nil {
+			return st, fmt.Errorf("gc: %w", err)
+		}
+		s.wmu.Lock()
+		s.gcs.trim = max(s.gcs.trim, uint64(len(recs)))
+		s.wmu.Unlock()
+	}
+	if full && lister != nil {
+		st.FullScan = true
+		if err := s.scanOrphans(ctx, q, lister, listedSets); err != nil {
+			return st, err
+		}
+	}
+	s.failpoint("maint.gc")
+	st.OrphanValueSets, st.OrphanBuckets = len(q.freedSets), len(q.freedBuckets)
+	for _, id := range q.freedSets {
+		if r, err := s.backend.ReadValueSet(id); err == nil {
+			st.ReclaimedBytes += int64(len(r.Values) + len(r.Tombstones))
+		}
+	}
+	for _, id := range q.freedBuckets {
+		if r, err := s.backend.ReadBucket(id); err == nil {
+			st.ReclaimedBytes += int64(len(r.Entries))
+		}
+	}
+	if n := st.OrphanValueSets + st.OrphanBuckets; n > 0 {
+		s.maint.stats.gc.add(start, int(st.ReclaimedBytes))
+		s.log.Info("gc: orphans queued for the next checkpoint", "value_sets", st.OrphanValueSets, "buckets", st.OrphanBuckets, "bytes", st.ReclaimedBytes)
+	}
+	return st, nil
+}
+
+// gcQueue queues orphans for the next checkpoint, skipping ids the writer
+// already queued (freed since the last checkpoint) so that nothing is freed
+// twice. ckptMu is held: no checkpoint takes the queues meanwhile, so they
+// only grow.
+type gcQueue struct {
+	s                    *Store
+	pendSets             map[uint64]struct{}
+	pendBuckets          map[uint32]struct{}
+	seenSets, seenBucket int // prefixes of s.freedSets, s.freedBuckets in the maps
+	freedSets            []uint64
+	freedBuckets         []uint32
+}
+
+// sync adds what the writer queued since the last call (writer lock held).
+func (q *gcQueue) sync() {
+	s := q.s
+	for _, id := range s.freedSets[q.seenSets:] {
+		q.pendSets[id] = struct{}{}
+	}
+	q.seenSets = len(s.freedSets)
+	for _, id := range s.freedBuckets[q.seenBucket:] {
+		q.pendBuckets[id] = struct{}{}
+	}
+	q.seenBucket = len(s.freedBuckets)
+}
+
+// chunked runs fn over ids in chunks, each under the writer lock.
+func chunked[T any](ctx context.Context, s *Store, ids []T, fn func(T) error) error {
+	for len(ids) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(ids), gcChunk)
+		s.wmu.Lock()
+		if s.closed.Load() {
+			s.wmu.Unlock()
+			return ErrClosed
+		}
+		for _, id := range ids[:n] {
+			if err := fn(id); err != nil {
+				s.wmu.Unlock()
+				return err
+			}
+		}
+		s.wmu.Unlock()
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// set queues value set id unless it is live or already queued (writer
+// lock held).
+func (q *gcQueue) set(id uint64, live bool) {
+	s := q.s
+	q.sync()
+	if _, ok := q.pendSets[id]; ok || live || s.sets.lookup(id) != nil {
+		return
+	}
+	q.pendSets[id] = struct{}{}
+	s.freedSets = append(s.freedSets, id)
+	q.seenSets = len(s.freedSets)
+	q.freedSets = append(q.freedSets, id)
+}
+
+func (q *gcQueue) buckets(ctx context.Context, ids []uint32) error {
+	s := q.s
+	return chunked(ctx, s, ids, func(id uint32) error {
+		q.sync()
+		if _, ok := q.pendBuckets[id]; ok || s.gcBucketLive(id) {
+			return nil
+		}
+		q.pendBuckets[id] = struct{}{}
+		s.freedBuckets = append(s.freedBuckets, id)
+		q.seenBucket = len(s.freedBuckets)
+		q.freedBuckets = append(q.freedBuckets, id)
+		return nil
+	})
+}
+
+// keyNamesSet reports whether key's entry names value set id (writer lock
+// held); it loads key's bucket if needed.
+func (s *Store) keyNamesSet(key E, id uint64) (bool, error) {
+	h := s.hash(key)
+	b := s.bucketFor(h)
+	if err := s.loadBucket(b); err != nil {
+		return false, err
+	}
+	i := b.find(key, tagOf(h))
+	return i >= 0 && b.entries[i].spilled() && b.entries[i].spillID() == id, nil
+}
+
+// referencedSets returns, sorted, the value set ids named by the entries
+// of every live bucket. The resident buckets are walked in one writer-lock
+// hold (a split or merge in between could move entries past the walk);
+// evicted buckets, which are clean, are then read from the backend without
+// being cached (ckptMu is held: the backend shows the last checkpoint, and
+// a bucket loaded and changed meanwhile still had these references then).
+// Sets created later are in the set table and sets dropped later are
+// queued by the writer: gcQueue.set checks both.
+func (s *Store) referencedSets(ctx context.Context) ([]uint64, error) {
+	var ids []uint64
+	var evicted []uint32
+	s.wmu.Lock()
+	for _, b := range s.buckets {
+		if b == nil {
+			continue
+		}
+		b.mu.RLock() // readers load buckets and sets under b.mu
+		if b.loaded.Load() {
+			for i := range b.entries {
+				if e := &b.entries[i]; e.spilled() {
+					ids = append(ids, e.spillID())
+				}
+			}
+		} else {
+			evicted = append(evicted, b.id)
+		}
+		b.mu.RUnlock()
+	}
+	s.wmu.Unlock()
+	for _, id := range evicted {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec, err := s.backend.ReadBucket(id)
+		if err != nil {
+			return nil, fmt.Errorf("read bucket %d: %w", id, err)
+		}
+		for k := 0; k+port.EntrySize <= len(rec.Entries); k += port.EntrySize {
+			e, err := decodeEntry(rec.Entries[k : k+port.EntrySize])
+			if err != nil {
+				return nil, fmt.Errorf("bucket %d entry %d: %w", id, k/port.EntrySize, err)
+			}
+			if e.spilled() {
+				ids = append(ids, e.spillID())
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// gcBucketLive reports whether id is a live bucket (writer lock held).
+func (s *Store) gcBucketLive(id uint32) bool {
+	return int(id) < len(s.buckets) && s.buckets[id] != nil
+}
+
+// scanOrphans is the full scan: the backend's value set ids (listedSets,
+// sorted) that no live key references and its bucket ids that are not live
+// buckets are queued on q, to be freed by the next checkpoint. ckptMu is
+// held.
+func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister, listedSets []uint64) error {
+	refs, err := s.referencedSets(ctx)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	err = chunked(ctx, s, listedSets, func(id uint64) error {
+		_, live := slices.BinarySearch(refs, id)
+		q.set(id, live)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ids, err := lister.BucketIDs()
+	if err != nil {
+		return fmt.Errorf("gc: list buckets: %w", err)
+	}
+	return q.buckets(ctx, ids)
+}
+
+// takeTrim hands the pending deletion-log trim to the checkpoint being
+// frozen (writer lock held).
+func (s *Store) takeTrim() uint64 {
+	n := s.gcs.trim
+	s.gcs.trim = 0
+	return n
+}
+
+// restoreTrim gives a failed checkpoint's trim back (writer lock held):
+// the committed log was not trimmed, and any later GC pass read it whole,
+// so the larger count is right.
+func (s *Store) restoreTrim(n uint64) { s.gcs.trim = max(s.gcs.trim, n) }

@@ -1,0 +1,298 @@
+package cidstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// gcLog is the state a gcBackend adds to a testBackend's, shared by its
+// handles.
+type gcLog struct {
+	mu         sync.Mutex
+	recs       []port.DeletionRecord // committed deletion log
+	trimmed    uint64                // records trimmed so far
+	leakFrees  bool                  // ignore the frees of commits: they are "lost"
+	failCommit error                 // Commit fails with it when set
+	dupFrees   int                   // ids freed twice within one commit
+}
+
+// gcBackend is a testBackend that also implements port.Lister and
+// port.DeletionLogReader and honours Checkpoint.TrimDeletions, the way the
+// storage adapters do.
+type gcBackend struct {
+	*testBackend
+	l *gcLog
+}
+
+var (
+	_ port.Lister            = (*gcBackend)(nil)
+	_ port.DeletionLogReader = (*gcBackend)(nil)
+)
+
+func newGCBackend() *gcBackend { return &gcBackend{newTestBackend(), &gcLog{}} }
+
+func (b *gcBackend) reopen() *gcBackend { return &gcBackend{b.testBackend.reopen(), b.l} }
+
+func (b *gcBackend) Commit(cp *port.Checkpoint) error {
+	l := b.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failCommit != nil {
+		return l.failCommit
+	}
+	if cp.TrimDeletions > uint64(len(l.recs)) {
+		return fmt.Errorf("trim %d records of a log of %d", cp.TrimDeletions, len(l.recs))
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(cp.FreedValueSets)))) != len(cp.FreedValueSets) ||
+		len(slices.Compact(slices.Sorted(slices.Values(cp.FreedBuckets)))) != len(cp.FreedBuckets) {
+		l.dupFrees++
+	}
+	if l.leakFrees {
+		c := *cp
+		c.FreedBuckets, c.FreedValueSets = nil, nil
+		cp = &c
+	}
+	if err := b.testBackend.Commit(cp); err != nil {
+		return err
+	}
+	l.recs = append(slices.Clone(l.recs[cp.TrimDeletions:]), cp.Deletions...)
+	l.trimmed += cp.TrimDeletions
+	return nil
+}
+
+func (b *gcBackend) DeletionLog() ([]port.DeletionRecord, error) {
+	b.l.mu.Lock()
+	defer b.l.mu.Unlock()
+	return slices.Clone(b.l.recs), nil
+}
+
+func (b *gcBackend) BucketIDs() ([]uint32, error) {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	return slices.Sorted(maps.Keys(b.d.buckets)), nil
+}
+
+func (b *gcBackend) ValueSetIDs() ([]uint64, error) { return b.setIDs(), nil }
+
+func (b *gcBackend) logLen() int {
+	b.l.mu.Lock()
+	defer b.l.mu.Unlock()
+	return len(b.l.recs)
+}
+
+func openGC(t *testing.T, b *gcBackend, opts Options) *Store {
+	t.Helper()
+	if opts.HashSeed == 0 {
+		opts.HashSeed = 7
+	}
+	if opts.MaintenanceInterval == 0 {
+		opts.MaintenanceInterval = -1
+	}
+	s, err := Open(b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustGC(t *testing.T, s *Store) GCStats {
+	t.Helper()
+	st, err := s.GC(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func mustCheckpoint(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// liveIDs returns the ids of s's live buckets and value sets.
+func liveIDs(s *Store) (buckets []uint32, sets []uint64) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for id, b := range s.buckets {
+		if b != nil {
+			buckets = append(buckets, uint32(id))
+		}
+	}
+	s.sets.each(func(vs *valueSet) { sets = append(sets, vs.id) })
+	slices.Sort(sets)
+	return buckets, sets
+}
+
+// After everything is deleted while the backend lost the frees, a GC pass
+// and a checkpoint leave the backend with no value set and only the live
+// buckets, and a second pass changes nothing.
+func TestGCAfterDeletingEverything(t *testing.T) {
+	ctx := context.Background()
+	b := newGCBackend()
+	s := openGC(t, b, Options{BucketCapacity: 16})
+	const keys = 500
+	for i := uint64(1); i <= keys; i++ {
+		mustInsertQuiet(t, s, e(i), e(10), e(11), e(12), e(13))
+	}
+	mustCheckpoint(t, s)
+	nsets, nbuckets := len(b.setIDs()), s.Stats().Buckets
+	if nsets != keys || nbuckets < 8 {
+		t.Fatalf("backend holds %d value sets, store %d buckets", nsets, nbuckets)
+	}
+	b.l.leakFrees = true
+	for i := uint64(1); i <= keys; i++ {
+		if err := s.Delete(ctx, e(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Compact(ctx); err != nil { // merges the empty buckets
+		t.Fatal(err)
+	}
+	mustCheckpoint(t, s)
+	b.l.leakFrees = false
+	if n := len(b.setIDs()); n != keys {
+		t.Fatalf("backend holds %d value sets after the leak, want %d", n, keys)
+	}
+	st := mustGC(t, s)
+	if st.LogRecords != keys || st.OrphanValueSets != keys || st.OrphanBuckets != nbuckets-1 || !st.FullScan || st.ReclaimedBytes == 0 {
+		t.Fatalf("gc %+v", st)
+	}
+	mustCheckpoint(t, s)
+	buckets, sets := liveIDs(s)
+	if got, _ := b.BucketIDs(); !slices.Equal(got, buckets) || len(b.setIDs()) != 0 || len(sets) != 0 {
+		t.Fatalf("backend holds buckets %v and %d value sets; live buckets %v", got, len(b.setIDs()), buckets)
+	}
+	if n := b.logLen(); n != 0 {
+		t.Fatalf("deletion log holds %d records after the trim", n)
+	}
+	// Again: nothing to do, and the checkpoint after it is idle.
+	if st := mustGC(t, s); st != (GCStats{FullScan: true}) {
+		t.Fatalf("second gc %+v", st)
+	}
+	commits := b.d.commits
+	mustCheckpoint(t, s)
+	if b.d.commits != commits {
+		t.Fatal("a checkpoint after a no-op gc committed")
+	}
+	if b.l.dupFrees != 0 {
+		t.Fatalf("%d commits freed an id twice", b.l.dupFrees)
+	}
+	if st := s.Stats().Maintenance.GC; st.Runs != 1 || st.ReclaimedBytes == 0 {
+		t.Fatalf("gc stats %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openGC(t, b.reopen(), Options{})
+	defer s.Close()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Orphans planted in the backend are found by the full scan and through
+// the deletion log; live ids named by the log are kept.
+func TestGCFindsPlantedOrphans(t *testing.T) {
+	b := newGCBackend()
+	s := openGC(t, b, Options{})
+	defer s.Close()
+	mustInsertQuiet(t, s, e(1), e(10), e(11), e(12)) // spilled: one live set
+	mustCheckpoint(t, s)
+	_, live := liveIDs(s)
+	if len(live) != 1 {
+		t.Fatalf("live sets %v", live)
+	}
+	rec := port.ValueSetRecord{ID: 900, SortedCount: 1, Values: make([]byte, port.ValueSize)}
+	b.d.mu.Lock()
+	b.d.sets[900] = rec
+	rec.ID = 901
+	b.d.sets[901] = rec
+	b.d.buckets[77] = port.BucketRecord{ID: 77, Entries: make([]byte, port.EntrySize)}
+	b.d.mu.Unlock()
+	b.l.recs = []port.DeletionRecord{{KeyLow: 1, ValueGroup: 901}, {KeyLow: 2, ValueGroup: live[0]}, {KeyLow: 3}}
+	// The log alone finds the orphan it names.
+	st, err := s.gc(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LogRecords != 3 || st.OrphanValueSets != 1 || st.OrphanBuckets != 0 || st.FullScan {
+		t.Fatalf("log pass %+v", st)
+	}
+	// The full scan finds the rest.
+	if st := mustGC(t, s); st.OrphanValueSets != 1 || st.OrphanBuckets != 1 {
+		t.Fatalf("full scan %+v", st)
+	}
+	mustCheckpoint(t, s)
+	if got := b.setIDs(); !slices.Equal(got, live) {
+		t.Fatalf("backend value sets %v, want %v", got, live)
+	}
+	if got, _ := b.BucketIDs(); !slices.Equal(got, []uint32{0}) {
+		t.Fatalf("backend buckets %v", got)
+	}
+	mustGet(t, s, e(1), sortedE(e(10), e(11), e(12))...)
+	if st := mustGC(t, s); st != (GCStats{FullScan: true}) {
+		t.Fatalf("gc after the orphans were freed: %+v", st)
+	}
+}
+
+func sortedE(v ...E) []E {
+	slices.SortFunc(v, E.Compare)
+	return v
+}
+
+// A checkpoint that fails does not lose the trim GC asked for.
+func TestGCTrimSurvivesFailedCommit(t *testing.T) {
+	ctx := context.Background()
+	b := newGCBackend()
+	s := openGC(t, b, Options{})
+	defer s.Close()
+	for i := uint64(1); i <= 10; i++ {
+		mustInsertQuiet(t, s, e(i), e(10), e(11), e(12))
+		if err := s.Delete(ctx, e(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCheckpoint(t, s)
+	if n := b.logLen(); n != 10 {
+		t.Fatalf("log holds %d records", n)
+	}
+	if st := mustGC(t, s); st.LogRecords != 10 || st.OrphanValueSets != 0 {
+		t.Fatalf("gc %+v", st)
+	}
+	// GC twice before the checkpoint: the trim is not doubled.
+	mustGC(t, s)
+	b.l.failCommit = errors.New("disk full")
+	if err := s.Checkpoint(ctx); err == nil {
+		t.Fatal("checkpoint did not fail")
+	}
+	b.l.failCommit = nil
+	mustCheckpoint(t, s)
+	if n := b.logLen(); n != 0 || b.l.trimmed != 10 {
+		t.Fatalf("log holds %d records, %d trimmed", n, b.l.trimmed)
+	}
+}
+
+// A backend without Lister or DeletionLogReader gives GC nothing to do.
+func TestGCWithoutSupport(t *testing.T) {
+	s := openTest(t, newTestBackend(), Options{})
+	defer s.Close()
+	mustInsertQuiet(t, s, e(1), e(10), e(11), e(12))
+	if st := mustGC(t, s); st != (GCStats{}) {
+		t.Fatalf("gc %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GC(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("gc after close: %v", err)
+	}
+}
