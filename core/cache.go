@@ -38,6 +38,14 @@ type cache struct {
 	// growth estimates what mutations added since the last checkpoint
 	// recomputed the charges of what they changed.
 	growth atomic.Int64
+	// dirty estimates the bytes of what changed since the last freeze
+	// (writer only; read by the evictor under the writer lock).
+	dirty int64
+	// futileSeq is committedSeq when an eviction pass last left the cache
+	// over budget: passes wait for the next commit (or a second) before
+	// sweeping again, instead of rescanning buckets they cannot evict.
+	futileSeq  uint64
+	futileTime time.Time
 
 	inMu     sync.Mutex
 	incoming []*bucket // loaded since the last eviction pass
@@ -363,12 +371,21 @@ func (s *Store) startEvictor() {
 			if !s.cache.over() {
 				continue
 			}
+			c := &s.cache
+			if c.futileSeq == s.committedSeq.Load() && time.Since(c.futileTime) < time.Second {
+				continue // nothing became evictable since the last pass
+			}
 			s.wmu.Lock()
 			still := !s.closed.Load() && s.evict()
+			dirty := c.dirty
 			s.wmu.Unlock()
-			if still && s.wal != nil {
-				// What remains is dirty: only a checkpoint makes it
-				// evictable.
+			if !still {
+				continue
+			}
+			c.futileSeq, c.futileTime = s.committedSeq.Load(), time.Now()
+			if s.wal != nil && dirty > c.budget {
+				// What changed alone passes the budget: only a
+				// checkpoint makes it evictable.
 				select {
 				case s.wal.ckpt <- struct{}{}:
 				default:

@@ -193,6 +193,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
 	s.ckptSeq++
 	s.cache.growth.Store(0)
+	s.cache.dirty = 0
 	s.capt = &capture{seq: s.ckptSeq, buckets: make([]port.BucketRecord, 0, len(buckets)), sets: make([]port.ValueSetRecord, 0, len(sets))}
 	return cp, buckets, sets, s.capt
 }

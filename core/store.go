@@ -211,6 +211,7 @@ func (s *Store) markDirty(b *bucket) {
 	if !b.dirty {
 		b.dirty = true
 		s.dirtyBuckets = append(s.dirtyBuckets, b)
+		s.cache.dirty += bucketCharge(b)
 	}
 }
 
@@ -219,6 +220,7 @@ func (s *Store) markSetDirty(vs *valueSet) {
 	if !vs.dirty {
 		vs.dirty = true
 		s.dirtySets = append(s.dirtySets, vs)
+		s.cache.dirty += setCharge(vs)
 	}
 }
 

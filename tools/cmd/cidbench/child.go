@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/cidstore/cidstore/tools/internal/bench"
@@ -18,10 +16,6 @@ func runChild(f *flags, stdout, stderr io.Writer) error {
 	spec, err := bench.LookupEngine(f.child)
 	if err != nil {
 		return err
-	}
-	if bench.CacheBytes > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		// As the service does (app/store.go memoryLimit).
-		debug.SetMemoryLimit(bench.CacheBytes + 1<<30)
 	}
 	sync, err := parseSync(f.sync)
 	if err != nil {
