@@ -44,6 +44,8 @@ type Config struct {
 	Sync               cidstore.SyncPolicy
 	SyncInterval       time.Duration
 	CheckpointInterval time.Duration
+	MaintenanceEvery   time.Duration
+	GCEvery            time.Duration
 	ReaderRefresh      time.Duration // 0 = ReaderRefreshInterval's default
 	CacheBytes         int64
 	WALSizeBytes       int64
@@ -131,6 +133,8 @@ func Settings() []Setting {
 			return nil
 		}},
 		{"sync_interval", "100ms", "WAL sync period when sync=interval", dur(func(c *Config) *time.Duration { return &c.SyncInterval })},
+		{"maintenance_interval", "100ms", "period of the background maintenance scheduler (tail merges, value-set compaction, demotion, buddy merges); 0 turns it off", dur(func(c *Config) *time.Duration { return &c.MaintenanceEvery })},
+		{"gc_interval", "1m", "period of background garbage collection of lost frees (every 10th pass scans the whole file); 0 turns it off", dur(func(c *Config) *time.Duration { return &c.GCEvery })},
 		{"checkpoint_interval", "5s", "time between checkpoints (readers see a write after the next one)", dur(func(c *Config) *time.Duration { return &c.CheckpointInterval })},
 		{"reader_refresh", "", "how often role reader looks for a new checkpoint of the writer; empty = min(checkpoint_interval, 1s)", func(c *Config, v string) error {
 			if v == "" {
@@ -450,6 +454,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		bad("checkpoint_interval %v must be > 0", c.CheckpointInterval)
+	}
+	if c.MaintenanceEvery < 0 || c.GCEvery < 0 {
+		bad("maintenance_interval %v and gc_interval %v must be >= 0", c.MaintenanceEvery, c.GCEvery)
 	}
 	if c.Role == "reader" && c.Backend != "hdf5" {
 		bad("role reader needs backend hdf5 (it opens the writer's HDF5 file read-only), not %s", c.Backend)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	cidstore "github.com/cidstore/cidstore/core"
 	"github.com/cidstore/cidstore/core/autotune"
@@ -56,20 +57,30 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 		return nil, fmt.Errorf("open %s backend in %s: %w", cfg.Backend, cfg.DataDir, err)
 	}
 	st, err := cidstore.Open(be, cidstore.Options{
-		WALPath:            cfg.WALPath(),
-		Sync:               cfg.Sync,
-		SyncInterval:       cfg.SyncInterval,
-		WALSizeBytes:       cfg.WALSizeBytes,
-		CheckpointInterval: cfg.CheckpointInterval,
-		PromotionThreshold: cfg.PromotionThreshold,
-		CacheBytes:         cfg.CacheBytes - backendCacheBytes(cfg.CacheBytes),
-		Logger:             log,
-		Notify:             notify,
+		WALPath:             cfg.WALPath(),
+		Sync:                cfg.Sync,
+		SyncInterval:        cfg.SyncInterval,
+		WALSizeBytes:        cfg.WALSizeBytes,
+		CheckpointInterval:  cfg.CheckpointInterval,
+		PromotionThreshold:  cfg.PromotionThreshold,
+		CacheBytes:          cfg.CacheBytes - backendCacheBytes(cfg.CacheBytes),
+		MaintenanceInterval: offIfZero(cfg.MaintenanceEvery),
+		GCInterval:          offIfZero(cfg.GCEvery),
+		Logger:              log,
+		Notify:              notify,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
 	}
 	return st, nil
+}
+
+// offIfZero maps a setting's 0 ("off") to core's negative period.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // memoryLimit sets the Go runtime's soft memory limit to the cache budget
