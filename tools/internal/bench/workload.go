@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"time"
 )
@@ -70,6 +72,11 @@ func prepare(cfg Config) (*W1, Engine, Result, error) {
 	r.Pairs = w.P()
 	runtime.GC()
 	r.DatasetRSSBytes = RSSBytes()
+	if CacheBytes > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// As the service does (app/store.go memoryLimit), on top of
+		// the data set this process holds.
+		debug.SetMemoryLimit(r.DatasetRSSBytes + CacheBytes + 1<<30)
+	}
 	cfg.logf("generated %d keys, %d pairs in %v", w.K(), w.P(), time.Since(t).Round(time.Millisecond))
 	eng, err := cfg.Engine.Open(cfg.Dir, cfg.Sync)
 	if err != nil {
