@@ -17,6 +17,7 @@ import (
 // tests kill the process there.
 const (
 	fpRowsWritten    = "h5.commit.rows-written"  // every new row written, not yet fsynced
+	fpSyncing        = "h5.commit.syncing"       // in an fsync of Commit, mu released
 	fpBeforeRoot     = "h5.commit.before-root"   // rows fsynced, commit record not written
 	fpAfterRoot      = "h5.commit.after-root"    // commit record written, not yet fsynced
 	fpSegmentCreated = "h5.grow.segment-created" // segment file closed by HDF5, not yet synced and renamed
@@ -40,6 +41,8 @@ const (
 // (ErrFailed) until reopened: the committed state on disk is then the
 // previous one or, after step 3, possibly the new one.
 func (s *Store) Commit(cp *port.Checkpoint) error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
@@ -188,7 +191,7 @@ func (tx *txn) apply() error {
 	}
 	s.fire(fpRowsWritten)
 	for f := range tx.w.files {
-		if err := s.sync(f); err != nil {
+		if err := s.syncUnlocked(f); err != nil {
 			// After a failed fsync the kernel may have dropped dirty pages
 			// it will not retry: trust nothing written since, not even
 			// space this commit would reuse.
@@ -208,7 +211,7 @@ func (tx *txn) apply() error {
 		return fmt.Errorf("write commit record: %w", err)
 	}
 	s.fire(fpAfterRoot)
-	if err := s.sync(s.fd); err != nil {
+	if err := s.syncUnlocked(s.fd); err != nil {
 		return fmt.Errorf("fsync commit record: %w", err)
 	}
 	return nil
@@ -232,6 +235,8 @@ func (tx *txn) putValueSet(v *port.ValueSetRecord) error {
 // that memory stays at the per-object locs: an error leaves the Store
 // failed, and the caller discards the file. Rewrite uses it on a new file.
 func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {

@@ -12,9 +12,13 @@ import (
 )
 
 // Store is the writer: it implements port.Backend and port.Lister over one
-// HDF5 file. Loader methods are safe for concurrent use with each other;
-// Commit excludes them while it runs.
+// HDF5 file. Loader methods are safe for concurrent use with each other and
+// with Commit. Commit excludes them while it changes the in-memory tables,
+// not while it waits for fsync: a read meanwhile returns the committed
+// version of any object the commit does not write (an object it writes may
+// read as either version; core never reads those).
 type Store struct {
+	cmu       sync.Mutex // serializes Commit and Close; taken before mu
 	mu        sync.RWMutex
 	path      string
 	opts      Options
@@ -462,6 +466,8 @@ func (s *Store) Check() error {
 // Close closes the file cleanly (HDF5 clears its SWMR status flags) and
 // releases the writer lock. Calls after Close return ErrClosed.
 func (s *Store) Close() error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -511,4 +517,14 @@ func (s *Store) sync(f *os.File) error {
 		return nil
 	}
 	return f.Sync()
+}
+
+// syncUnlocked is sync for Commit, which holds cmu and mu: it releases mu
+// while the disk works so that reads proceed (cmu keeps other commits and
+// Close out; the tables are not touched meanwhile).
+func (s *Store) syncUnlocked(f *os.File) error {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	s.fire(fpSyncing)
+	return s.sync(f)
 }

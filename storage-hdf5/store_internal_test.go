@@ -1,7 +1,9 @@
 package h5store
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cidstore/cidstore/core/port"
 )
@@ -447,5 +450,58 @@ func TestConcurrentReadsDuringCommits(t *testing.T) {
 	}
 	if err := verifyState(s, w); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A read does not wait for the fsyncs of a commit in progress: Commit
+// releases the tables' lock while the disk works. The read runs from the
+// failpoint inside that window and must finish before the commit does.
+func TestReadDuringCommitFsync(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.h5"), workloadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	bucket := func(id uint32, fill byte) port.BucketRecord {
+		return port.BucketRecord{ID: id, LocalDepth: 1, SortedCount: 4, Entries: bytes.Repeat([]byte{fill}, 4*port.EntrySize)}
+	}
+	meta := port.Meta{FormatVersion: 2, GlobalDepth: 1, HashSeed: 1, BucketCapacity: 4, NumBuckets: 2, NextBucketID: 2, NextValueSetID: 1}
+	first := &port.Checkpoint{Meta: meta, Directory: []uint32{0, 1}, Buckets: []port.BucketRecord{bucket(0, 'a'), bucket(1, 'b')}, Full: true}
+	if err := s.Commit(first); err != nil {
+		t.Fatal(err)
+	}
+	meta.CheckpointLSN = 1
+	cp := &port.Checkpoint{Meta: meta, Directory: []uint32{0, 1}, Buckets: []port.BucketRecord{bucket(1, 'c')}}
+	const probe = 0 // the second checkpoint does not write it
+	want := bucket(probe, 'a')
+	var during error
+	windows := 0
+	s.failpoint = func(name string) {
+		if name != fpSyncing || windows > 0 {
+			return
+		}
+		windows++
+		got := make(chan error, 1)
+		go func() {
+			r, err := s.ReadBucket(probe)
+			if err == nil && !bytes.Equal(r.Entries, want.Entries) {
+				err = fmt.Errorf("read bucket %d during commit: entries differ", probe)
+			}
+			got <- err
+		}()
+		select {
+		case during = <-got:
+		case <-time.After(10 * time.Second):
+			during = errors.New("a read waited for the commit's fsync")
+		}
+	}
+	if err := s.Commit(cp); err != nil {
+		t.Fatal(err)
+	}
+	if windows == 0 {
+		t.Fatal("the commit never reached its fsync window")
+	}
+	if during != nil {
+		t.Fatal(during)
 	}
 }
