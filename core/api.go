@@ -53,7 +53,7 @@ type Stats struct {
 	LastCheckpointBytes    int64
 	RecoveredRecords       uint64 // WAL records replayed by Open
 
-	CacheBytes    int64            // bytes charged by resident buckets and value sets
+	CacheBytes    int64            // bytes charged by resident buckets and value sets (estimated between checkpoints)
 	CacheBudget   int64            // Options.CacheBytes; 0 = unbounded
 	BucketLoads   uint64           // buckets read from the backend on demand
 	ValueSetLoads uint64           // value sets read from the backend on demand

@@ -670,7 +670,7 @@ func (s *Store) Stats() Stats {
 		LastCheckpointDuration: time.Duration(c.lastCkptNanos.Load()),
 		LastCheckpointBytes:    c.lastCkptBytes.Load(),
 		RecoveredRecords:       c.recovered.Load(),
-		CacheBytes:             s.cache.used.Load(),
+		CacheBytes:             s.cache.used.Load() + s.cache.growth.Load(),
 		CacheBudget:            s.cache.budget,
 		BucketLoads:            s.cache.bucketLoads.Load(),
 		ValueSetLoads:          s.cache.setLoads.Load(),
