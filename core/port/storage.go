@@ -2,8 +2,10 @@ package port
 
 // Loader reads the last committed checkpoint.
 //
-// Returned slices belong to the caller. Methods are safe to call from one
-// goroutine at a time; core never calls them concurrently with Commit.
+// Returned slices belong to the caller. Core calls the methods from many
+// goroutines at once (lookups read evicted buckets back), also while a
+// Commit runs: a read must then return the committed version of an object
+// the commit does not write (core never reads one it writes).
 type Loader interface {
 	// LoadMeta returns the committed metadata and directory. ok is false
 	// when nothing was ever committed (a new store); err is then nil.
