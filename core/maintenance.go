@@ -122,8 +122,9 @@ func (s *Store) BucketInfo(id uint32) (info BucketInfo, ok bool) {
 		}
 	}
 	s.wmu.Unlock()
-	// The backend is not called concurrently with Commit. ckptMu is taken
-	// after wmu is released: checkpoints take ckptMu, then wmu.
+	// ckptMu keeps a Commit (which may be writing this very bucket) out of
+	// the read. It is taken after wmu is released: checkpoints take ckptMu,
+	// then wmu.
 	s.ckptMu.Lock()
 	rec, err := s.backend.ReadBucket(id)
 	s.ckptMu.Unlock()
