@@ -273,14 +273,23 @@ func (s *Store) danger(b *bucket, now int64) float64 {
 	if m.gen == s.maint.gen {
 		p = min(1, float64(m.pending)/float64(s.capacity))
 	}
-	t := min(1, float64(len(b.entries)-b.sorted)/float64(min(bucketTailMax, s.capacity)))
-	last := max(m.lastMerge, b.lastCompacted, s.maint.opened)
+	// A reader may be loading an evicted bucket (under its lock, not the
+	// writer's): its contents count only once loaded, which is set last.
+	var t float64
+	last := max(m.lastMerge, s.maint.opened)
+	if b.loaded.Load() {
+		t = min(1, float64(len(b.entries)-b.sorted)/float64(min(bucketTailMax, s.capacity)))
+		last = max(last, b.lastCompacted)
+	}
 	a := min(1, max(0, float64(now-last)/float64(s.opts.MaintenanceAgeSaturation)))
 	return dangerWeightPending*p + dangerWeightTail*t + dangerWeightAge*a
 }
 
 // mergeCost estimates the work of one pass over b, in entries moved.
 func mergeCost(b *bucket) float64 {
+	if !b.loaded.Load() {
+		return 1 // see danger
+	}
 	tail := float64(len(b.entries) - b.sorted)
 	return 1 + float64(len(b.entries)) + tail*math.Log2(tail+1)
 }
