@@ -38,6 +38,7 @@ test: deps lint build ## everything CI runs: lint, unit, property, fuzz seeds, c
 
 test-race: ## the concurrency-sensitive packages under the race detector
 	@set -e; for m in core storage-mem; do echo "== race $$m"; (cd $$m && $(GO) test -count=1 -race -short ./...); done
+	@echo "== race tests (readers, evictor, checkpoints, maintenance on both backends)"; cd tests && $(GO) test -count=1 -race -run 'TestReadersWithEviction' .
 
 test-short: ## quick unit tests only
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -short ./...); done
