@@ -72,6 +72,9 @@ func (c *cache) over() bool {
 }
 
 func (c *cache) admit(b *bucket) {
+	if c.budget <= 0 {
+		return // nothing is ever evicted: no CLOCK to feed
+	}
 	c.inMu.Lock()
 	c.incoming = append(c.incoming, b)
 	c.inMu.Unlock()
