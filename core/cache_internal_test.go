@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -400,5 +401,62 @@ func TestGCWithEvictedBuckets(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A writer that waits for WAL space releases the writer lock; the evictor
+// may then drop the buckets the batch loaded. The batch must be prepared
+// again before it is logged and applied (applied to an evicted bucket, its
+// committed entries were lost while the counters kept them).
+func TestEvictionWhileWaitingForWALSpace(t *testing.T) {
+	ctx := context.Background()
+	var s *Store
+	evicting := false
+	opts := Options{
+		WALPath:             filepath.Join(t.TempDir(), "wal"),
+		WALSizeBytes:        minWALSizeBytes,
+		CheckpointInterval:  -1,
+		CheckpointFillRatio: 1,
+		BucketCapacity:      16,
+		HashSeed:            21,
+		CacheBytes:          1,
+		MaintenanceInterval: -1,
+		Failpoint: func(name string) {
+			// A checkpoint forced by a full WAL runs while the waiting
+			// writer holds no lock: evict everything evictable then.
+			if name == "checkpoint.after-commit" && evicting {
+				evictNow(s)
+			}
+		},
+	}
+	var err error
+	s, err = Open(newTestBackend(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := cacheModel(t, s, 400, 3, 9)
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evicting = true
+	waits := s.Stats().Checkpoints
+	for i := range 20000 { // fills the WAL many times over
+		k := e(uint64(1 + i%400))
+		v := E{High: k.High, Low: 1<<32 + uint64(i)}
+		if err := s.Insert(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = append(want[k], v)
+	}
+	if s.Stats().Checkpoints-waits < 3 {
+		t.Fatalf("only %d checkpoints: the WAL never filled", s.Stats().Checkpoints-waits)
+	}
+	for k := range want {
+		slices.SortFunc(want[k], E.Compare)
+	}
+	checkModel(t, s, want)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -325,18 +325,28 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		s.wmu.Unlock()
 		return ErrClosed
 	}
-	if err := s.prepare(ops); err != nil {
-		s.wmu.Unlock()
-		return err
-	}
 	var first, last uint64
-	if s.wal != nil {
+	for {
+		// Load what the batch touches before it is logged, so that applying
+		// it cannot fail; again after walAppend waited for space without
+		// the writer lock (the evictor may have run).
+		if err := s.prepare(ops); err != nil {
+			s.wmu.Unlock()
+			return err
+		}
+		if s.wal == nil {
+			break
+		}
 		var err error
 		first, last, err = s.walAppend(ctx, ops, txn)
+		if errors.Is(err, errWALWaited) {
+			continue
+		}
 		if err != nil {
 			s.wmu.Unlock()
 			return err
 		}
+		break
 	}
 	for i := range ops {
 		s.apply(&ops[i])
@@ -401,11 +411,22 @@ func (s *Store) bucketFor(h uint64) *bucket {
 	return s.dir.Load().lookup(h)
 }
 
+// applyBucket is bucketFor for the apply paths: prepare loaded the bucket,
+// and applying to one that is not loaded would lose its committed entries,
+// so that is a bug worth a crash (the WAL still holds the batch).
+func (s *Store) applyBucket(h uint64) *bucket {
+	b := s.bucketFor(h)
+	if !b.loaded.Load() {
+		panic(fmt.Sprintf("cidstore: bucket %d is not loaded at apply time", b.id))
+	}
+	return b
+}
+
 func (s *Store) applyInsert(k, v E) {
 	h := s.hash(k)
 	tag := tagOf(h)
 	for {
-		b := s.bucketFor(h)
+		b := s.applyBucket(h)
 		if i := b.find(k, tag); i >= 0 {
 			s.addValue(b, i, v)
 			return
@@ -488,7 +509,7 @@ func sortSmall(v []E) {
 
 func (s *Store) applyDeleteKey(k E) {
 	h := s.hash(k)
-	b := s.bucketFor(h)
+	b := s.applyBucket(h)
 	i := b.find(k, tagOf(h))
 	if i < 0 {
 		return
@@ -524,7 +545,7 @@ func (s *Store) dropSet(vs *valueSet, k E) {
 
 func (s *Store) applyDeleteValue(k, v E) {
 	h := s.hash(k)
-	b := s.bucketFor(h)
+	b := s.applyBucket(h)
 	i := b.find(k, tagOf(h))
 	if i < 0 {
 		return

@@ -172,12 +172,11 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		recs = append(recs, wal.Record{Op: wal.OpTxnCommit, Nanos: now, Seq: uint32(len(ops) + 1)})
 	}
 	w.recs = recs
-	for {
-		first, last, err = w.log.Append(recs)
-		if !errors.Is(err, wal.ErrFull) {
-			break
-		}
-		// Backpressure: never overwrite un-checkpointed records.
+	first, last, err = w.log.Append(recs)
+	if errors.Is(err, wal.ErrFull) {
+		// Backpressure: never overwrite un-checkpointed records. The writer
+		// lock is released meanwhile, so the caller must prepare the batch
+		// again (the evictor may have dropped what it loaded) and retry.
 		s.wmu.Unlock()
 		cerr := s.checkpointForSpace(int64(len(recs)))
 		if cerr == nil {
@@ -190,6 +189,7 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		if s.closed.Load() {
 			return 0, 0, ErrClosed
 		}
+		return 0, 0, errWALWaited
 	}
 	if errors.Is(err, wal.ErrTooLarge) {
 		return 0, 0, fmt.Errorf("%w: batch of %d records is larger than the WAL", ErrInvalid, len(recs))
@@ -215,6 +215,10 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 
 // checkpointForSpace runs a checkpoint unless the one that was running when
 // the caller found the WAL full has already made room for n records.
+// errWALWaited is returned by walAppend after it released the writer lock
+// to wait for WAL space: nothing was appended, the caller retries.
+var errWALWaited = errors.New("wal: waited for space")
+
 func (s *Store) checkpointForSpace(n int64) error {
 	s.ckptMu.Lock()
 	free := s.wal.log.FreeRecords()
