@@ -160,7 +160,7 @@ func (s *Store) readBucket(b *bucket) error {
 		if topBits(h, b.depth) != b.prefix {
 			return fmt.Errorf("%w: bucket %d entry %d: key %v hashes outside the bucket", ErrCorrupt, b.id, k, e.key)
 		}
-		if e.spilled() && (e.spillID() == 0 || e.spillID() >= s.nextVSIDAtLoad()) {
+		if e.spilled() && (e.spillID() == 0 || e.spillID() >= s.vsidLimit.Load()) {
 			return fmt.Errorf("%w: bucket %d entry %d: value set id %d out of range", ErrCorrupt, b.id, k, e.spillID())
 		}
 		entries[k], tags[k] = e, tagOf(h)
@@ -172,9 +172,6 @@ func (s *Store) readBucket(b *bucket) error {
 	b.loaded.Store(true)
 	return nil
 }
-
-// nextVSIDAtLoad bounds the value-set ids a committed bucket may name.
-func (s *Store) nextVSIDAtLoad() uint64 { return s.vsidLimit.Load() }
 
 // loadSetOf loads value set id for an entry of b if it is not loaded. It
 // checks under b's lock that an entry of b still names id (the writer may
