@@ -42,7 +42,12 @@ func runChild(f *flags, stdout, stderr io.Writer) error {
 	if !f.quiet {
 		cfg.Log = stderr
 	}
+	stop, err := bench.StartCPUProfile()
+	if err != nil {
+		return err
+	}
 	r, runErr := bench.Workloads[cfg.Workload](cfg)
+	stop()
 	if runErr != nil {
 		r.Error = runErr.Error()
 	}

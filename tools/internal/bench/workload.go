@@ -115,6 +115,9 @@ func runW1(cfg Config) (Result, error) {
 	if err := insertAll(cfg, w, eng, &r, func(int) {}); err != nil {
 		return r, errors.Join(err, eng.Close())
 	}
+	if err := writeHeapProfile(); err != nil {
+		return r, errors.Join(err, eng.Close())
+	}
 
 	t := cfg.Lookups + cfg.Lookups/10
 	lat := NewLatency()
