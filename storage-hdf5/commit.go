@@ -43,8 +43,9 @@ const (
 func (s *Store) Commit(cp *port.Checkpoint) error {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// cmu keeps Close and other commits out, so closed and failed can be
+	// read here without mu; the txn takes mu only around changes readers
+	// can see (txn.lock), so reads proceed while it writes and syncs.
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -63,15 +64,26 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 			lsn, cp.TrimDeletions, r.deletions-r.delStart)
 	}
 	tx := s.newTxn(cp)
+	if cp.Full {
+		// A full checkpoint replaces the tables at once: readers wait for
+		// it (it happens when a store is created).
+		tx.exclusive = true
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
 	if err := tx.apply(); err != nil {
 		if tx.rootWritten || tx.poisoned {
 			s.failed = err
 			return fmt.Errorf("commit lsn %d: %w: %w", lsn, ErrFailed, err)
 		}
+		tx.lock()
 		tx.rollback()
+		tx.unlock()
 		return fmt.Errorf("commit lsn %d: %w", lsn, err)
 	}
+	tx.lock()
 	tx.finish()
+	tx.unlock()
 	return nil
 }
 
@@ -126,11 +138,42 @@ type txn struct {
 	rootWritten bool   // the durable state is unknown from here on
 	poisoned    bool   // an fsync failed
 	chunk       []byte // blobWriter buffer
+	// exclusive is set when the txn holds the Store's mu throughout (full
+	// checkpoints, commitStream); otherwise it takes mu only to change
+	// what readers see: table entries and pool segment lists (lock).
+	exclusive bool
+	staged    []stagedLoc // new versions not yet in the tables (publish)
 	// stream, when set, puts more objects after cp's (commitStream).
 	stream func(tx *txn) error
 	// noUndo skips the undo records and allocation list: the txn cannot
 	// be rolled back (commitStream).
 	noUndo bool
+}
+
+// lock takes the Store's mu for a change that readers can see, unless the
+// txn holds it throughout. Only the committing goroutine changes the
+// tables and pools (cmu), so it reads them without mu.
+func (tx *txn) lock() {
+	if !tx.exclusive {
+		tx.s.mu.Lock()
+	}
+}
+
+func (tx *txn) unlock() {
+	if !tx.exclusive {
+		tx.s.mu.Unlock()
+	}
+}
+
+// sync fsyncs f for the txn without holding mu, so that reads proceed
+// while the disk works.
+func (tx *txn) sync(f *os.File) error {
+	if tx.exclusive {
+		tx.s.mu.Unlock()
+		defer tx.s.mu.Lock()
+	}
+	tx.s.fire(fpSyncing)
+	return tx.s.sync(f)
 }
 
 func (s *Store) newTxn(cp *port.Checkpoint) *txn {
@@ -175,6 +218,9 @@ func (tx *txn) apply() error {
 			return err
 		}
 	}
+	if err := tx.publish(); err != nil {
+		return err
+	}
 	if err := tx.writeDirectory(); err != nil {
 		return err
 	}
@@ -191,7 +237,7 @@ func (tx *txn) apply() error {
 	}
 	s.fire(fpRowsWritten)
 	for f := range tx.w.files {
-		if err := s.syncUnlocked(f); err != nil {
+		if err := tx.sync(f); err != nil {
 			// After a failed fsync the kernel may have dropped dirty pages
 			// it will not retry: trust nothing written since, not even
 			// space this commit would reuse.
@@ -211,7 +257,7 @@ func (tx *txn) apply() error {
 		return fmt.Errorf("write commit record: %w", err)
 	}
 	s.fire(fpAfterRoot)
-	if err := s.syncUnlocked(s.fd); err != nil {
+	if err := tx.sync(s.fd); err != nil {
 		return fmt.Errorf("fsync commit record: %w", err)
 	}
 	return nil
@@ -249,7 +295,7 @@ func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) er
 		return fmt.Errorf("commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
 	tx := s.newTxn(cp)
-	tx.stream, tx.noUndo = stream, true
+	tx.stream, tx.noUndo, tx.exclusive = stream, true, true
 	if err := tx.apply(); err != nil {
 		s.failed = err
 		return fmt.Errorf("commit lsn %d: %w: %w", cp.Meta.CheckpointLSN, ErrFailed, err)
@@ -289,7 +335,9 @@ func (tx *txn) free(k int, id uint64) {
 	}
 	tx.save(k, id, l, ok)
 	tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
+	tx.lock()
 	t.set(id, loc{state: stDirty})
+	tx.unlock()
 }
 
 // put writes a new version of an object to free space and points its loc
@@ -311,12 +359,56 @@ func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
 	meta.gen = tx.gen
 	meta.state = stLive | stDirty
 	t := tx.s.st.tabs[k]
+	if _, again := tx.saved[k][id]; again && len(tx.staged) > 0 {
+		// A second version in one commit: the first must be in the table
+		// for the second to supersede (and free) it.
+		if err := tx.publish(); err != nil {
+			return err
+		}
+	}
 	old, had := t.get(id)
 	tx.save(k, id, old, had)
 	if had && old.live() {
 		tx.frees = append(tx.frees, pext{dataPool[k], old.ref, old.records()})
 	}
-	t.set(id, meta)
+	if tx.exclusive {
+		t.set(id, meta)
+		return nil
+	}
+	tx.staged = append(tx.staged, stagedLoc{k, id, meta})
+	if len(tx.staged) >= publishBatch {
+		return tx.publish()
+	}
+	return nil
+}
+
+// stagedLoc is a new object version whose rows may still sit in the
+// pwriter's buffer: readers must not see it yet.
+type stagedLoc struct {
+	kind int
+	id   uint64
+	l    loc
+}
+
+// publishBatch is how many new versions wait for one publish: one lock
+// hold per batch, not per object.
+const publishBatch = 1024
+
+// publish writes out the buffered rows, then points the tables at the
+// staged versions under mu. A reader that reads one of them before the
+// commit is durable gets the new rows, written but not yet synced (core
+// never reads an object a commit writes; other callers accept either
+// version).
+func (tx *txn) publish() error {
+	if err := tx.w.flush(); err != nil {
+		return err
+	}
+	tx.lock()
+	for _, st := range tx.staged {
+		tx.s.st.tabs[st.kind].set(st.id, st.l)
+	}
+	tx.unlock()
+	tx.staged = tx.staged[:0]
 	return nil
 }
 
@@ -325,7 +417,7 @@ func (tx *txn) alloc(pi int, n uint64) (ref, *os.File, int64, error) {
 	p := tx.s.st.pools[pi]
 	r, ok := p.alloc(n)
 	if !ok {
-		if err := tx.s.grow(pi, n); err != nil {
+		if err := tx.grow(pi, n); err != nil {
 			return 0, nil, 0, err
 		}
 		if r, ok = p.alloc(n); !ok {
@@ -507,7 +599,7 @@ func (tx *txn) appendDeletions() error {
 	p := tx.s.st.pools[poolDeletions]
 	newEnd := end + uint64(len(dels))
 	if c := p.capacity(); newEnd > c {
-		if err := tx.s.grow(poolDeletions, newEnd-c); err != nil {
+		if err := tx.grow(poolDeletions, newEnd-c); err != nil {
 			return fmt.Errorf("deletion log: %w", err)
 		}
 	}
@@ -626,7 +718,10 @@ func (s *Store) changedAttrs(group string, attrs []h5.Attr) []h5.Attr {
 // unopenable). A segment file is instead built under a temporary name,
 // closed, fsynced and renamed into place, so it exists complete or not at
 // all; h5store then writes it with pwrite only.
-func (s *Store) grow(pi int, need uint64) error {
+//
+// Readers see the pool change only when the segment is added, under mu.
+func (tx *txn) grow(pi int, need uint64) error {
+	s := tx.s
 	total := 0
 	for _, p := range s.st.pools {
 		total += len(p.segs)
@@ -652,9 +747,11 @@ func (s *Store) grow(pi int, need uint64) error {
 	if err != nil {
 		return fmt.Errorf("grow %s: %w", poolSpecs[pi].name, err)
 	}
+	tx.lock()
 	p.addSegment(f, ds.Offset, ds.Records, true)
 	s.names[pi] = append(s.names[pi], idx)
 	s.stats.SegmentsCreated++
+	tx.unlock()
 	s.log.Info("h5store: new segment", "file", file, "records", ds.Records, "bytes", int64(ds.Records)*p.recSize)
 	return nil
 }

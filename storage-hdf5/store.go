@@ -13,12 +13,13 @@ import (
 
 // Store is the writer: it implements port.Backend and port.Lister over one
 // HDF5 file. Loader methods are safe for concurrent use with each other and
-// with Commit. Commit excludes them while it changes the in-memory tables,
-// not while it waits for fsync: a read meanwhile returns the committed
-// version of any object the commit does not write (an object it writes may
-// read as either version; core never reads those).
+// with Commit. Commit takes mu only for each in-memory table or segment
+// list change, not while it writes rows or waits for fsync: a read
+// meanwhile returns the committed version of any object the commit does
+// not write (an object it writes may read as either version; core never
+// reads those). LoadMeta and Check wait for a commit in progress.
 type Store struct {
-	cmu       sync.Mutex // serializes Commit and Close; taken before mu
+	cmu       sync.Mutex // serializes Commit, Close, LoadMeta and Check; taken before mu
 	mu        sync.RWMutex
 	path      string
 	opts      Options
@@ -378,6 +379,8 @@ func (s *Store) usable() error {
 // store that was never committed to. The directory slice belongs to the
 // caller.
 func (s *Store) LoadMeta() (port.Meta, []uint32, bool, error) {
+	s.cmu.Lock() // a commit in progress changes the tables before the root
+	defer s.cmu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(); err != nil {
@@ -455,6 +458,8 @@ func (s *Store) Stats() Stats {
 // checked when the store was opened. It returns every problem found, each
 // wrapping port.ErrCorrupt.
 func (s *Store) Check() error {
+	s.cmu.Lock() // see the committed state, not a commit in progress
+	defer s.cmu.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(); err != nil {
@@ -517,14 +522,4 @@ func (s *Store) sync(f *os.File) error {
 		return nil
 	}
 	return f.Sync()
-}
-
-// syncUnlocked is sync for Commit, which holds cmu and mu: it releases mu
-// while the disk works so that reads proceed (cmu keeps other commits and
-// Close out; the tables are not touched meanwhile).
-func (s *Store) syncUnlocked(f *os.File) error {
-	s.mu.Unlock()
-	defer s.mu.Lock()
-	s.fire(fpSyncing)
-	return s.sync(f)
 }

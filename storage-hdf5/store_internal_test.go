@@ -453,10 +453,17 @@ func TestConcurrentReadsDuringCommits(t *testing.T) {
 	}
 }
 
-// A read does not wait for the fsyncs of a commit in progress: Commit
-// releases the tables' lock while the disk works. The read runs from the
-// failpoint inside that window and must finish before the commit does.
-func TestReadDuringCommitFsync(t *testing.T) {
+// A read does not wait for a commit in progress: Commit holds the tables'
+// lock only to change them, not while it writes rows, syncs or writes the
+// commit record. The read runs from each failpoint of Commit and must
+// finish before the commit does.
+func TestReadDuringCommit(t *testing.T) {
+	for _, fp := range []string{fpRowsWritten, fpSyncing, fpBeforeRoot, fpAfterRoot} {
+		t.Run(fp, func(t *testing.T) { testReadDuringCommit(t, fp) })
+	}
+}
+
+func testReadDuringCommit(t *testing.T, fp string) {
 	s, err := Open(filepath.Join(t.TempDir(), "s.h5"), workloadOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -477,7 +484,7 @@ func TestReadDuringCommitFsync(t *testing.T) {
 	var during error
 	windows := 0
 	s.failpoint = func(name string) {
-		if name != fpSyncing || windows > 0 {
+		if name != fp || windows > 0 {
 			return
 		}
 		windows++
@@ -492,14 +499,14 @@ func TestReadDuringCommitFsync(t *testing.T) {
 		select {
 		case during = <-got:
 		case <-time.After(10 * time.Second):
-			during = errors.New("a read waited for the commit's fsync")
+			during = fmt.Errorf("a read waited for the commit at %s", fp)
 		}
 	}
 	if err := s.Commit(cp); err != nil {
 		t.Fatal(err)
 	}
 	if windows == 0 {
-		t.Fatal("the commit never reached its fsync window")
+		t.Fatalf("the commit never reached %s", fp)
 	}
 	if during != nil {
 		t.Fatal(during)
