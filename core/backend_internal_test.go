@@ -73,6 +73,9 @@ func (b *testBackend) Commit(cp *port.Checkpoint) error {
 	if b.closed {
 		return errTestClosed
 	}
+	if err := cp.Collect(); err != nil {
+		return err
+	}
 	b.d.mu.Lock()
 	defer b.d.mu.Unlock()
 	if cp.Full {

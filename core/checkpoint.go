@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cidstore/cidstore/core/port"
@@ -40,22 +41,24 @@ func (s *Store) checkpoint() error {
 	cp, buckets, sets, capt := s.freeze()
 	s.wmu.Unlock()
 	// Writers run again: a frozen bucket or set they touch is captured by
-	// them first (lockBucket, touchSet); the rest are captured here.
-	for _, b := range buckets {
-		b.mu.Lock()
-		if b.frozen {
-			s.captureBucket(b)
+	// them first (lockBucket, touchSet); the backend pulls the rest from
+	// the stream, encoded one at a time.
+	streamed := false
+	cp.Stream = func(putBucket func(*port.BucketRecord) error, putSet func(*port.ValueSetRecord) error) error {
+		if streamed {
+			return errors.New("checkpoint stream run twice")
 		}
-		b.mu.Unlock()
+		streamed = true
+		return s.stream(capt, buckets, sets, putBucket, putSet)
 	}
-	for _, vs := range sets {
-		s.captureSet(vs)
-	}
-	cp.Buckets, cp.ValueSets = capt.buckets, capt.sets
 	s.failpoint("checkpoint.before-commit")
-	if err := s.backend.Commit(cp); err != nil {
+	err := s.backend.Commit(cp)
+	if err == nil && !streamed {
+		err = errors.New("backend committed without running the checkpoint's stream")
+	}
+	if err != nil {
 		s.wmu.Lock()
-		s.requeue(cp)
+		s.requeue(cp, buckets, sets)
 		s.restoreTrim(cp.TrimDeletions)
 		s.wmu.Unlock()
 		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
@@ -65,7 +68,7 @@ func (s *Store) checkpoint() error {
 	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
 	s.stats.checkpoints.Add(1)
 	s.stats.lastCkptNanos.Store(int64(time.Since(start)))
-	s.stats.lastCkptBytes.Store(capt.bytes + int64(4*len(cp.Directory)))
+	s.stats.lastCkptBytes.Store(capt.bytes.Load() + int64(4*len(cp.Directory)))
 	s.stats.lastCkptEnd.Store(time.Now().UnixNano())
 	if s.wal != nil {
 		if err := s.walTruncate(cp.Meta.CheckpointLSN); err != nil {
@@ -73,6 +76,76 @@ func (s *Store) checkpoint() error {
 		}
 	}
 	return nil
+}
+
+// streamDrainEvery is how many buckets or value sets the stream encodes
+// between hand-overs of what the writer captured meanwhile.
+const streamDrainEvery = 64
+
+// stream hands a frozen checkpoint to the backend one record at a time:
+// each bucket and value set still frozen is encoded into a buffer reused
+// for the next, and the copies the writer made of those it touched first
+// are handed over as they accumulate. A checkpoint thus holds no encoded
+// copy of everything it writes, only of what the writer changed while it
+// ran.
+func (s *Store) stream(c *capture, buckets []*bucket, sets []*valueSet,
+	putBucket func(*port.BucketRecord) error, putSet func(*port.ValueSetRecord) error) error {
+	drain := func() error {
+		c.mu.Lock()
+		bs, vs := c.buckets, c.sets
+		c.buckets, c.sets = nil, nil
+		c.mu.Unlock()
+		for i := range bs {
+			if err := putBucket(&bs[i]); err != nil {
+				return err
+			}
+		}
+		for i := range vs {
+			if err := putSet(&vs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var rec port.BucketRecord
+	for i, b := range buckets {
+		b.mu.Lock()
+		frozen := b.frozen
+		if frozen {
+			rec = s.encodeBucket(c, b, rec.Entries[:0])
+		}
+		b.mu.Unlock()
+		if frozen {
+			if err := putBucket(&rec); err != nil {
+				return err
+			}
+		}
+		if i%streamDrainEvery == streamDrainEvery-1 {
+			if err := drain(); err != nil {
+				return err
+			}
+		}
+	}
+	var srec port.ValueSetRecord
+	for i, vs := range sets {
+		c.mu.Lock()
+		frozen := vs.frozen.Load()
+		if frozen {
+			srec = s.encodeSet(c, vs, srec.Values[:0], srec.Tombstones[:0])
+		}
+		c.mu.Unlock()
+		if frozen {
+			if err := putSet(&srec); err != nil {
+				return err
+			}
+		}
+		if i%streamDrainEvery == streamDrainEvery-1 {
+			if err := drain(); err != nil {
+				return err
+			}
+		}
+	}
+	return drain()
 }
 
 func (s *Store) failpoint(name string) {
@@ -83,18 +156,24 @@ func (s *Store) failpoint(name string) {
 
 // requeue puts what a failed checkpoint carried back into the next one
 // (writer lock held): the backend still holds the previous checkpoint.
-func (s *Store) requeue(cp *port.Checkpoint) {
+// Buckets and sets the stream did not reach are still frozen; they thaw
+// here.
+func (s *Store) requeue(cp *port.Checkpoint, buckets []*bucket, sets []*valueSet) {
 	if cp.Full {
 		s.needFull = true
 	}
-	for i := range cp.Buckets {
-		if id := cp.Buckets[i].ID; int(id) < len(s.buckets) && s.buckets[id] != nil {
-			s.markDirty(s.buckets[id])
+	for _, b := range buckets {
+		b.mu.Lock()
+		b.frozen = false
+		b.mu.Unlock()
+		if int(b.id) < len(s.buckets) && s.buckets[b.id] != nil {
+			s.markDirty(s.buckets[b.id])
 		}
 	}
-	for i := range cp.ValueSets {
-		if vs := s.sets.lookup(cp.ValueSets[i].ID); vs != nil {
-			s.markSetDirty(vs)
+	for _, vs := range sets {
+		vs.frozen.Store(false)
+		if v := s.sets.lookup(vs.id); v != nil {
+			s.markSetDirty(v)
 		}
 	}
 	s.freedBuckets = append(cp.FreedBuckets, s.freedBuckets...)
@@ -114,10 +193,10 @@ func (s *Store) idle() bool {
 // checkpoint, as they were when it was frozen.
 type capture struct {
 	seq     uint64 // checkpoint sequence number (cache.go: savedSeq)
-	mu      sync.Mutex
-	buckets []port.BucketRecord
-	sets    []port.ValueSetRecord
-	bytes   int64
+	bytes   atomic.Int64
+	mu      sync.Mutex            // serializes captureSet with the stream
+	buckets []port.BucketRecord   // copies the writer made (lockBucket)
+	sets    []port.ValueSetRecord // copies the writer made (touchSet)
 }
 
 // freeze takes the consistent cut of a checkpoint (writer lock held): the
@@ -194,7 +273,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	s.ckptSeq++
 	s.cache.growth.Store(0)
 	s.cache.dirty = 0
-	s.capt = &capture{seq: s.ckptSeq, buckets: make([]port.BucketRecord, 0, len(buckets)), sets: make([]port.ValueSetRecord, 0, len(sets))}
+	s.capt = &capture{seq: s.ckptSeq}
 	return cp, buckets, sets, s.capt
 }
 
@@ -207,14 +286,26 @@ func (s *Store) lockBucket(b *bucket) {
 	}
 }
 
-// captureBucket encodes frozen b into the checkpoint in progress, b.mu
-// held. The record is written sorted (the tail merged in) without
-// reordering b itself: the writer reads its buckets without locking.
+// captureBucket copies frozen b into the checkpoint in progress, b.mu
+// held: the writer is about to change it.
 func (s *Store) captureBucket(b *bucket) {
+	c := s.capt
+	rec := s.encodeBucket(c, b, nil)
+	c.mu.Lock()
+	c.buckets = append(c.buckets, rec)
+	c.mu.Unlock()
+}
+
+// encodeBucket encodes frozen b for checkpoint c into dst's space and
+// thaws it, b.mu held. The record is written sorted (the tail merged in)
+// without reordering b itself: the writer reads its buckets without
+// locking.
+func (s *Store) encodeBucket(c *capture, b *bucket, dst []byte) port.BucketRecord {
 	b.frozen = false
-	b.savedSeq = s.capt.seq
+	b.savedSeq = c.seq
 	s.rechargeBucket(b)
-	rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.entries)), LastCompacted: b.lastCompacted, Entries: make([]byte, port.EntrySize*len(b.entries))}
+	n := port.EntrySize * len(b.entries)
+	rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.entries)), LastCompacted: b.lastCompacted, Entries: slices.Grow(dst[:0], n)[:n]}
 	tail := slices.Clone(b.entries[b.sorted:])
 	slices.SortFunc(tail, func(x, y entry) int { return x.key.Compare(y.key) })
 	i, j := 0, 0
@@ -229,11 +320,8 @@ func (s *Store) captureBucket(b *bucket) {
 		}
 		encodeEntry(rec.Entries[k*port.EntrySize:], e)
 	}
-	c := s.capt
-	c.mu.Lock()
-	c.buckets = append(c.buckets, rec)
-	c.bytes += int64(len(rec.Entries))
-	c.mu.Unlock()
+	c.bytes.Add(int64(n))
+	return rec
 }
 
 // touchSet must be called by the writer before it changes vs: a frozen set
@@ -244,9 +332,10 @@ func (s *Store) touchSet(vs *valueSet) {
 	}
 }
 
-// captureSet encodes vs into the checkpoint in progress if it is still
-// frozen. The writer and the checkpointer serialize on the capture's mutex;
-// the writer changes vs only after seeing it unfrozen.
+// captureSet copies vs into the checkpoint in progress if it is still
+// frozen: the writer is about to change it. The writer and the stream
+// serialize on the capture's mutex; the writer changes vs only after
+// seeing it thawed.
 func (s *Store) captureSet(vs *valueSet) {
 	c := s.capt
 	c.mu.Lock()
@@ -254,12 +343,19 @@ func (s *Store) captureSet(vs *valueSet) {
 	if !vs.frozen.Load() {
 		return
 	}
-	rec := port.ValueSetRecord{ID: vs.id, SortedCount: uint32(vs.sorted), Values: make([]byte, port.ValueSize*len(vs.vals))}
+	c.sets = append(c.sets, s.encodeSet(c, vs, nil, nil))
+}
+
+// encodeSet encodes frozen vs for checkpoint c into the space of vals and
+// tombs and thaws it, c.mu held.
+func (s *Store) encodeSet(c *capture, vs *valueSet, vals, tombs []byte) port.ValueSetRecord {
+	n := port.ValueSize * len(vs.vals)
+	rec := port.ValueSetRecord{ID: vs.id, SortedCount: uint32(vs.sorted), Values: slices.Grow(vals[:0], n)[:n]}
 	for i, v := range vs.vals {
 		encodeValue(rec.Values[i*port.ValueSize:], v)
 	}
 	if len(vs.dead) > 0 {
-		rec.Tombstones = make([]byte, 0, port.ValueSize*len(vs.dead))
+		rec.Tombstones = slices.Grow(tombs[:0], port.ValueSize*len(vs.dead))
 		var buf [port.ValueSize]byte
 		for _, v := range vs.vals { // in vals order: deterministic
 			if _, gone := vs.dead[v]; gone {
@@ -268,11 +364,11 @@ func (s *Store) captureSet(vs *valueSet) {
 			}
 		}
 	}
-	c.sets = append(c.sets, rec)
-	c.bytes += int64(len(rec.Values) + len(rec.Tombstones))
+	c.bytes.Add(int64(len(rec.Values) + len(rec.Tombstones)))
 	vs.savedSeq = c.seq
 	s.rechargeSet(vs)
 	vs.frozen.Store(false)
+	return rec
 }
 
 // restore rebuilds the resident state from a committed checkpoint: the

@@ -56,6 +56,13 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 		return errors.New("commit: nil checkpoint")
 	}
 	lsn := cp.Meta.CheckpointLSN
+	if cp.Full {
+		// Applied under mu (below), so its stream runs first: Stream must
+		// not run under a lock the Loader takes.
+		if err := cp.Collect(); err != nil {
+			return fmt.Errorf("commit lsn %d: checkpoint stream: %w", lsn, err)
+		}
+	}
 	if err := validateCheckpoint(cp); err != nil {
 		return fmt.Errorf("commit lsn %d: %w", lsn, err)
 	}
@@ -96,24 +103,36 @@ func validateCheckpoint(cp *port.Checkpoint) error {
 		errs = append(errs, fmt.Errorf("directory has %d slots, want 1<<%d", len(cp.Directory), d))
 	}
 	for i := range cp.Buckets {
-		b := &cp.Buckets[i]
-		n := len(b.Entries) / port.EntrySize
-		if len(b.Entries)%port.EntrySize != 0 || n > math.MaxUint32 || int(b.SortedCount) > n {
-			errs = append(errs, fmt.Errorf("bucket %d: %d entry bytes, sorted count %d", b.ID, len(b.Entries), b.SortedCount))
+		if err := validateBucket(&cp.Buckets[i]); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for i := range cp.ValueSets {
-		v := &cp.ValueSets[i]
-		if len(v.Values)%port.ValueSize != 0 || len(v.Tombstones)%port.ValueSize != 0 ||
-			int(v.SortedCount) > len(v.Values)/port.ValueSize {
-			errs = append(errs, fmt.Errorf("value set %d: %d value bytes, %d tombstone bytes, sorted count %d",
-				v.ID, len(v.Values), len(v.Tombstones), v.SortedCount))
+		if err := validateValueSet(&cp.ValueSets[i]); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 10 {
 		errs = append(errs[:10], fmt.Errorf("and %d more", len(errs)-10))
 	}
 	return errors.Join(errs...)
+}
+
+func validateBucket(b *port.BucketRecord) error {
+	n := len(b.Entries) / port.EntrySize
+	if len(b.Entries)%port.EntrySize != 0 || n > math.MaxUint32 || int(b.SortedCount) > n {
+		return fmt.Errorf("bucket %d: %d entry bytes, sorted count %d", b.ID, len(b.Entries), b.SortedCount)
+	}
+	return nil
+}
+
+func validateValueSet(v *port.ValueSetRecord) error {
+	if len(v.Values)%port.ValueSize != 0 || len(v.Tombstones)%port.ValueSize != 0 ||
+		int(v.SortedCount) > len(v.Values)/port.ValueSize {
+		return fmt.Errorf("value set %d: %d value bytes, %d tombstone bytes, sorted count %d",
+			v.ID, len(v.Values), len(v.Tombstones), v.SortedCount)
+	}
+	return nil
 }
 
 type undoRec struct {
@@ -211,6 +230,22 @@ func (tx *txn) apply() error {
 	for i := range cp.ValueSets {
 		if err := tx.putValueSet(&cp.ValueSets[i]); err != nil {
 			return err
+		}
+	}
+	if cp.Stream != nil {
+		err := cp.Stream(func(b *port.BucketRecord) error {
+			if err := validateBucket(b); err != nil {
+				return err
+			}
+			return tx.putBucket(b)
+		}, func(v *port.ValueSetRecord) error {
+			if err := validateValueSet(v); err != nil {
+				return err
+			}
+			return tx.putValueSet(v)
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint stream: %w", err)
 		}
 	}
 	if tx.stream != nil {

@@ -126,6 +126,11 @@ func (s *Store) DeletionLog() ([]port.DeletionRecord, error) {
 // fsync of the directory) before its in-memory state moves to the new
 // checkpoint, so a failed write leaves both at the previous checkpoint.
 func (s *Store) Commit(cp *port.Checkpoint) error {
+	// Before the lock: the stream takes core's bucket locks, and core holds
+	// one while it calls ReadBucket and ReadValueSet.
+	if err := cp.Collect(); err != nil {
+		return fmt.Errorf("memstore: commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

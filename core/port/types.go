@@ -1,5 +1,7 @@
 package port
 
+import "bytes"
+
 // EntrySize is the size of one encoded HashEntry.
 const EntrySize = 64
 
@@ -69,7 +71,42 @@ type Checkpoint struct {
 	// deletion log (garbage collection has processed them) before
 	// Deletions are appended. It never exceeds the committed log's length.
 	TrimDeletions uint64
-	// Full is set when Buckets and ValueSets hold the complete state; the
-	// backend may then drop everything it held before.
+	// Full is set when Buckets and ValueSets (with what Stream yields) hold
+	// the complete state; the backend may then drop everything it held
+	// before.
 	Full bool
+	// Stream, when not nil, yields more of the checkpoint's buckets and
+	// value sets, one at a time, after Buckets and ValueSets: core encodes
+	// each from its cache as the backend asks, instead of holding an
+	// encoded copy of everything a checkpoint writes. A Commit that
+	// returns nil has called Stream exactly once and returned nil from it;
+	// a sink's error ends the stream and Stream returns it. A record passed
+	// to a sink is valid only during that call: the backend copies what it
+	// keeps. Stream takes core's bucket locks, and core holds one while it
+	// calls Loader methods, so Commit must not hold a lock that the Loader
+	// methods take while Stream runs.
+	Stream func(bucket func(*BucketRecord) error, set func(*ValueSetRecord) error) error
+}
+
+// Collect runs cp.Stream, if set, appending copies of what it yields to
+// Buckets and ValueSets, and clears it: for a backend that wants the whole
+// checkpoint in memory. Call it before taking locks the Loader methods
+// take (see Stream).
+func (cp *Checkpoint) Collect() error {
+	if cp.Stream == nil {
+		return nil
+	}
+	stream := cp.Stream
+	cp.Stream = nil
+	return stream(func(b *BucketRecord) error {
+		c := *b
+		c.Entries = bytes.Clone(b.Entries)
+		cp.Buckets = append(cp.Buckets, c)
+		return nil
+	}, func(v *ValueSetRecord) error {
+		c := *v
+		c.Values, c.Tombstones = bytes.Clone(v.Values), bytes.Clone(v.Tombstones)
+		cp.ValueSets = append(cp.ValueSets, c)
+		return nil
+	})
 }

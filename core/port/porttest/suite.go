@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cidstore/cidstore/core/port"
 )
@@ -60,6 +61,9 @@ func Run(t *testing.T, open OpenFunc, reopen ...OpenFunc) {
 		{"DeletionLogLarge", s.deletionLogLarge},
 		{"DeletionLogTrimTooLarge", s.trimTooLarge},
 		{"AfterClose", s.afterClose},
+		{"Stream", s.stream},
+		{"StreamReadsDuring", s.streamReadsDuring},
+		{"StreamError", s.streamError},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -232,6 +236,13 @@ func cloneSet(v port.ValueSetRecord) port.ValueSetRecord {
 // and commits it.
 func (m *model) commit(t *testing.T, b port.Backend, cp *port.Checkpoint) {
 	t.Helper()
+	m.commitAs(t, b, cp, nil)
+}
+
+// commitAs records cp in the model and commits sent, an equivalent
+// checkpoint (streamed), or cp itself when sent is nil.
+func (m *model) commitAs(t *testing.T, b port.Backend, cp, sent *port.Checkpoint) {
+	t.Helper()
 	if cp.Full {
 		for id := range m.buckets {
 			m.goneB[id] = true
@@ -269,9 +280,56 @@ func (m *model) commit(t *testing.T, b port.Backend, cp *port.Checkpoint) {
 		t.Fatalf("model: trim %d of a %d-record log", cp.TrimDeletions, len(m.dels))
 	}
 	m.dels = append(slices.Clone(m.dels[cp.TrimDeletions:]), cp.Deletions...)
-	if err := b.Commit(cp); err != nil {
+	if sent == nil {
+		sent = cp
+	}
+	if err := b.Commit(sent); err != nil {
 		t.Fatalf("commit lsn %d: %v", cp.Meta.CheckpointLSN, err)
 	}
+}
+
+// streamed returns cp with its buckets and value sets moved into Stream.
+// Each record is handed over in one buffer that is overwritten after the
+// sink returns, so a backend that keeps a reference instead of a copy
+// ends up with garbage. during, if set, runs when the stream starts.
+func streamed(cp *port.Checkpoint, during func()) *port.Checkpoint {
+	out := *cp
+	bs, vs := cp.Buckets, cp.ValueSets
+	out.Buckets, out.ValueSets = nil, nil
+	out.Stream = func(putBucket func(*port.BucketRecord) error, putSet func(*port.ValueSetRecord) error) error {
+		if during != nil {
+			during()
+		}
+		var buf []byte
+		scribble := func() {
+			for i := range buf {
+				buf[i] = 0xEE
+			}
+		}
+		for _, b := range bs {
+			buf = append(buf[:0], b.Entries...)
+			r := b
+			r.Entries = buf[:len(b.Entries):len(b.Entries)]
+			if err := putBucket(&r); err != nil {
+				return err
+			}
+			scribble()
+		}
+		for _, v := range vs {
+			buf = append(append(buf[:0], v.Values...), v.Tombstones...)
+			r := v
+			r.Values = buf[:len(v.Values):len(v.Values)]
+			if v.Tombstones != nil {
+				r.Tombstones = buf[len(v.Values):]
+			}
+			if err := putSet(&r); err != nil {
+				return err
+			}
+			scribble()
+		}
+		return nil
+	}
+	return &out
 }
 
 // verify checks that b holds exactly the model's state.
@@ -900,4 +958,96 @@ func (s *suite) afterClose(t *testing.T) {
 	if err := b.Close(); err == nil {
 		t.Error("second Close: err = nil")
 	}
+}
+
+// A checkpoint's records may arrive through Stream, in buffers the
+// producer reuses; mixed with records in Buckets and ValueSets.
+func (s *suite) stream(t *testing.T) {
+	b := s.newBackend(t)
+	g := newGen(13)
+	m := newModel()
+	cp := baseCheckpoint(g, 1)
+	sent := streamed(cp, nil)
+	sent.Buckets = append(sent.Buckets, cp.Buckets[0]) // one bucket in the slice, the rest streamed
+	m.commitAs(t, b, cp, sent)
+	m.verify(t, b.Backend)
+	next := &port.Checkpoint{Meta: g.meta(3, 2), Directory: dirFor(3, ids(1, 9)),
+		Buckets:   []port.BucketRecord{g.bucket(3, 9), g.bucket(6, 0)},
+		ValueSets: []port.ValueSetRecord{g.valueSet(2, 70, 4), g.valueSet(9, 5, 0)}, FreedValueSets: []uint64{1}}
+	m.commitAs(t, b, next, streamed(next, nil))
+	m.verify(t, b.Backend)
+	if s.reopen != nil {
+		s.reopened(t, b)
+		m.verify(t, b.Backend)
+	}
+}
+
+// Loader methods work while the backend runs a checkpoint's Stream (core
+// reads evicted buckets while it streams) and return the committed
+// version of what the checkpoint does not write.
+func (s *suite) streamReadsDuring(t *testing.T) {
+	b := s.newBackend(t)
+	g := newGen(14)
+	m := newModel()
+	m.commit(t, b, baseCheckpoint(g, 1))
+	wantB, wantV := cloneBucket(m.buckets[4]), cloneSet(m.sets[3])
+	next := &port.Checkpoint{Meta: g.meta(3, 2), Directory: dirFor(3, ids(1, 9)),
+		Buckets: []port.BucketRecord{g.bucket(2, 5)}, ValueSets: []port.ValueSetRecord{g.valueSet(1, 8, 0)}}
+	var during error
+	read := func() {
+		done := make(chan error, 1)
+		go func() {
+			rb, err := b.ReadBucket(4)
+			if err == nil && !bytes.Equal(rb.Entries, wantB.Entries) {
+				err = errors.New("ReadBucket(4) during the stream: entries differ from the committed ones")
+			}
+			if err == nil {
+				var rv port.ValueSetRecord
+				rv, err = b.ReadValueSet(3)
+				if err == nil && !bytes.Equal(rv.Values, wantV.Values) {
+					err = errors.New("ReadValueSet(3) during the stream: values differ from the committed ones")
+				}
+			}
+			done <- err
+		}()
+		select {
+		case during = <-done:
+		case <-time.After(10 * time.Second):
+			during = errors.New("a read waited for the commit running the stream")
+		}
+	}
+	m.commitAs(t, b, next, streamed(next, read))
+	if during != nil {
+		t.Fatal(during)
+	}
+	m.verify(t, b.Backend)
+}
+
+// A stream that fails fails the Commit, and the previous checkpoint stays.
+func (s *suite) streamError(t *testing.T) {
+	b := s.newBackend(t)
+	g := newGen(15)
+	m := newModel()
+	m.commit(t, b, baseCheckpoint(g, 1))
+	bad := &port.Checkpoint{Meta: g.meta(3, 2), Directory: dirFor(3, ids(1, 9)),
+		Buckets: []port.BucketRecord{g.bucket(2, 5), g.bucket(5, 3)}, FreedValueSets: []uint64{2}}
+	sent := streamed(bad, nil)
+	inner := sent.Stream
+	boom := errors.New("producer failed")
+	sent.Stream = func(putBucket func(*port.BucketRecord) error, putSet func(*port.ValueSetRecord) error) error {
+		n := 0
+		err := inner(func(r *port.BucketRecord) error {
+			if n++; n == 2 {
+				return boom
+			}
+			return putBucket(r)
+		}, putSet)
+		return err
+	}
+	if err := b.Commit(sent); !errors.Is(err, boom) {
+		t.Fatalf("Commit with a failing stream: err = %v, want it to wrap the stream's error", err)
+	}
+	m.verify(t, b.Backend)
+	m.commit(t, b, baseCheckpoint(g, 3)) // still usable
+	m.verify(t, b.Backend)
 }
