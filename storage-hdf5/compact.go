@@ -32,9 +32,9 @@ const compactSuffix = ".compact"
 // the directory and indexes), so it has no segment files and the first
 // commits after it do not grow it; opts.SegmentBytes is not used. Objects
 // are streamed: read from src, written to dst sequentially and forgotten,
-// so memory is the per-object index of both files (~80 bytes per bucket
-// and value set each) plus the write buffer. The new state is committed
-// once, fsynced, and the file fsynced again after HDF5 closes it.
+// so memory is the per-object index of both files (~32 bytes per value
+// set and ~48 per bucket each) plus the write buffer. The new state is
+// committed once, fsynced, and the file fsynced again after HDF5 closes it.
 //
 // src is read as a Reader: nothing may commit to it meanwhile (a writer
 // reusing space makes Rewrite fail with ErrStale); Compact holds its lock.

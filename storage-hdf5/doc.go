@@ -171,8 +171,10 @@
 //
 // # Memory
 //
-// The backend keeps no rows in memory. It keeps one 56-byte loc per bucket
-// and per value set in Go maps (~80 bytes each with map overhead), one bit
+// The backend keeps no rows in memory. It keeps one loc per bucket and per
+// value set, packed in pages of 1024 ids: 32.4 bytes per value set with
+// dense ids (measured, TestTableMemory; the Go map it replaced took
+// 95-150), under 40 with a tenth of the ids live, 48 per bucket; one bit
 // per 512-byte granule of each pool (rows: 1 bit per 8 entries), and the
 // commit write buffer (Options.CacheBytes/4, at most 8 MiB). HDF5's
 // metadata cache is capped at CacheBytes/2. Repeated reads are served by

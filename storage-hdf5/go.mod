@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/cidstore/cidstore/core v0.0.0
 	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946
+	pgregory.net/rapid v1.3.0
 )
 
 replace github.com/cidstore/cidstore/core => ../core
