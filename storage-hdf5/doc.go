@@ -70,8 +70,9 @@
 //
 // Commit never overwrites what the committed state uses. It writes every
 // new bucket, value set, index extent and the directory to free space (a
-// next-fit bitmap allocator per segment, 512-byte granules for rows and
-// values), fsyncs every file it wrote, writes the new commit record into
+// next-fit bitmap allocator per segment; 512-byte granules for rows,
+// 64-byte for values, so that a value set of 3–4 values takes one granule
+// and consecutive small sets are one pwrite), fsyncs every file it wrote, writes the new commit record into
 // the /commit slot that does not hold the current one (one 4 KiB, page
 // aligned pwrite; its CRC catches a torn write), and fsyncs again. The
 // newer valid slot wins on load, so a crash at any moment leaves either the
@@ -175,11 +176,13 @@
 // value set, packed in pages of 1024 ids: 32.4 bytes per value set with
 // dense ids (measured, TestTableMemory; the Go map it replaced took
 // 95-150), under 40 with a tenth of the ids live, 48 per bucket; one bit
-// per 512-byte granule of each pool (rows: 1 bit per 8 entries), and the
+// per granule of each pool (rows: 1 bit per 8 entries, values: 1 bit per
+// 4 values), and the
 // commit write buffer (Options.CacheBytes/4, at most 8 MiB). HDF5's
 // metadata cache is capped at CacheBytes/2. Repeated reads are served by
 // the kernel page cache. Writing an index snapshot streams it in 64 KiB
-// chunks.
+// chunks. A checkpoint's records arrive one at a time through its Stream
+// and go straight into the write buffer.
 //
 // # Format version
 //
@@ -195,8 +198,17 @@
 //
 // # Concurrency
 //
-// Store methods are safe for concurrent use: reads share a lock that
-// Commit takes exclusively. One Store per file (ErrLocked otherwise). A
+// Store methods are safe for concurrent use. Reads share a lock that
+// Commit takes exclusively only to change the in-memory tables and segment
+// lists, a batch of up to 1024 new versions at a time, after their rows
+// are written: not while it writes rows, fsyncs or writes the commit
+// record (TestReadDuringCommit). A read during a commit returns the
+// committed version of every object the commit does not write; one it
+// writes may read as either version (core never reads those). LoadMeta
+// and Check wait for a commit in progress; a full checkpoint (a new
+// store's first) holds the lock throughout. Commit runs a checkpoint's
+// Stream (port.Checkpoint) without the lock, so core may read evicted
+// buckets while it streams. One Store per file (ErrLocked otherwise). A
 // Reader in the same process as the Store works; it briefly shares HDF5's
 // file object when it opens the file.
 package h5store
