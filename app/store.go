@@ -83,15 +83,16 @@ func offIfZero(d time.Duration) time.Duration {
 	return d
 }
 
-// memoryLimit sets the Go runtime's soft memory limit to the cache budget
-// plus 1 GiB (indexes, checkpoint captures, buffers), so that the garbage
-// collector works harder instead of letting the heap double past the
-// budget, unless GOMEMLIMIT says otherwise. It reports the limit it set.
+// memoryLimit sets the Go runtime's soft memory limit for the cache budget
+// (cidstore.GoMemoryLimit: RSS within the budget plus 1 GiB), so that the
+// garbage collector works harder instead of letting the heap double past
+// the budget, unless GOMEMLIMIT says otherwise. It reports the limit it
+// set.
 func memoryLimit(cacheBytes int64) (int64, bool) {
 	if os.Getenv("GOMEMLIMIT") != "" || cacheBytes <= 0 {
 		return 0, false
 	}
-	limit := cacheBytes + 1<<30
+	limit := cidstore.GoMemoryLimit(cacheBytes)
 	debug.SetMemoryLimit(limit)
 	return limit, true
 }

@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"sort"
 	"time"
+
+	cidstore "github.com/cidstore/cidstore/core"
 )
 
 // Config is one run of one workload on one engine.
@@ -75,7 +77,7 @@ func prepare(cfg Config) (*W1, Engine, Result, error) {
 	if CacheBytes > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// As the service does (app/store.go memoryLimit), on top of
 		// the data set this process holds.
-		debug.SetMemoryLimit(r.DatasetRSSBytes + CacheBytes + 1<<30)
+		debug.SetMemoryLimit(r.DatasetRSSBytes + cidstore.GoMemoryLimit(CacheBytes))
 	}
 	cfg.logf("generated %d keys, %d pairs in %v", w.K(), w.P(), time.Since(t).Round(time.Millisecond))
 	eng, err := cfg.Engine.Open(cfg.Dir, cfg.Sync)
