@@ -81,7 +81,19 @@ type pool struct {
 	granule uint64
 	segs    []*segment
 	cur     int // segment where next-fit starts
+	// run is the free extent new versions are cut from, in order, so
+	// that a commit's small objects land next to each other and go out
+	// in few large pwrites instead of one per reused hole.
+	run struct {
+		seg     int
+		at, end uint64 // granules
+	}
+	noRuns bool // no free run of minRun granules: until space is freed
 }
+
+// runBytes is the smallest free extent the allocator starts a run in;
+// smaller holes are used only when no segment has one.
+const runBytes = 64 << 10
 
 func newPool(id int) *pool {
 	return &pool{id: id, recSize: int64(poolSpecs[id].rec.Size), granule: poolSpecs[id].granule}
@@ -91,6 +103,7 @@ func (p *pool) addSegment(f *os.File, offset int64, capacity uint64, withBitmap 
 	s := &segment{f: f, offset: offset, capacity: capacity}
 	if withBitmap && p.granule > 0 {
 		s.free = newBitmap(capacity / p.granule)
+		p.noRuns = false
 	}
 	p.segs = append(p.segs, s)
 	return s
@@ -119,10 +132,15 @@ func (p *pool) locate(r ref, n uint64) (*os.File, int64, error) {
 
 func (p *pool) granules(n uint64) uint64 { return (n + p.granule - 1) / p.granule }
 
-// alloc finds n free records (n > 0) by next-fit over the segments; ok is
-// false when no segment has a run that long.
+// alloc finds n free records (n > 0): the next ones of the current run,
+// else a new run (a free extent of at least runBytes, next-fit), else
+// next-fit over the segments for any hole that fits; ok is false when no
+// segment has room.
 func (p *pool) alloc(n uint64) (r ref, ok bool) {
 	g := p.granules(n)
+	if r, ok := p.allocRun(g); ok {
+		return r, true
+	}
 	for i := range len(p.segs) {
 		si := (p.cur + i) % len(p.segs)
 		s := p.segs[si]
@@ -139,6 +157,51 @@ func (p *pool) alloc(n uint64) (r ref, ok bool) {
 		return mkRef(si, uint64(at)*p.granule), true
 	}
 	return 0, false
+}
+
+// allocRun cuts g granules from the current run, starting a new one when
+// it has too little left.
+func (p *pool) allocRun(g uint64) (ref, bool) {
+	if p.run.end-p.run.at < g {
+		if !p.startRun(g) {
+			return 0, false
+		}
+	}
+	s := p.segs[p.run.seg]
+	at := p.run.at
+	s.free.set(at, g)
+	p.run.at += g
+	return mkRef(p.run.seg, at*p.granule), true
+}
+
+// startRun makes the next free extent of at least max(g, runBytes) the
+// current run, next-fit over the segments. Having found none, it does not
+// search again until space is released or added: the search scans the
+// whole bitmap.
+func (p *pool) startRun(g uint64) bool {
+	if p.noRuns {
+		return false
+	}
+	want := max(g, uint64(runBytes)/(p.granule*uint64(p.recSize)))
+	for i := range len(p.segs) {
+		si := (p.cur + i) % len(p.segs)
+		s := p.segs[si]
+		if s.free == nil || want > s.free.n {
+			continue
+		}
+		at := s.free.find(want, s.hint)
+		if at < 0 {
+			continue
+		}
+		end := s.free.nextSet(uint64(at)+want, s.free.n)
+		p.run.seg, p.run.at, p.run.end = si, uint64(at), end
+		s.hint = end
+		p.cur = si
+		return true
+	}
+	p.run.at, p.run.end = 0, 0
+	p.noRuns = true
+	return false
 }
 
 // markUsed claims an extent found in a committed state; an extent outside
@@ -175,6 +238,7 @@ func (p *pool) release(r ref, n uint64) {
 		return
 	}
 	s.free.clear(r.rec()/p.granule, p.granules(n))
+	p.noRuns = false
 }
 
 // bitmap tracks used granules of a segment, one bit each (1 = used).
