@@ -52,6 +52,11 @@ type bucket struct {
 	ref      atomic.Bool // CLOCK reference bit, set by lookups
 	charge   int64       // bytes charged to the cache (under mu)
 	savedSeq uint64      // checkpoint that last captured b (under mu)
+	// cold counts b's spilled entries whose value set is not resident,
+	// while b is loaded: set when b is loaded, decremented as sets load,
+	// recounted by splits and merges. Never below the truth; at 0 the
+	// writer skips looking for sets to load (prepare).
+	cold atomic.Int32
 	maint    bucketMaint // scheduler counters (scheduler.go)
 }
 

@@ -47,6 +47,9 @@ func (s *Store) tryMerge(b *bucket) (bool, error) {
 	}
 	keep.entries, keep.tags = merged, tags
 	keep.sorted = len(merged)
+	if keep.cold.Load() != 0 || gone.cold.Load() != 0 {
+		keep.cold.Store(s.countCold(keep))
+	}
 	s.depthCount[keep.depth]--
 	keep.depth--
 	keep.prefix >>= 1

@@ -63,6 +63,10 @@ func (s *Store) split(b *bucket) {
 	s.depthCount[depth]++
 	b.depth = depth
 	b.prefix <<= 1
+	if b.cold.Load() != 0 {
+		b.cold.Store(s.countCold(b))
+		nb.cold.Store(s.countCold(nb))
+	}
 	// Publish the buddy before b's lock is released: a reader that waited
 	// on b and finds it no longer owns its hash finds the buddy instead.
 	d.point(nb)

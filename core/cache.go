@@ -167,6 +167,7 @@ func (s *Store) readBucket(b *bucket) error {
 	}
 	b.entries, b.tags, b.sorted = entries, tags, int(rec.SortedCount)
 	b.lastCompacted = rec.LastCompacted
+	b.cold.Store(s.countCold(b)) // no set of an unloaded bucket is resident
 	b.ref.Store(true)
 	s.rechargeBucket(b)
 	b.loaded.Store(true)
@@ -196,11 +197,24 @@ func (s *Store) loadSetOf(b *bucket, id uint64) error {
 	if _, err := s.readSet(id); err != nil {
 		return fmt.Errorf("bucket %d: %w", b.id, err)
 	}
+	b.cold.Add(-1)
 	s.cache.setLoads.Add(1)
 	if s.cache.over() {
 		s.kickEvict()
 	}
 	return nil
+}
+
+// countCold counts b's spilled entries whose value set is not resident
+// (b.mu held, or b not yet published as loaded).
+func (s *Store) countCold(b *bucket) int32 {
+	var n int32
+	for i := range b.entries {
+		if e := &b.entries[i]; e.spilled() && s.sets.lookup(e.spillID()) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // writerSet returns the value set of spilled entry e of b, loading it if
@@ -241,6 +255,9 @@ func (s *Store) prepare(ops []walOp) error {
 			if err := s.loadBucket(b); err != nil {
 				return err
 			}
+		}
+		if b.cold.Load() == 0 {
+			continue // every set b names is resident
 		}
 		j := b.find(o.key, tagOf(h))
 		if j < 0 {

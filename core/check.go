@@ -19,7 +19,9 @@ const maxProblems = 20
 //   - every spill pointer names a value set of its bucket and every value
 //     set is referenced once; value sets have sorted prefixes, no duplicate
 //     or zero values, tombstones that are members, at least one live value;
-//   - the key, value, spilled-key and bucket counters match a recount.
+//   - the key, value, spilled-key and bucket counters match a recount;
+//   - with every set loaded, no bucket counts a set as not resident
+//     (bucket.cold, which lets the writer skip looking for sets to load).
 //
 // Validate takes the writer lock; readers keep running.
 func (s *Store) Validate() error {
@@ -73,6 +75,9 @@ func (s *Store) Validate() error {
 			bad("bucket %d is not registered under its id", b.id)
 		}
 		depthCount[b.depth]++
+		if c := b.cold.Load(); c != 0 { // loadAll made every set resident
+			bad("bucket %d counts %d value sets not resident", b.id, c)
+		}
 		k, v, sp := s.validateBucket(b, bad)
 		keys += k
 		values += v
