@@ -56,8 +56,8 @@ type bucket struct {
 	// while b is loaded: set when b is loaded, decremented as sets load,
 	// recounted by splits and merges. Never below the truth; at 0 the
 	// writer skips looking for sets to load (prepare).
-	cold atomic.Int32
-	maint    bucketMaint // scheduler counters (scheduler.go)
+	cold  atomic.Int32
+	maint bucketMaint // scheduler counters (scheduler.go)
 }
 
 func (b *bucket) owns(h uint64) bool {
