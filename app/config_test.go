@@ -65,7 +65,7 @@ rate_limit: 2.5
 				eq(t, c.Sync, cidstore.SyncAlways)
 				eq(t, c.CheckpointInterval, 5*time.Second)
 				eq(t, c.CacheBytes, int64(1<<30))
-				eq(t, c.WALSizeBytes, int64(64<<20))
+				eq(t, c.WALSizeBytes, int64(cidstore.DefaultWALSizeBytes)) // the service and core agree
 				eq(t, c.BatchSize, 256)
 				eq(t, c.AutoTune, true)
 				eq(t, c.AutoTuneMode, autotune.Hybrid)
@@ -263,7 +263,7 @@ func TestSettingsTable(t *testing.T) {
 		"CIDSTORE_CACHE_BYTES":         "1GiB",
 		"CIDSTORE_CONFIG":              "",
 		"CIDSTORE_LOG_LEVEL":           "info",
-		"CIDSTORE_WAL_SIZE":            "64MiB",
+		"CIDSTORE_WAL_SIZE":            "128MiB",
 		"CIDSTORE_DEBUG_ALLOW":         "127.0.0.0/8,::1/128",
 		"CIDSTORE_RATE_LIMIT":          "100",
 	}

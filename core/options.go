@@ -50,7 +50,7 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 
 // Defaults of Options, applied by EnsureDefaults.
 const (
-	DefaultWALSizeBytes        = 64 << 20
+	DefaultWALSizeBytes        = 128 << 20
 	DefaultSyncInterval        = 100 * time.Millisecond
 	DefaultCheckpointInterval  = 5 * time.Second
 	DefaultCheckpointFillRatio = 0.75
@@ -69,7 +69,10 @@ type Options struct {
 	Sync SyncPolicy
 	// SyncInterval is the period of SyncInterval. Default 100ms.
 	SyncInterval time.Duration
-	// WALSizeBytes is the WAL file size, fixed at creation. Default 64 MiB.
+	// WALSizeBytes is the WAL file size, fixed at creation. Default 128 MiB
+	// (about two million records): with 64 MiB, uniform ingest filled it
+	// faster than a checkpoint could free it, and writers waited (W1 at 1M
+	// keys, docs/BENCHMARKS.md: 787k pairs/s, 1.06M with 128 MiB).
 	WALSizeBytes int64
 	// CheckpointInterval is the time between periodic checkpoints when a
 	// WAL is configured. Default 5s; negative disables periodic checkpoints.
