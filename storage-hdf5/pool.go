@@ -141,22 +141,31 @@ func (p *pool) alloc(n uint64) (r ref, ok bool) {
 	if r, ok := p.allocRun(g); ok {
 		return r, true
 	}
+	si, at, ok := p.nextFit(g)
+	if !ok {
+		return 0, false
+	}
+	s := p.segs[si]
+	s.free.set(at, g)
+	s.hint = at + g
+	return mkRef(si, at*p.granule), true
+}
+
+// nextFit finds the first run of want free granules at or after the hint
+// of the segment last used, trying the other segments in turn.
+func (p *pool) nextFit(want uint64) (si int, at uint64, ok bool) {
 	for i := range len(p.segs) {
 		si := (p.cur + i) % len(p.segs)
 		s := p.segs[si]
-		if s.free == nil || g > s.free.n {
+		if s.free == nil || want > s.free.n {
 			continue
 		}
-		at := s.free.find(g, s.hint)
-		if at < 0 {
-			continue
+		if at := s.free.find(want, s.hint); at >= 0 {
+			p.cur = si
+			return si, uint64(at), true
 		}
-		s.free.set(uint64(at), g)
-		s.hint = uint64(at) + g
-		p.cur = si
-		return mkRef(si, uint64(at)*p.granule), true
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // allocRun cuts g granules from the current run, starting a new one when
@@ -183,20 +192,11 @@ func (p *pool) startRun(g uint64) bool {
 		return false
 	}
 	want := max(g, uint64(runBytes)/(p.granule*uint64(p.recSize)))
-	for i := range len(p.segs) {
-		si := (p.cur + i) % len(p.segs)
+	if si, at, ok := p.nextFit(want); ok {
 		s := p.segs[si]
-		if s.free == nil || want > s.free.n {
-			continue
-		}
-		at := s.free.find(want, s.hint)
-		if at < 0 {
-			continue
-		}
-		end := s.free.nextSet(uint64(at)+want, s.free.n)
-		p.run.seg, p.run.at, p.run.end = si, uint64(at), end
+		end := s.free.nextSet(at+want, s.free.n)
+		p.run.seg, p.run.at, p.run.end = si, at, end
 		s.hint = end
-		p.cur = si
 		return true
 	}
 	p.run.at, p.run.end = 0, 0
