@@ -36,13 +36,21 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	var (
-		be  port.Backend
-		err error
+		be        port.Backend
+		err       error
+		coreBytes = cfg.CacheBytes
 	)
 	switch cfg.Backend {
 	case "hdf5":
-		var hs *h5store.Store
-		hs, err = h5store.Open(cfg.H5Path(), h5store.Options{CacheBytes: backendCacheBytes(cfg.CacheBytes), Logger: log})
+		var (
+			hs *h5store.Store
+			ho h5store.Options
+		)
+		// The budget bounds core's cache, HDF5's caches and h5store's
+		// index pages together.
+		ho, coreBytes = h5store.SplitBudget(cfg.CacheBytes)
+		ho.Logger = log
+		hs, err = h5store.Open(cfg.H5Path(), ho)
 		if err == nil {
 			be = hs // a recovered file is logged by h5store
 		} else if errors.Is(err, h5store.ErrLocked) {
@@ -63,7 +71,7 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 		WALSizeBytes:        cfg.WALSizeBytes,
 		CheckpointInterval:  cfg.CheckpointInterval,
 		PromotionThreshold:  cfg.PromotionThreshold,
-		CacheBytes:          cfg.CacheBytes - backendCacheBytes(cfg.CacheBytes),
+		CacheBytes:          coreBytes,
 		MaintenanceInterval: offIfZero(cfg.MaintenanceEvery),
 		GCInterval:          offIfZero(cfg.GCEvery),
 		Logger:              log,
@@ -96,11 +104,6 @@ func memoryLimit(cacheBytes int64) (int64, bool) {
 	debug.SetMemoryLimit(limit)
 	return limit, true
 }
-
-// backendCacheBytes is the part of the cache budget given to the HDF5
-// library (metadata cache, commit write buffer): a sixteenth, at most 64
-// MiB. The rest bounds the buckets and value sets core keeps in memory.
-func backendCacheBytes(total int64) int64 { return min(total/16, 64<<20) }
 
 // storeHandle holds the store once the store hook has opened it, so that
 // the REST handler and the metrics collector, built before it, can reach

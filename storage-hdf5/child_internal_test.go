@@ -37,8 +37,11 @@ func TestMain(m *testing.M) {
 }
 
 // workloadOptions are the options of every workload store: small segments
-// so the pools grow (the one HDF5 metadata change after Open) many times.
-func workloadOptions() Options { return Options{SegmentBytes: minSegmentBytes} }
+// so the pools grow (the one HDF5 metadata change after Open) many times,
+// and an index cache of a few pages, so index pages are read back.
+func workloadOptions() Options {
+	return Options{SegmentBytes: minSegmentBytes, IndexCacheBytes: 4 << 10}
+}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {

@@ -88,6 +88,9 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 		tx.unlock()
 		return fmt.Errorf("commit lsn %d: %w", lsn, err)
 	}
+	for _, t := range s.st.tabs {
+		t.absorb()
+	}
 	tx.lock()
 	tx.finish()
 	tx.unlock()
@@ -135,12 +138,6 @@ func validateValueSet(v *port.ValueSetRecord) error {
 	return nil
 }
 
-type undoRec struct {
-	id  uint64
-	old loc
-	had bool
-}
-
 // txn is one Commit in progress.
 type txn struct {
 	s           *Store
@@ -148,11 +145,12 @@ type txn struct {
 	gen         uint64
 	root        commitRec // the record being built
 	w           *pwriter
-	allocs      []pext // released again on rollback
-	frees       []pext // released after the commit is durable
-	undo        [numKinds][]undoRec
-	saved       [numKinds]*idSet // ids with an undo record
+	allocs      []pext           // released again on rollback
+	frees       []pext           // released after the commit is durable
+	saved       [numKinds]*idSet // ids this commit changes
+	counts      [numKinds][2]int // live and dirty of each table before it
 	oldTabs     [numKinds]*table // tables replaced by a Full checkpoint
+	src         [numKinds]*tsrc  // each table's index extents after it
 	snapshotted [numKinds]bool
 	rootWritten bool   // the durable state is unknown from here on
 	poisoned    bool   // an fsync failed
@@ -164,8 +162,8 @@ type txn struct {
 	staged    []stagedLoc // new versions not yet in the tables (publish)
 	// stream, when set, puts more objects after cp's (commitStream).
 	stream func(tx *txn) error
-	// noUndo skips the undo records and allocation list: the txn cannot
-	// be rolled back (commitStream).
+	// noUndo skips the allocation list: the txn cannot be rolled back
+	// (commitStream).
 	noUndo bool
 }
 
@@ -203,6 +201,9 @@ func (s *Store) newTxn(cp *port.Checkpoint) *txn {
 	tx.root.meta = cp.Meta
 	for k := range numKinds {
 		tx.root.deltas[k] = slices.Clone(tx.root.deltas[k])
+		t := s.st.tabs[k]
+		tx.counts[k] = [2]int{t.live, t.dirty}
+		tx.src[k] = t.src
 	}
 	// Ids below the checkpoint's next ids take a bit each; others (not
 	// from core) a map entry.
@@ -249,14 +250,20 @@ func (tx *txn) apply() error {
 	s, cp := tx.s, tx.cp
 	if cp.Full {
 		for k := range numKinds {
-			tx.dropAll(k)
+			if err := tx.dropAll(k); err != nil {
+				return err
+			}
 		}
 	} else {
 		for _, id := range cp.FreedBuckets {
-			tx.free(kindBucket, uint64(id))
+			if err := tx.free(kindBucket, uint64(id)); err != nil {
+				return err
+			}
 		}
 		for _, id := range cp.FreedValueSets {
-			tx.free(kindValueSet, id)
+			if err := tx.free(kindValueSet, id); err != nil {
+				return err
+			}
 		}
 	}
 	for i := range cp.Buckets {
@@ -297,6 +304,9 @@ func (tx *txn) apply() error {
 		return err
 	}
 	for k := range numKinds {
+		if err := tx.resolve(k); err != nil {
+			return err
+		}
 		if err := tx.writeIndex(k); err != nil {
 			return err
 		}
@@ -377,43 +387,44 @@ func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) er
 }
 
 // dropAll empties a kind for a Full checkpoint.
-func (tx *txn) dropAll(k int) {
+func (tx *txn) dropAll(k int) error {
 	old := tx.s.st.tabs[k]
-	tx.oldTabs[k] = old
-	old.all(func(_ uint64, l loc) {
+	err := old.each(func(_ uint64, l *loc) error {
 		if l.live() {
 			tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
 		}
+		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("%s index: %w", kindName[k], err)
+	}
+	tx.oldTabs[k] = old
 	tx.s.st.tabs[k] = newTable()
+	tx.counts[k] = [2]int{}
+	return nil
 }
 
-func (tx *txn) save(k int, id uint64, old loc, had bool) {
-	if tx.noUndo {
-		return
-	}
-	if tx.saved[k].has(id) {
-		return
+// free stages a tombstone for id. Whether id was live, and the space its
+// committed version frees, is settled by resolve.
+func (tx *txn) free(k int, id uint64) error {
+	t := tx.s.st.tabs[k]
+	if t.src == nil {
+		l, ok, _ := t.get(id) // resident: no I/O
+		if !ok || !l.live() {
+			return nil
+		}
+		tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
 	}
 	tx.saved[k].add(id)
-	tx.undo[k] = append(tx.undo[k], undoRec{id: id, old: old, had: had})
-}
-
-func (tx *txn) free(k int, id uint64) {
-	t := tx.s.st.tabs[k]
-	l, ok := t.get(id)
-	if !ok || !l.live() {
-		return
-	}
-	tx.save(k, id, l, ok)
-	tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
 	tx.lock()
-	t.set(id, loc{state: stDirty})
+	t.stage(id, loc{state: stDirty})
 	tx.unlock()
+	return nil
 }
 
 // put writes a new version of an object to free space and points its loc
-// at it.
+// at it. The committed version it supersedes is freed by resolve (a paged
+// table) or here (a resident one, where looking it up costs no I/O).
 func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
 	n := meta.records()
 	meta.ref = nilRef
@@ -439,20 +450,27 @@ func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
 	meta.gen = tx.gen
 	meta.state = stLive | stDirty
 	t := tx.s.st.tabs[k]
-	if len(tx.staged) > 0 && tx.saved[k].has(id) {
-		// A second version in one commit: the first must be in the table
-		// for the second to supersede (and free) it.
-		if err := tx.publish(); err != nil {
-			return err
+	if tx.saved[k].has(id) || t.src == nil {
+		if tx.saved[k].has(id) && len(tx.staged) > 0 {
+			// A second version in one commit: the first must be in the
+			// table for the second to supersede (and free) it.
+			if err := tx.publish(); err != nil {
+				return err
+			}
+		}
+		// This commit's first version (in the overlay), or the committed
+		// one of a resident table: no I/O either way.
+		old, had, err := t.get(id)
+		if err != nil {
+			return fmt.Errorf("%s %d: %w", kindName[k], id, err)
+		}
+		if had && old.live() {
+			tx.frees = append(tx.frees, pext{dataPool[k], old.ref, old.records()})
 		}
 	}
-	old, had := t.get(id)
-	tx.save(k, id, old, had)
-	if had && old.live() {
-		tx.frees = append(tx.frees, pext{dataPool[k], old.ref, old.records()})
-	}
+	tx.saved[k].add(id)
 	if tx.exclusive {
-		t.set(id, meta)
+		t.stage(id, meta)
 		return nil
 	}
 	tx.staged = append(tx.staged, stagedLoc{k, id, meta})
@@ -460,6 +478,20 @@ func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
 		return tx.publish()
 	}
 	return nil
+}
+
+// resolve settles kind k's overlay against the committed entries, reading
+// each page the commit touches once, in id order: the committed version
+// of every changed id is freed, the live and dirty counts are updated, and
+// tombstones of ids that were not live are dropped.
+func (tx *txn) resolve(k int) error {
+	t := tx.s.st.tabs[k]
+	if t.src == nil {
+		return nil // stage counted and put freed
+	}
+	return t.resolve(func(base loc) {
+		tx.frees = append(tx.frees, pext{dataPool[k], base.ref, base.records()})
+	})
 }
 
 // zeroPad pads a bucket or value set to a whole granule: at most a
@@ -489,7 +521,7 @@ func (tx *txn) publish() error {
 	}
 	tx.lock()
 	for _, st := range tx.staged {
-		tx.s.st.tabs[st.kind].set(st.id, st.l)
+		tx.s.st.tabs[st.kind].stage(st.id, st.l)
 	}
 	tx.unlock()
 	tx.staged = tx.staged[:0]
@@ -528,7 +560,10 @@ func (tx *txn) writeDirectory() error {
 	lastID, lastRef := uint32(0), ref(0)
 	for i, id := range dir {
 		if i == 0 || id != lastID {
-			l, ok := bt.get(uint64(id))
+			l, ok, err := bt.get(uint64(id))
+			if err != nil {
+				return fmt.Errorf("directory slot %d: %w", i, err)
+			}
 			if !ok || !l.live() {
 				return fmt.Errorf("directory slot %d names bucket %d, which is neither committed nor in this checkpoint", i, id)
 			}
@@ -557,7 +592,9 @@ func (tx *txn) writeDirectory() error {
 // delta of the entries this commit changed, or, when the commit record's
 // delta list is full, one merged delta of everything changed since the
 // snapshot. A snapshot is written when the changed entries reach half the
-// live ones, which bounds both load time and write amplification.
+// live ones, which bounds both load time and write amplification. Every
+// extent is sorted by id, so that a paged table finds a page's records in
+// it (see index.go); tx.src[k] becomes the table's source.
 func (tx *txn) writeIndex(k int) error {
 	t := tx.s.st.tabs[k]
 	old := &tx.s.st.root
@@ -567,16 +604,19 @@ func (tx *txn) writeIndex(k int) error {
 			tx.frees = append(tx.frees, pext{mp, e.ref, e.count})
 		}
 	}
+	src := &tsrc{kind: k, pool: tx.s.st.pools[mp]}
+	if t.src != nil && !tx.cp.Full {
+		src.exts = t.src.exts
+	}
 	switch {
 	case tx.cp.Full || !old.hasSnap[k] || 2*t.dirty >= t.live:
-		ext, err := tx.writeMeta(k, uint64(t.live), func(emit func(uint64, *loc) error) error {
-			var err error
-			t.each(func(id uint64, l *loc) {
-				if err == nil && l.live() {
-					err = emit(id, l)
+		x, err := tx.writeMeta(k, uint64(t.live), false, func(emit func(uint64, *loc) error) error {
+			return t.each(func(id uint64, l *loc) error {
+				if l.live() {
+					return emit(id, l)
 				}
+				return nil
 			})
-			return err
 		})
 		if err != nil {
 			return err
@@ -587,14 +627,19 @@ func (tx *txn) writeIndex(k int) error {
 		for _, d := range old.deltas[k] {
 			freeOld(d)
 		}
-		tx.root.snap[k], tx.root.hasSnap[k], tx.root.deltas[k] = ext, true, nil
+		tx.root.snap[k], tx.root.hasSnap[k], tx.root.deltas[k] = x.e, true, nil
 		tx.snapshotted[k] = true
-	case len(tx.undo[k]) == 0:
+		src.exts = []srcExtent{x}
+	case !tx.changed(k):
 	case len(old.deltas[k]) < maxDeltas:
-		ext, err := tx.writeMeta(k, uint64(len(tx.undo[k])), func(emit func(uint64, *loc) error) error {
-			for _, u := range tx.undo[k] {
-				l, _ := t.get(u.id)
-				if err := emit(u.id, &l); err != nil {
+		ids := t.staged()
+		x, err := tx.writeMeta(k, uint64(len(ids)), true, func(emit func(uint64, *loc) error) error {
+			for _, id := range ids {
+				l, _, err := t.get(id)
+				if err != nil {
+					return err
+				}
+				if err := emit(id, &l); err != nil {
 					return err
 				}
 			}
@@ -603,16 +648,16 @@ func (tx *txn) writeIndex(k int) error {
 		if err != nil {
 			return err
 		}
-		tx.root.deltas[k] = append(tx.root.deltas[k], ext)
+		tx.root.deltas[k] = append(tx.root.deltas[k], x.e)
+		src.exts = append(slices.Clip(src.exts), x)
 	default:
-		ext, err := tx.writeMeta(k, uint64(t.dirty), func(emit func(uint64, *loc) error) error {
-			var err error
-			t.each(func(id uint64, l *loc) {
-				if err == nil && l.state&stDirty != 0 {
-					err = emit(id, l)
+		x, err := tx.writeMeta(k, uint64(t.dirty), true, func(emit func(uint64, *loc) error) error {
+			return t.each(func(id uint64, l *loc) error {
+				if l.state&stDirty != 0 {
+					return emit(id, l)
 				}
+				return nil
 			})
-			return err
 		})
 		if err != nil {
 			return err
@@ -620,26 +665,41 @@ func (tx *txn) writeIndex(k int) error {
 		for _, d := range old.deltas[k] {
 			freeOld(d)
 		}
-		tx.root.deltas[k] = []extent{ext}
+		tx.root.deltas[k] = []extent{x.e}
+		src.exts = append(slices.Clone(src.exts[:1]), x) // the snapshot, then x
 	}
+	tx.src[k] = src
 	return nil
 }
 
-// writeMeta writes n index records produced by gen as one extent.
-func (tx *txn) writeMeta(k int, n uint64, gen func(emit func(uint64, *loc) error) error) (extent, error) {
+// changed reports whether this commit changes kind k's table.
+func (tx *txn) changed(k int) bool {
+	t := tx.s.st.tabs[k]
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.over) > 0
+}
+
+// writeMeta writes n index records produced by gen, in ascending id order,
+// as one extent.
+func (tx *txn) writeMeta(k int, n uint64, delta bool, gen func(emit func(uint64, *loc) error) error) (srcExtent, error) {
 	if n == 0 {
-		return extent{gen: tx.gen}, nil
+		return srcExtent{e: extent{gen: tx.gen}, delta: delta}, nil
 	}
 	r, f, off, err := tx.alloc(metaPool[k], n)
 	if err != nil {
-		return extent{}, fmt.Errorf("%s index: %w", kindName[k], err)
+		return srcExtent{}, fmt.Errorf("%s index: %w", kindName[k], err)
 	}
 	bw := tx.blob(f, off)
 	rs := metaRecord[k].Size
-	var count uint64
+	var fc fencer
 	err = gen(func(id uint64, l *loc) error {
-		if count++; count > n {
+		if fc.n >= n {
 			return fmt.Errorf("more than %d records", n)
+		}
+		prev := fc.last
+		if fc.add(id); fc.unsorted {
+			return fmt.Errorf("id %d after %d: not ascending", id, prev)
 		}
 		rec, err := bw.next(rs)
 		if err == nil {
@@ -648,13 +708,13 @@ func (tx *txn) writeMeta(k int, n uint64, gen func(emit func(uint64, *loc) error
 		return err
 	})
 	crc, cerr := bw.close()
-	if err = errors.Join(err, cerr); err == nil && count != n {
-		err = fmt.Errorf("%d records, expected %d", count, n)
+	if err = errors.Join(err, cerr); err == nil && fc.n != n {
+		err = fmt.Errorf("%d records, expected %d", fc.n, n)
 	}
 	if err != nil {
-		return extent{}, fmt.Errorf("write %s index: %w", kindName[k], err)
+		return srcExtent{}, fmt.Errorf("write %s index: %w", kindName[k], err)
 	}
-	return extent{ref: r, count: n, gen: tx.gen, crc: crc}, nil
+	return srcExtent{e: extent{ref: r, count: n, gen: tx.gen, crc: crc}, delta: delta, fences: fc.fences}, nil
 }
 
 // appendDeletions trims the deletion log and appends the checkpoint's
@@ -718,16 +778,9 @@ func (tx *txn) rollback() {
 			s.st.tabs[k] = tx.oldTabs[k]
 			continue
 		}
-		t := s.st.tabs[k]
-		for i := len(tx.undo[k]) - 1; i >= 0; i-- {
-			u := tx.undo[k][i]
-			if u.had {
-				t.set(u.id, u.old)
-			} else {
-				t.del(u.id)
-			}
-		}
+		s.st.tabs[k].discard(tx.counts[k][0], tx.counts[k][1])
 	}
+	tx.staged = nil
 	for _, a := range tx.allocs {
 		s.st.pools[a.pool].release(a.ref, a.n)
 	}
@@ -739,9 +792,11 @@ func (tx *txn) finish() {
 	s := tx.s
 	s.st.root = tx.root
 	for k := range numKinds {
-		if tx.snapshotted[k] {
-			s.st.tabs[k].clean()
+		t := s.st.tabs[k]
+		if t.budget == 0 {
+			t.budget = indexShare(k, s.opts.IndexCacheBytes)
 		}
+		t.commit(tx.src[k], tx.snapshotted[k])
 	}
 	s.pending = append(s.pending, freeBatch{gen: tx.gen, extents: tx.frees})
 	delay := uint64(s.opts.ReuseDelayCommits)

@@ -72,8 +72,16 @@ func rewrite(r *Reader, dst string, opts *Options, progress func(done, total int
 		return err
 	}
 	st := r.st
-	ids := [numKinds][]uint64{st.tabs[kindBucket].ids(), st.tabs[kindValueSet].ids()}
-	recs, total := rewriteSizes(st, ids, len(dir), opts)
+	var ids [numKinds][]uint64
+	for k := range numKinds {
+		if ids[k], err = st.tabs[k].ids(); err != nil {
+			return err
+		}
+	}
+	recs, total, err := rewriteSizes(st, ids, len(dir), opts)
+	if err != nil {
+		return err
+	}
 	if err := create(dst, opts, &recs); err != nil {
 		return err
 	}
@@ -99,7 +107,9 @@ func rewrite(r *Reader, dst string, opts *Options, progress func(done, total int
 		}
 	}
 	report(true)
-	cp := &port.Checkpoint{Meta: meta, Directory: dir}
+	// Full: the new file's tables are built resident as the objects
+	// stream in (the old store's Reader holds its whole index anyway).
+	cp := &port.Checkpoint{Meta: meta, Directory: dir, Full: true}
 	err = s.commitStream(cp, func(tx *txn) error {
 		for _, id := range ids[kindBucket] {
 			b, err := r.ReadBucket(uint32(id))
@@ -138,12 +148,15 @@ func rewrite(r *Reader, dst string, opts *Options, progress func(done, total int
 // rewriteSizes returns the records of every pool of a rewritten file and
 // the records to copy. Allocation rounds each object to the pool's
 // granule, and a new file packs objects from record 0, so need is exact.
-func rewriteSizes(st *state, ids [numKinds][]uint64, slots int, opts *Options) (recs [numPools]uint64, total int64) {
+func rewriteSizes(st *state, ids [numKinds][]uint64, slots int, opts *Options) (recs [numPools]uint64, total int64, err error) {
 	var need [numPools]uint64
 	for k := range numKinds {
 		p := st.pools[dataPool[k]]
 		for _, id := range ids[k] {
-			l, _ := st.tabs[k].get(id)
+			l, _, err := st.tabs[k].get(id)
+			if err != nil {
+				return recs, 0, err
+			}
 			n := l.records()
 			need[dataPool[k]] += p.granules(n) * p.granule
 			total += int64(n)
@@ -168,7 +181,7 @@ func rewriteSizes(st *state, ids [numKinds][]uint64, slots int, opts *Options) (
 		n = max(n, 4*g) // a few granules even for an empty pool
 		recs[pi] = (n + g - 1) / g * g
 	}
-	return recs, total
+	return recs, total, nil
 }
 
 // Compact rewrites the store at path into a compact file (Rewrite) and

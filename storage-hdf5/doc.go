@@ -51,7 +51,9 @@
 //   - /buckets/meta and /values/meta hold index records (id, counts, ref,
 //     CRC32C of the rows, generation, deleted flag). The commit record names
 //     one snapshot extent of every live id, plus up to 16 delta extents of
-//     ids changed since, applied in order. A commit writes a delta of what it
+//     ids changed since, applied in order. Every extent is sorted by id
+//     (deltas written before this build may not be; they are sorted in
+//     memory when loaded, until the next snapshot or merge replaces them). A commit writes a delta of what it
 //     changed; a full delta list is merged into one; a snapshot is rewritten
 //     when changes since the last reach half the live ids. That keeps commit
 //     cost proportional to the change and load cost proportional to the
@@ -172,17 +174,32 @@
 //
 // # Memory
 //
-// The backend keeps no rows in memory. It keeps one loc per bucket and per
-// value set, packed in pages of 1024 ids: 32.4 bytes per value set with
-// dense ids (measured, TestTableMemory; the Go map it replaced took
-// 95-150), under 40 with a tenth of the ids live, 48 per bucket; one bit
-// per granule of each pool (rows: 1 bit per 8 entries, values: 1 bit per
-// 4 values), and the
-// commit write buffer (Options.CacheBytes/4, at most 8 MiB). HDF5's
-// metadata cache is capped at CacheBytes/2. Repeated reads are served by
-// the kernel page cache. Writing an index snapshot streams it in 64 KiB
-// chunks. A checkpoint's records arrive one at a time through its Stream
-// and go straight into the write buffer.
+// The backend keeps no rows in memory. Its index, one loc per bucket and
+// per value set, is paged: entries are packed in pages of 1024 ids (32.4
+// bytes per value set with dense ids, TestTableMemory; 48 per bucket), and
+// Options.IndexCacheBytes bounds the resident pages (default 64 MiB;
+// SplitBudget gives an eighth of the service's budget, at most 256 MiB).
+// A page that is not resident is rebuilt from the committed index extents
+// (the snapshot and deltas above, each sorted by id): fences, the id of
+// every 256th record of each extent, kept in memory (about 0.03 bytes per
+// entry), locate the page's records, one pread per extent. Pages are
+// dropped by a CLOCK hand once their bytes pass the budget, to 7/8 of it;
+// every resident page equals what the extents give, so any page can go.
+// A commit does not change pages while it runs: its new locs wait in an
+// overlay that reads consult first, are compared with the committed
+// entries page by page in id order (resolve: each page the commit touches
+// is read once), and enter the resident pages when the commit is durable.
+// So the index takes the budget plus the overlay of one commit (about 100
+// bytes per object it writes), whatever the size of the file. SWMR Readers
+// and Rewrite keep their whole index resident.
+//
+// Besides: one bit per granule of each pool (rows: 1 bit per 8 entries,
+// values: 1 bit per 4 values), and the commit write buffer
+// (Options.CacheBytes/4, at most 8 MiB). HDF5's metadata cache is capped
+// at CacheBytes/2. Repeated reads are served by the kernel page cache.
+// Writing an index snapshot streams it in 64 KiB chunks. A checkpoint's
+// records arrive one at a time through its Stream and go straight into
+// the write buffer.
 //
 // # Format version
 //
@@ -201,8 +218,9 @@
 // Store methods are safe for concurrent use. Reads share a lock that
 // Commit takes exclusively only to change the in-memory tables and segment
 // lists, a batch of up to 1024 new versions at a time, after their rows
-// are written: not while it writes rows, fsyncs or writes the commit
-// record (TestReadDuringCommit). A read during a commit returns the
+// are written: not while it writes rows, reads index pages, fsyncs or
+// writes the commit record (TestReadDuringCommit). The tables have their
+// own lock, so reads that load index pages proceed together. A read during a commit returns the
 // committed version of every object the commit does not write; one it
 // writes may read as either version (core never reads those). LoadMeta
 // and Check wait for a commit in progress; a full checkpoint (a new

@@ -3,6 +3,7 @@ package h5store
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cidstore/cidstore/core/port"
 )
@@ -14,6 +15,12 @@ type Options struct {
 	// at most 8 MiB). The backend never caches rows; repeated reads are
 	// served by the kernel page cache. Default 16 MiB.
 	CacheBytes int64
+	// IndexCacheBytes bounds the memory of the indexes that locate each
+	// bucket and value set in the file (about 32-48 bytes per object):
+	// pages of 1024 ids beyond it are read back from the file's index
+	// extents when needed. A commit in progress also holds its changed
+	// entries. Default 64 MiB.
+	IndexCacheBytes int64
 	// SegmentBytes is the size of the first dataset of bucket rows; the
 	// other pools start at a fraction of it (values 1/2, directory and
 	// index tables 1/16, deletion log 1/64). A full pool grows by a new
@@ -45,6 +52,7 @@ func (o *Options) fire(name string) {
 
 const (
 	defaultCacheBytes   = 16 << 20
+	defaultIndexBytes   = 64 << 20
 	defaultSegmentBytes = 64 << 20
 	minSegmentBytes     = 64 << 10
 	maxWriteBuffer      = 8 << 20
@@ -54,6 +62,9 @@ const (
 func (o *Options) EnsureDefaults() {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = defaultCacheBytes
+	}
+	if o.IndexCacheBytes == 0 {
+		o.IndexCacheBytes = defaultIndexBytes
 	}
 	if o.SegmentBytes == 0 {
 		o.SegmentBytes = defaultSegmentBytes
@@ -74,6 +85,9 @@ func (o *Options) Validate() error {
 	if o.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("h5store: CacheBytes %d is negative", o.CacheBytes))
 	}
+	if o.IndexCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("h5store: IndexCacheBytes %d is negative", o.IndexCacheBytes))
+	}
 	if o.SegmentBytes != 0 && o.SegmentBytes < minSegmentBytes {
 		errs = append(errs, fmt.Errorf("h5store: SegmentBytes %d is below %d", o.SegmentBytes, minSegmentBytes))
 	}
@@ -82,6 +96,21 @@ func (o *Options) Validate() error {
 
 func (o *Options) writeBuffer() int {
 	return int(min(max(o.CacheBytes/4, 64<<10), maxWriteBuffer))
+}
+
+// SplitBudget divides a store's whole cache budget between h5store and
+// core: h5store's Options get a sixteenth (at most 64 MiB) as CacheBytes
+// and an eighth (at most 256 MiB) as IndexCacheBytes; core's
+// Options.CacheBytes is the rest. The service and the benchmarks use it,
+// so that the budget bounds all three. A total of 0 (core: no bound)
+// leaves the index unbounded too.
+func SplitBudget(total int64) (opts Options, coreBytes int64) {
+	if total <= 0 {
+		return Options{IndexCacheBytes: math.MaxInt64}, total
+	}
+	opts.CacheBytes = min(total/16, 64<<20)
+	opts.IndexCacheBytes = max(min(total/8, 256<<20), 1)
+	return opts, total - opts.CacheBytes - opts.IndexCacheBytes
 }
 
 // ReaderOptions configures a Reader. The zero value is valid.

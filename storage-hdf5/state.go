@@ -148,20 +148,21 @@ func loadTable(root *commitRec, pools *[numPools]*pool, kind int) (*table, error
 }
 
 // loadState reads everything a commit record points to except the rows.
-// The writer passes withBitmaps to rebuild the free space; marking detects
-// overlapping or out-of-range extents.
-func loadState(root commitRec, withBitmaps bool, open segOpener) (*state, error) {
+// The writer passes withBitmaps to rebuild the free space (marking detects
+// overlapping or out-of-range extents) and gets paged tables that keep
+// indexBudget bytes of index pages; a Reader gets resident tables.
+func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int64) (*state, error) {
 	pools, err := buildPools(&root, withBitmaps, open)
 	if err != nil {
 		return nil, err
 	}
 	st := &state{root: root, pools: pools}
-	for k := range numKinds {
-		if st.tabs[k], err = loadTable(&root, &pools, k); err != nil {
-			return nil, err
-		}
-	}
 	if !withBitmaps {
+		for k := range numKinds {
+			if st.tabs[k], err = loadTable(&root, &pools, k); err != nil {
+				return nil, err
+			}
+		}
 		return st, nil
 	}
 	if err := pools[poolDirectory].markUsed(root.dir.ref, root.dir.count, "directory"); err != nil {
@@ -180,14 +181,14 @@ func loadState(root commitRec, withBitmaps bool, open segOpener) (*state, error)
 			}
 		}
 		dp := pools[dataPool[k]]
-		var merr error
-		st.tabs[k].all(func(id uint64, l loc) {
-			if merr == nil && l.live() {
-				merr = dp.markUsed(l.ref, l.records(), fmt.Sprintf("%s %d", kindName[k], id))
+		st.tabs[k], err = openTable(&root, &pools, k, indexShare(k, indexBudget), func(id uint64, l *loc) error {
+			if !l.live() {
+				return nil
 			}
+			return dp.markUsed(l.ref, l.records(), fmt.Sprintf("%s %d", kindName[k], id))
 		})
-		if merr != nil {
-			return nil, merr
+		if err != nil {
+			return nil, err
 		}
 	}
 	var dcap uint64
@@ -200,9 +201,21 @@ func loadState(root commitRec, withBitmaps bool, open segOpener) (*state, error)
 	return st, nil
 }
 
+// indexShare is the part of the index budget a kind's table keeps: value
+// sets outnumber buckets by far.
+func indexShare(kind int, budget int64) int64 {
+	if kind == kindBucket {
+		return budget / 4
+	}
+	return budget - budget/4
+}
+
 // readObject reads and verifies the rows of one bucket or value set.
 func (st *state) readObject(kind int, id uint64) (loc, []byte, error) {
-	l, ok := st.tabs[kind].get(id)
+	l, ok, err := st.tabs[kind].get(id)
+	if err != nil {
+		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
+	}
 	if !ok || !l.live() {
 		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, port.ErrNotFound)
 	}
@@ -277,7 +290,11 @@ func (st *state) readDirectory() ([]uint32, error) {
 	for i := range dir {
 		id := le.Uint32(blob[i*recBucketPointer.Size:])
 		if !lastOK || id != last {
-			if l, ok := bt.get(uint64(id)); !ok || !l.live() {
+			l, ok, err := bt.get(uint64(id))
+			if err != nil {
+				return nil, fmt.Errorf("directory slot %d: %w", i, err)
+			}
+			if !ok || !l.live() {
 				return nil, fmt.Errorf("%w: directory slot %d names bucket %d, which is not committed", port.ErrCorrupt, i, id)
 			}
 			last, lastOK = id, true
@@ -349,7 +366,11 @@ func checkState(st *state) error {
 		errs = append(errs, err)
 	}
 	for k := range numKinds {
-		for _, id := range st.tabs[k].ids() {
+		ids, err := st.tabs[k].ids()
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, id := range ids {
 			if _, _, err := st.readObject(k, id); err != nil {
 				errs = append(errs, err)
 				if len(errs) > 100 {

@@ -53,6 +53,13 @@ type Stats struct {
 	BytesWritten    uint64 // rows, values, index and directory bytes
 	SegmentsCreated int
 	Recovered       bool // Open cleared a crashed writer's status flags
+	// IndexBytes is the memory of resident index pages (both tables,
+	// Options.IndexCacheBytes bounds it between commits); IndexLoads and
+	// IndexEvictions count pages read back from the file and dropped.
+	IndexBytes     int64
+	IndexPages     int
+	IndexLoads     uint64
+	IndexEvictions uint64
 }
 
 // freeBatch is space superseded by the commit of generation gen.
@@ -241,7 +248,7 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
-	st, err := loadState(root, true, s.openSegment)
+	st, err := loadState(root, true, s.openSegment, s.opts.IndexCacheBytes)
 	s.st = st
 	if err != nil {
 		return err
@@ -419,7 +426,8 @@ func (s *Store) BucketIDs() ([]uint32, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	return ids32(s.st.tabs[kindBucket].ids()), nil
+	ids, err := s.st.tabs[kindBucket].ids()
+	return ids32(ids), err
 }
 
 // ValueSetIDs returns the committed value set ids in ascending order.
@@ -429,7 +437,7 @@ func (s *Store) ValueSetIDs() ([]uint64, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	return s.st.tabs[kindValueSet].ids(), nil
+	return s.st.tabs[kindValueSet].ids()
 }
 
 // DeletionLog implements port.DeletionLogReader: the committed deletion
@@ -450,7 +458,20 @@ func (s *Store) DeletionLog() ([]port.DeletionRecord, error) {
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.stats
+	st := s.stats
+	if s.st != nil {
+		for _, t := range s.st.tabs {
+			if t == nil {
+				continue
+			}
+			ts := t.stats()
+			st.IndexBytes += ts.Resident
+			st.IndexPages += ts.Pages
+			st.IndexLoads += ts.Loads
+			st.IndexEvictions += ts.Evictions
+		}
+	}
+	return st
 }
 
 // Check verifies the committed state the way fsck would: the directory, and

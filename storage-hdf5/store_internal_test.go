@@ -63,7 +63,7 @@ func TestCorruptRowNamesBucket(t *testing.T) {
 	var victim uint32
 	var l loc
 	for _, id := range w.liveBuckets() {
-		if l, _ = s.st.tabs[kindBucket].get(uint64(id)); l.count > 2 {
+		if l, _, _ = s.st.tabs[kindBucket].get(uint64(id)); l.count > 2 {
 			victim = id
 			break
 		}

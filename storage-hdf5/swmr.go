@@ -76,7 +76,7 @@ func (r *Reader) open() error {
 		if err != nil {
 			return err
 		}
-		st, err := loadState(root, false, r.openSegment)
+		st, err := loadState(root, false, r.openSegment, 0)
 		if err == nil {
 			r.st = st
 			r.checkSegments(nil, &root)
@@ -283,7 +283,8 @@ func (r *Reader) BucketIDs() ([]uint32, error) {
 	if err := r.usable(); err != nil {
 		return nil, err
 	}
-	return ids32(r.st.tabs[kindBucket].ids()), nil
+	ids, err := r.st.tabs[kindBucket].ids()
+	return ids32(ids), err
 }
 
 // ValueSetIDs returns the value set ids of the Reader's generation.
@@ -293,7 +294,7 @@ func (r *Reader) ValueSetIDs() ([]uint64, error) {
 	if err := r.usable(); err != nil {
 		return nil, err
 	}
-	return r.st.tabs[kindValueSet].ids(), nil
+	return r.st.tabs[kindValueSet].ids()
 }
 
 // Commit returns port.ErrReadOnly.

@@ -5,37 +5,56 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sync"
+	"sync/atomic"
+	"unsafe"
 )
 
-// table maps object ids to locs. It is the largest memory the cache budget
-// does not bound (one entry per bucket and per value set), so it packs a
-// 56-byte loc into a 32-byte rec and groups ids into pages of pageSize
-// consecutive ids: 32.4 bytes per value set with dense ids
-// (TestTableMemory), against 95-150 for the Go map it replaced. Buckets
-// cost 48 (their pages also carry an ext array).
+// table maps object ids to locs, grouping ids into pages of pageSize
+// consecutive ids. It works in one of two modes.
+//
+// Resident (src == nil): every page is in memory and set changes it in
+// place. SWMR Readers and the table a full checkpoint builds use it.
+//
+// Paged (src != nil): the writer's mode. The committed entries are on disk
+// (the commit record's index snapshot and deltas, src); pages are read from
+// there on demand and kept while their bytes stay within budget, so that
+// the index no longer grows memory with the file. A commit's changes do not
+// touch the pages: they go to an overlay (over), which get consults first,
+// and reach the resident pages in commit(), together with the new src that
+// holds them on disk. Every resident page therefore always equals what src
+// gives for it, so any page can be evicted at any time, and a rollback is
+// dropping the overlay.
 //
 // A page stores only its present ids' recs, in id order, found by the rank
-// of the id's bit in a presence bitmap. Core allocates ids from counters
-// that only grow, so after churn the live ids are sparse: a page with few
-// live ids costs its 416-byte header plus its recs, where an array of
-// pageSize slots would cost 32 KiB for a single survivor. With a tenth of
-// the ids live a value set costs under 40 bytes, with a hundredth about
-// what the map did.
+// of the id's bit in a presence bitmap: 32.4 bytes per value set with dense
+// ids (TestTableMemory), against 95-150 for the Go map it replaced. Buckets
+// cost 48 (their pages also carry an ext array).
+//
+// table is safe for concurrent use; mu guards the page map, the overlay and
+// the counters. Only the committing goroutine changes entries.
 type table struct {
-	pages map[uint64]*page // by id>>pageBits
-	// big holds count and tombs of the entries that do not fit a rec's
-	// uint32s (rec.count == bigCount): value sets of 4G values, which no
-	// store has, but a loc must come back exactly as it was set.
-	big   map[uint64][2]uint64
-	live  int // entries with stLive
-	dirty int // entries with stDirty (live or tombstones)
+	mu    sync.RWMutex
+	pages map[uint64]*page // by id>>pageBits; nil: known, on disk only (paged)
+	over  map[uint64]loc   // the commit in progress (paged)
+	src   *tsrc            // where pages come from (paged); nil: resident
+	// budget bounds the bytes of resident pages (paged); resident counts
+	// them.
+	budget, resident int64
+	live             int // entries with stLive, overlay included
+	dirty            int // entries with stDirty, overlay included
+	loads, evictions uint64
+	// absorbing is set while absorb moves a durable commit's overlay into
+	// the pages: a page read from src meanwhile lacks the commit's entries
+	// and is not kept.
+	absorbing bool
 }
 
 const (
 	pageBits  = 10
 	pageSize  = 1 << pageBits
 	pageWords = pageSize / 64
-	bigCount  = math.MaxUint32 // rec.count of an entry whose counts are in table.big
+	bigCount  = math.MaxUint32 // rec.count of an entry whose counts are in page.big
 )
 
 // rec is a loc without the fields that are zero for value sets (depth,
@@ -60,9 +79,14 @@ type page struct {
 	has, live, dirty [pageWords]uint64
 	recs             []rec
 	// ext is allocated on the first entry with a non-zero extra, so
-	// value-set pages never have one; it lives as long as the page. store
+	// value-set pages never have one; it lives as long as the page. put
 	// writes a slot's extra whenever ext exists, so removals leave theirs.
 	ext *[pageSize]extra
+	// big holds count and tombs of the entries that do not fit a rec's
+	// uint32s (rec.count == bigCount), by slot: value sets of 4G values,
+	// which no store has, but a loc must come back exactly as it was set.
+	big  map[int][2]uint64
+	used atomic.Bool // read since the evictor last passed (paged)
 }
 
 func newTable() *table { return &table{pages: make(map[uint64]*page)} }
@@ -130,13 +154,29 @@ func (p *page) fit() {
 	}
 }
 
-// load rebuilds the loc of id, at slot s and index i of page p.
-func (t *table) load(id uint64, p *page, s, i int) loc {
+const (
+	pageHeaderBytes = int64(unsafe.Sizeof(page{}))
+	recBytes        = int64(unsafe.Sizeof(rec{}))
+	extBytes        = int64(unsafe.Sizeof([pageSize]extra{}))
+)
+
+// size is the heap a page takes, roughly (big's entries are not counted:
+// no store has them).
+func (p *page) size() int64 {
+	n := pageHeaderBytes + int64(cap(p.recs))*recBytes
+	if p.ext != nil {
+		n += extBytes
+	}
+	return n
+}
+
+// load rebuilds the loc at slot s and index i.
+func (p *page) load(s, i int) loc {
 	r := &p.recs[i]
 	l := loc{ref: r.ref, gen: r.gen, count: uint64(r.count), tombs: uint64(r.tombs),
 		sorted: r.sorted, crc: r.crc, state: p.state(s)}
 	if r.count == bigCount {
-		c := t.big[id]
+		c := p.big[s]
 		l.count, l.tombs = c[0], c[1]
 	}
 	if p.ext != nil {
@@ -145,16 +185,16 @@ func (t *table) load(id uint64, p *page, s, i int) loc {
 	return l
 }
 
-// store writes l as the entry of id, at slot s and index i of page p,
-// whose previous contents (if any) have been forgotten.
-func (t *table) store(id uint64, p *page, s, i int, l loc) {
+// store writes l at slot s and index i, whose previous contents (if any)
+// have been forgotten.
+func (p *page) store(s, i int, l loc) {
 	r := rec{ref: l.ref, gen: l.gen, count: uint32(l.count), tombs: uint32(l.tombs),
 		sorted: l.sorted, crc: l.crc}
 	if l.count >= bigCount || l.tombs >= bigCount {
-		if t.big == nil {
-			t.big = make(map[uint64][2]uint64)
+		if p.big == nil {
+			p.big = make(map[int][2]uint64)
 		}
-		t.big[id] = [2]uint64{l.count, l.tombs}
+		p.big[s] = [2]uint64{l.count, l.tombs}
 		r.count, r.tombs = bigCount, bigCount
 	}
 	p.recs[i] = r
@@ -168,20 +208,91 @@ func (t *table) store(id uint64, p *page, s, i int, l loc) {
 	p.setState(s, l.state)
 }
 
-// forget drops what the entry at index i of page p keeps outside the page.
-func (t *table) forget(id uint64, p *page, i int) {
+// forget drops what the entry at slot s and index i keeps outside recs.
+func (p *page) forget(s, i int) {
 	if p.recs[i].count == bigCount {
-		delete(t.big, id)
+		delete(p.big, s)
 	}
 }
 
-func (t *table) get(id uint64) (loc, bool) {
-	pn, s := split(id)
-	p := t.pages[pn]
-	if p == nil || !p.present(s) {
+func (p *page) get(s int) (loc, bool) {
+	if !p.present(s) {
 		return loc{}, false
 	}
-	return t.load(id, p, s, p.rank(s)), true
+	return p.load(s, p.rank(s)), true
+}
+
+// put stores l at slot s and returns the state of the entry it replaced.
+func (p *page) put(s int, l loc) (prev uint8, had bool) {
+	i := p.rank(s)
+	if p.present(s) {
+		prev, had = p.state(s), true
+		p.forget(s, i)
+	} else {
+		p.insert(i)
+		w, m := bit(s)
+		p.has[w] |= m
+	}
+	p.store(s, i, l)
+	return prev, had
+}
+
+// remove deletes slot s and returns the state of the entry it held.
+func (p *page) remove(s int) (prev uint8, had bool) {
+	if !p.present(s) {
+		return 0, false
+	}
+	i := p.rank(s)
+	prev = p.state(s)
+	p.forget(s, i)
+	p.setState(s, 0)
+	w, m := bit(s)
+	p.has[w] &^= m
+	// Only a rollback removes, so the capacity is left for the next clean
+	// to fit.
+	p.recs = slices.Delete(p.recs, i, i+1)
+	return prev, true
+}
+
+// walk calls fn for every entry of page pn in ascending id order.
+func (p *page) walk(pn uint64, fn func(id uint64, l loc)) {
+	i := 0
+	for w, x := range p.has {
+		for ; x != 0; x &= x - 1 {
+			s := w*64 + bits.TrailingZeros64(x)
+			fn(pn<<pageBits|uint64(s), p.load(s, i))
+			i++
+		}
+	}
+}
+
+// clean drops the entries that are not live and clears the dirty bits, as
+// an index snapshot leaves them. It reports whether the page is empty.
+func (p *page) clean() bool {
+	p.dirty = [pageWords]uint64{}
+	if p.has == p.live {
+		return len(p.recs) == 0
+	}
+	// Keep the live recs, in order, at the front of recs.
+	i, j := 0, 0
+	for w, x := range p.has {
+		for ; x != 0; x &= x - 1 {
+			s := w*64 + bits.TrailingZeros64(x)
+			if m := x & -x; p.live[w]&m != 0 {
+				p.recs[j] = p.recs[i]
+				j++
+			} else {
+				p.forget(s, i)
+			}
+			i++
+		}
+	}
+	p.has = p.live
+	p.recs = p.recs[:j]
+	if j > 0 {
+		p.fit()
+	}
+	return j == 0
 }
 
 func (t *table) count(st uint8, sign int) {
@@ -193,122 +304,420 @@ func (t *table) count(st uint8, sign int) {
 	}
 }
 
-// set stores l for id, replacing any entry. The table keeps only the state
-// bits stLive and stDirty; another would be lost, so it panics.
+// get returns the loc of id: the commit in progress's, else the page's,
+// which a paged table reads from the file when it is not resident.
+func (t *table) get(id uint64) (loc, bool, error) {
+	pn, s := split(id)
+	t.mu.RLock()
+	if l, ok := t.over[id]; ok {
+		t.mu.RUnlock()
+		return l, true, nil
+	}
+	p, known := t.pages[pn]
+	if p != nil {
+		p.used.Store(true)
+		l, ok := p.get(s)
+		t.mu.RUnlock()
+		return l, ok, nil
+	}
+	t.mu.RUnlock()
+	if !known {
+		return loc{}, false, nil
+	}
+	p, err := t.fetch(pn)
+	if err != nil || p == nil {
+		return loc{}, false, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if l, ok := t.over[id]; ok { // published while the page was read
+		return l, true, nil
+	}
+	l, ok := p.get(s)
+	return l, ok, nil
+}
+
+// fetch reads page pn from src and makes it resident, evicting others
+// when the resident pages pass the budget. It returns nil for a page that
+// is no longer known.
+func (t *table) fetch(pn uint64) (*page, error) {
+	p, err := t.src.load(pn)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur, known := t.pages[pn]
+	if cur != nil || !known {
+		return cur, nil // another reader was first, or a clean emptied it
+	}
+	if t.absorbing {
+		return p, nil
+	}
+	t.pages[pn] = p
+	t.resident += p.size()
+	t.loads++
+	p.used.Store(true)
+	t.evict(pn)
+	return p, nil
+}
+
+// evict drops resident pages, least recently read first (CLOCK: a page
+// read since the last pass gets a second chance), until their bytes are
+// an eighth under the budget. keep is not dropped.
+func (t *table) evict(keep uint64) {
+	if t.src == nil || t.resident <= t.budget {
+		return
+	}
+	target := t.budget - t.budget/8
+	for pass := 0; pass < 2 && t.resident > target; pass++ {
+		for pn, p := range t.pages {
+			if p == nil || pn == keep {
+				continue
+			}
+			if p.used.Swap(false) && pass == 0 {
+				continue
+			}
+			t.pages[pn] = nil
+			t.resident -= p.size()
+			t.evictions++
+			if t.resident <= target {
+				break
+			}
+		}
+	}
+}
+
+// set stores l for id in a resident table, replacing any entry. The table
+// keeps only the state bits stLive and stDirty; another would be lost, so
+// it panics.
 func (t *table) set(id uint64, l loc) {
-	if l.state&^(stLive|stDirty) != 0 {
-		panic("h5store: table: unknown loc state bits")
+	checkLocState(l)
+	if t.src != nil {
+		panic("h5store: table: set on a paged table")
 	}
 	pn, s := split(id)
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	p := t.pages[pn]
 	if p == nil {
 		p = &page{}
 		t.pages[pn] = p
 	}
-	i := p.rank(s)
-	if p.present(s) {
-		t.count(p.state(s), -1)
-		t.forget(id, p, i)
-	} else {
-		p.insert(i)
-		w, m := bit(s)
-		p.has[w] |= m
+	if prev, had := p.put(s, l); had {
+		t.count(prev, -1)
 	}
-	t.store(id, p, s, i, l)
 	t.count(l.state, +1)
 }
 
-// del removes id.
-func (t *table) del(id uint64) {
-	pn, s := split(id)
-	p := t.pages[pn]
-	if p == nil || !p.present(s) {
+func checkLocState(l loc) {
+	if l.state&^(stLive|stDirty) != 0 {
+		panic("h5store: table: unknown loc state bits")
+	}
+}
+
+// stage records l as id's entry in the commit in progress. A resident
+// table takes it at once; a paged one keeps it in the overlay, and resolve
+// compares it with the committed entry later.
+func (t *table) stage(id uint64, l loc) {
+	if t.src == nil {
+		t.set(id, l)
 		return
 	}
-	i := p.rank(s)
-	t.count(p.state(s), -1)
-	t.forget(id, p, i)
-	p.setState(s, 0)
-	w, m := bit(s)
-	p.has[w] &^= m
-	// Only a rollback deletes, so the capacity is left for the next clean
-	// to fit.
-	p.recs = slices.Delete(p.recs, i, i+1)
+	checkLocState(l)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over == nil {
+		t.over = make(map[uint64]loc)
+	}
+	t.over[id] = l
+}
+
+// staged returns the ids of the commit in progress, in ascending order.
+func (t *table) staged() []uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return slices.Sorted(maps.Keys(t.over))
+}
+
+// resolve compares every overlay entry with the committed entry it
+// replaces, page by page in id order (each page read once): it counts the
+// change into live and dirty, calls free with a committed version that was
+// live, and drops tombstones of ids that were not live.
+func (t *table) resolve(free func(base loc)) error {
+	ids := t.staged()
+	for i := 0; i < len(ids); {
+		pn := ids[i] >> pageBits
+		j := i + 1
+		for j < len(ids) && ids[j]>>pageBits == pn {
+			j++
+		}
+		p, err := t.page(pn)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		for _, id := range ids[i:j] {
+			var base loc
+			had := false
+			if p != nil {
+				_, s := split(id)
+				base, had = p.get(s)
+			}
+			cur := t.over[id]
+			if !cur.live() && !base.live() {
+				delete(t.over, id) // freeing what was not live changes nothing
+				continue
+			}
+			if had {
+				t.count(base.state, -1)
+			}
+			t.count(cur.state, +1)
+			if base.live() {
+				free(base)
+			}
+		}
+		t.mu.Unlock()
+		i = j
+	}
+	return nil
+}
+
+// discard drops the commit in progress: a rollback. live and dirty are
+// the counts from before it.
+func (t *table) discard(live, dirty int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.over = nil
+	t.live, t.dirty = live, dirty
+}
+
+// absorb moves the overlay's entries into the resident pages once the
+// commit that holds them is durable, a slice at a time, so that reads do
+// not wait for all of it. The overlay stays until commit: reads see the
+// same entries either way.
+func (t *table) absorb() {
+	ids := t.staged()
+	t.mu.Lock()
+	t.absorbing = true
+	t.mu.Unlock()
+	const slice = 4096
+	for i := 0; i < len(ids); i += slice {
+		t.mu.Lock()
+		for _, id := range ids[i:min(i+slice, len(ids))] {
+			t.absorbOne(id, t.over[id])
+		}
+		t.mu.Unlock()
+	}
+}
+
+// absorbOne puts l into its page if the page is resident or new.
+func (t *table) absorbOne(id uint64, l loc) {
+	pn, s := split(id)
+	p, known := t.pages[pn]
+	if p == nil && known {
+		return // the new src has it
+	}
+	var before int64
+	if p == nil {
+		p = &page{} // a new page: its ids are the newest, likely read soon
+		t.pages[pn] = p
+	} else {
+		before = p.size()
+	}
+	p.put(s, l)
+	t.resident += p.size() - before
+}
+
+// commit makes the commit in progress part of the table once src, which
+// holds it on disk, is durable: its entries go into the resident pages
+// (unless absorb moved them already), and snapshot (src is a new index
+// snapshot) cleans them. A resident table becomes paged.
+func (t *table) commit(src *tsrc, snapshot bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.absorbing {
+		for id, l := range t.over {
+			t.absorbOne(id, l)
+		}
+	}
+	t.absorbing = false
+	t.over = nil
+	if snapshot {
+		for pn, p := range t.pages {
+			if p == nil {
+				continue
+			}
+			before := p.size()
+			if p.clean() {
+				delete(t.pages, pn)
+				t.resident -= before
+				continue
+			}
+			t.resident += p.size() - before
+		}
+		t.dirty = 0
+	}
+	if t.src == nil {
+		t.resident = 0
+		for _, p := range t.pages {
+			t.resident += p.size()
+		}
+	}
+	t.src = src
+	t.evict(math.MaxUint64)
+}
+
+// clean marks every entry of a resident table as saved in a snapshot:
+// tombstones (entries not live) go, dirty bits clear.
+func (t *table) clean() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for pn, p := range t.pages {
+		if p != nil && p.clean() {
+			delete(t.pages, pn)
+		}
+	}
+	t.dirty = 0
+}
+
+// del removes id from a resident table.
+func (t *table) del(id uint64) {
+	pn, s := split(id)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.pages[pn]
+	if p == nil {
+		return
+	}
+	if prev, had := p.remove(s); had {
+		t.count(prev, -1)
+	}
 	if len(p.recs) == 0 {
 		delete(t.pages, pn)
 	}
 }
 
-// walk calls fn for every entry of page pn in ascending id order.
-func (t *table) walk(pn uint64, p *page, fn func(id uint64, l loc)) {
-	i := 0
-	for w, x := range p.has {
-		for ; x != 0; x &= x - 1 {
-			s := w*64 + bits.TrailingZeros64(x)
-			id := pn<<pageBits | uint64(s)
-			fn(id, t.load(id, p, s, i))
-			i++
+// each calls fn for every entry, the commit in progress's included, in
+// ascending id order, so that index blobs are deterministic and sorted for
+// h5dump readers and for paging. Pages that are not resident are read from
+// src and, while the budget has room, kept. fn must not change t; an error
+// from fn stops the walk.
+func (t *table) each(fn func(id uint64, l *loc) error) error {
+	t.mu.RLock()
+	pns := slices.Collect(maps.Keys(t.pages))
+	over := slices.Collect(maps.Keys(t.over))
+	t.mu.RUnlock()
+	for _, id := range over {
+		pns = append(pns, id>>pageBits)
+	}
+	slices.Sort(pns)
+	pns = slices.Compact(pns)
+	slices.Sort(over)
+	var ents []pageEntry
+	for _, pn := range pns {
+		var err error
+		if ents, err = t.entries(pn, ents[:0]); err != nil {
+			return err
 		}
-	}
-}
-
-// each calls fn for every entry in ascending id order, so that index blobs
-// are deterministic and sorted for h5dump readers. fn must not change t.
-func (t *table) each(fn func(id uint64, l *loc)) {
-	for _, pn := range slices.Sorted(maps.Keys(t.pages)) {
-		t.walk(pn, t.pages[pn], func(id uint64, l loc) { fn(id, &l) })
-	}
-}
-
-// all calls fn for every entry in no particular order. fn must not change
-// t.
-func (t *table) all(fn func(id uint64, l loc)) {
-	for pn, p := range t.pages {
-		t.walk(pn, p, fn)
-	}
-}
-
-// clean marks every entry as saved in a snapshot: tombstones (entries not
-// live) go, dirty bits clear.
-func (t *table) clean() {
-	for pn, p := range t.pages {
-		p.dirty = [pageWords]uint64{}
-		if p.has == p.live {
-			continue
-		}
-		// Keep the live recs, in order, at the front of recs.
-		i, j := 0, 0
-		for w, x := range p.has {
-			for ; x != 0; x &= x - 1 {
-				if m := x & -x; p.live[w]&m != 0 {
-					p.recs[j] = p.recs[i]
-					j++
-				} else {
-					t.forget(pn<<pageBits|uint64(w*64+bits.TrailingZeros64(x)), p, i)
+		// Merge the page's entries with the overlay's ids of this page.
+		i := 0
+		for ; len(over) > 0 && over[0]>>pageBits == pn; over = over[1:] {
+			id := over[0]
+			for ; i < len(ents) && ents[i].id < id; i++ {
+				if err := fn(ents[i].id, &ents[i].l); err != nil {
+					return err
 				}
+			}
+			if i < len(ents) && ents[i].id == id {
 				i++
 			}
+			t.mu.RLock()
+			l := t.over[id]
+			t.mu.RUnlock()
+			if err := fn(id, &l); err != nil {
+				return err
+			}
 		}
-		p.has = p.live
-		p.recs = p.recs[:j]
-		if j == 0 {
-			delete(t.pages, pn)
-			continue
+		for ; i < len(ents); i++ {
+			if err := fn(ents[i].id, &ents[i].l); err != nil {
+				return err
+			}
 		}
-		p.fit()
 	}
-	t.dirty = 0
+	return nil
+}
+
+type pageEntry struct {
+	id uint64
+	l  loc
+}
+
+// entries appends the entries of page pn, without the overlay, to out.
+func (t *table) entries(pn uint64, out []pageEntry) ([]pageEntry, error) {
+	p, err := t.page(pn)
+	if p == nil || err != nil {
+		return out, err
+	}
+	t.mu.RLock()
+	p.walk(pn, func(id uint64, l loc) { out = append(out, pageEntry{id, l}) })
+	t.mu.RUnlock()
+	return out, nil
+}
+
+// page returns page pn without the overlay: the resident one, or one read
+// from src for a walk (kept if the budget has room, without evicting
+// others), or nil for a page that does not exist.
+func (t *table) page(pn uint64) (*page, error) {
+	t.mu.RLock()
+	p, known := t.pages[pn]
+	t.mu.RUnlock()
+	if p != nil || !known {
+		return p, nil
+	}
+	p, err := t.src.load(pn)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if cur, known := t.pages[pn]; cur == nil && known && !t.absorbing && t.resident+p.size() <= t.budget {
+		t.pages[pn] = p
+		t.resident += p.size()
+		t.loads++
+	}
+	t.mu.Unlock()
+	return p, nil
 }
 
 // ids returns the live ids in ascending order.
-func (t *table) ids() []uint64 {
+func (t *table) ids() ([]uint64, error) {
+	t.mu.RLock()
 	out := make([]uint64, 0, t.live)
-	for _, pn := range slices.Sorted(maps.Keys(t.pages)) {
-		for w, x := range t.pages[pn].live {
-			for ; x != 0; x &= x - 1 {
-				out = append(out, pn<<pageBits|uint64(w*64+bits.TrailingZeros64(x)))
-			}
+	t.mu.RUnlock()
+	err := t.each(func(id uint64, l *loc) error {
+		if l.live() {
+			out = append(out, id)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// tableStats are a table's paging counters.
+type tableStats struct {
+	Resident         int64 // bytes of resident pages
+	Pages            int   // resident pages
+	Loads, Evictions uint64
+}
+
+func (t *table) stats() tableStats {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	st := tableStats{Resident: t.resident, Loads: t.loads, Evictions: t.evictions}
+	for _, p := range t.pages {
+		if p != nil {
+			st.Pages++
 		}
 	}
-	return out
+	return st
 }

@@ -86,7 +86,7 @@ type crashBackend struct {
 var crashBackends = []crashBackend{
 	{"memstore", func(dir string) (port.Backend, error) { return memstore.Open(filepath.Join(dir, "store.snapshot")) }},
 	{"h5store", func(dir string) (port.Backend, error) {
-		return h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
+		return h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{IndexCacheBytes: tinyIndexBytes})
 	}},
 }
 

@@ -116,7 +116,7 @@ func TestReadersWithEviction(t *testing.T) {
 			}
 			s := st.Stats()
 			if s.Evictions == 0 || s.BucketLoads == 0 {
-				t.Fatalf("%d evictions and %d loads: the cache never turned over", s.Evictions, s.BucketLoads)
+				t.Fatalf("%d evictions and %d loads: the cache never turned over (%+v)", s.Evictions, s.BucketLoads, s)
 			}
 			if err := st.Validate(); err != nil {
 				t.Fatal(err)

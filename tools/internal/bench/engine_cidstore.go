@@ -29,6 +29,8 @@ type cidstoreEngine struct {
 
 	// The split of the last Maintain, for engine_stats.
 	compactDur, checkpointDur time.Duration
+	// backendStats adds the backend's counters to engine_stats.
+	backendStats func(map[string]any)
 }
 
 func openCIDStoreMem(dir string, sync bool) (Engine, error) {
@@ -108,6 +110,14 @@ func (e *cidstoreEngine) Checkpoint() error { return e.st.Checkpoint(e.ctx) }
 func (e *cidstoreEngine) Close() error { return e.st.Close() }
 
 func (e *cidstoreEngine) Stats() map[string]any {
+	m := e.stats()
+	if e.backendStats != nil {
+		e.backendStats(m)
+	}
+	return m
+}
+
+func (e *cidstoreEngine) stats() map[string]any {
 	s := e.st.Stats()
 	return map[string]any{
 		"buckets":                s.Buckets,

@@ -36,17 +36,27 @@ func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	backend, err := h5store.Open(filepath.Join(dir, "store.h5"), h5store.Options{})
+	total := opts.CacheBytes
+	if total == 0 {
+		total = CacheBytes
+	}
+	// As the service does: the budget covers core's cache, HDF5's caches
+	// and h5store's index pages.
+	ho, coreBytes := h5store.SplitBudget(total)
+	backend, err := h5store.Open(filepath.Join(dir, "store.h5"), ho)
 	if err != nil {
 		return nil, fmt.Errorf("open h5store: %w", err)
 	}
 	opts.WALPath = filepath.Join(dir, "wal")
-	if opts.CacheBytes == 0 {
-		opts.CacheBytes = CacheBytes
-	}
+	opts.CacheBytes = coreBytes
 	st, err := cidstore.Open(backend, opts)
 	if err != nil {
 		return nil, err // cidstore.Open closes the backend when it fails
 	}
-	return &cidstoreEngine{st: st, ctx: context.Background()}, nil
+	return &cidstoreEngine{st: st, ctx: context.Background(), backendStats: func(m map[string]any) {
+		hs := backend.Stats()
+		m["index_bytes"] = hs.IndexBytes
+		m["index_loads"] = hs.IndexLoads
+		m["index_evictions"] = hs.IndexEvictions
+	}}, nil
 }

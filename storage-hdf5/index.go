@@ -1,0 +1,280 @@
+package h5store
+
+import (
+	"bytes"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"sort"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// The writer's id → loc tables are paged (table): a page that is not
+// resident is rebuilt from the committed index extents, the snapshot and
+// then each delta in order. Every extent is sorted by id, so the records of
+// one page are a contiguous run of it, found through fences: the id of
+// every fenceEvery-th record, kept in memory (8 bytes per 256 records, so
+// about 0.6 MB per 10M value sets). A page load is then one pread per
+// extent that holds any of the page's ids.
+//
+// Extents are verified (CRC32C of the whole extent) when the fences are
+// built: when the store opens, or as the commit writes them. A page load
+// reads part of an extent and cannot check that CRC again; a record
+// damaged since would name rows that fail their own checksum, which the
+// object read reports as corruption.
+
+// fenceEvery is how many records one fence covers.
+const fenceEvery = 256
+
+// srcExtent is one committed index extent a paged table reads pages from.
+type srcExtent struct {
+	e      extent
+	delta  bool
+	fences []uint64 // id of records 0, fenceEvery, 2*fenceEvery, ...
+	// mem holds the records, sorted, of an extent a build before sorted
+	// deltas wrote in change order; the next snapshot or merged delta
+	// replaces it.
+	mem []byte
+}
+
+// tsrc is where a paged table's pages come from: the index extents of one
+// commit record, the snapshot first.
+type tsrc struct {
+	kind int
+	pool *pool
+	exts []srcExtent
+}
+
+// span returns the records [i, j) of x that may hold ids in [lo, hi).
+func (x *srcExtent) span(lo, hi uint64) (i, j uint64) {
+	f := x.fences
+	// The first record ≥ lo is in the block before the first fence ≥ lo.
+	a := sort.Search(len(f), func(k int) bool { return f[k] >= lo })
+	b := sort.Search(len(f), func(k int) bool { return f[k] >= hi })
+	i = uint64(max(a-1, 0)) * fenceEvery
+	j = min(uint64(b)*fenceEvery, x.e.count)
+	return i, j
+}
+
+// read returns records [i, j) of x.
+func (s *tsrc) read(x *srcExtent, i, j uint64) ([]byte, error) {
+	rs := uint64(metaRecord[s.kind].Size)
+	if x.mem != nil {
+		return x.mem[i*rs : j*rs], nil
+	}
+	fd, off, err := s.pool.locate(x.e.ref+ref(i), j-i)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, (j-i)*rs)
+	if _, err := fd.ReadAt(buf, off); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// load builds page pn from the extents.
+func (s *tsrc) load(pn uint64) (*page, error) {
+	p := &page{}
+	lo, hi := pn<<pageBits, (pn+1)<<pageBits
+	rs := metaRecord[s.kind].Size
+	for xi := range s.exts {
+		x := &s.exts[xi]
+		i, j := x.span(lo, hi)
+		if i >= j {
+			continue
+		}
+		b, err := s.read(x, i, j)
+		if err != nil {
+			return nil, fmt.Errorf("read %s index page %d: %w", kindName[s.kind], pn, err)
+		}
+		for o := 0; o+rs <= len(b); o += rs {
+			id, l := decodeMeta[s.kind](b[o : o+rs])
+			if id < lo {
+				continue
+			}
+			if id >= hi {
+				break
+			}
+			if x.delta {
+				l.state |= stDirty
+			} else if !l.live() {
+				continue
+			}
+			p.put(int(id-lo), l)
+		}
+	}
+	return p, nil
+}
+
+// fencer collects the fences of an extent from its ids, in order, and
+// notes whether they ascend.
+type fencer struct {
+	n        uint64
+	fences   []uint64
+	last     uint64
+	unsorted bool
+}
+
+func (f *fencer) add(id uint64) {
+	if f.n%fenceEvery == 0 {
+		f.fences = append(f.fences, id)
+	}
+	if f.n > 0 && id <= f.last {
+		f.unsorted = true
+	}
+	f.last = id
+	f.n++
+}
+
+// prepareExtent reads extent e of kind's index in chunks, checks its CRC,
+// builds its fences and adds the page numbers it touches to pns. An
+// extent whose ids do not ascend is kept in memory, sorted.
+func prepareExtent(p *pool, kind int, e extent, delta bool, what string, pns *[]uint64) (srcExtent, error) {
+	x := srcExtent{e: e, delta: delta}
+	if e.count == 0 {
+		return x, nil
+	}
+	rs := uint64(metaRecord[kind].Size)
+	fd, off, err := p.locate(e.ref, e.count)
+	if err != nil {
+		return x, fmt.Errorf("read %s: %w", what, err)
+	}
+	const chunkRecs = 64 * fenceEvery
+	buf := make([]byte, min(e.count, chunkRecs)*rs)
+	var (
+		f    fencer
+		crc  uint32
+		last = ^uint64(0)
+	)
+	for at := uint64(0); at < e.count; at += chunkRecs {
+		b := buf[:min(e.count-at, chunkRecs)*rs]
+		if _, err := fd.ReadAt(b, off+int64(at*rs)); err != nil {
+			return x, fmt.Errorf("read %s: %w", what, err)
+		}
+		crc = crc32.Update(crc, castagnoli, b)
+		for o := uint64(0); o < uint64(len(b)); o += rs {
+			id, _ := decodeMeta[kind](b[o : o+rs])
+			f.add(id)
+			if pn := id >> pageBits; pn != last {
+				*pns = append(*pns, pn)
+				last = pn
+			}
+		}
+	}
+	if crc != e.crc {
+		return x, fmt.Errorf("read %s at %v: checksum %08x, want %08x: %w", what, e.ref, crc, e.crc, port.ErrCorrupt)
+	}
+	x.fences = f.fences
+	if !f.unsorted {
+		return x, nil
+	}
+	mem, err := readBlob(p, e, what)
+	if err != nil {
+		return x, err
+	}
+	if err := sortRecords(mem, kind); err != nil {
+		return x, fmt.Errorf("%s: %w", what, err)
+	}
+	x.mem = mem
+	var g fencer
+	for o := uint64(0); o < uint64(len(mem)); o += rs {
+		id, _ := decodeMeta[kind](mem[o : o+rs])
+		g.add(id)
+	}
+	x.fences = g.fences
+	return x, nil
+}
+
+// sortRecords sorts index records by id; an id twice is corruption.
+func sortRecords(b []byte, kind int) error {
+	rs := metaRecord[kind].Size
+	n := len(b) / rs
+	type kr struct {
+		id  uint64
+		off int
+	}
+	keys := make([]kr, n)
+	for i := range keys {
+		id, _ := decodeMeta[kind](b[i*rs : (i+1)*rs])
+		keys[i] = kr{id, i * rs}
+	}
+	slices.SortFunc(keys, func(a, b kr) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return 0
+	})
+	out := make([]byte, 0, len(b))
+	for i, k := range keys {
+		if i > 0 && keys[i-1].id == k.id {
+			return fmt.Errorf("%w: index record for id %d twice", port.ErrCorrupt, k.id)
+		}
+		out = append(out, b[k.off:k.off+rs]...)
+	}
+	if !bytes.Equal(out, b) {
+		copy(b, out)
+	}
+	return nil
+}
+
+// openSrc prepares the index extents of root for kind and returns them
+// with the sorted page numbers they hold.
+func openSrc(root *commitRec, pools *[numPools]*pool, kind int) (*tsrc, []uint64, error) {
+	src := &tsrc{kind: kind, pool: pools[metaPool[kind]]}
+	var pns []uint64
+	if root.hasSnap[kind] {
+		x, err := prepareExtent(src.pool, kind, root.snap[kind], false, kindName[kind]+" index snapshot", &pns)
+		if err != nil {
+			return nil, nil, err
+		}
+		src.exts = append(src.exts, x)
+	}
+	for i, d := range root.deltas[kind] {
+		x, err := prepareExtent(src.pool, kind, d, true, fmt.Sprintf("%s index delta %d", kindName[kind], i), &pns)
+		if err != nil {
+			return nil, nil, err
+		}
+		src.exts = append(src.exts, x)
+	}
+	slices.Sort(pns)
+	return src, slices.Compact(pns), nil
+}
+
+// openTable builds a paged table over root's index of kind, with pages
+// kept up to budget bytes. It reads every entry once, counting them and
+// calling fn with each (fn may be nil).
+func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64, fn func(id uint64, l *loc) error) (*table, error) {
+	src, pns, err := openSrc(root, pools, kind)
+	if err != nil {
+		return nil, err
+	}
+	t := newTable()
+	t.budget = budget
+	for _, pn := range pns {
+		t.pages[pn] = nil
+	}
+	t.src = src
+	var live, dirty int
+	err = t.each(func(id uint64, l *loc) error {
+		if l.live() {
+			live++
+		}
+		if l.state&stDirty != 0 {
+			dirty++
+		}
+		if fn != nil {
+			return fn(id, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.live, t.dirty = live, dirty
+	return t, nil
+}

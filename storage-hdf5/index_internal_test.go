@@ -1,0 +1,306 @@
+package h5store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
+)
+
+// pagingModel drives a store whose value sets spread over many index
+// pages, with an index cache of a few pages: commits add, rewrite and free
+// sets at random over the pages, so that every commit's resolve and
+// writeIndex read evicted pages back, the delta list fills, merges and is
+// replaced by snapshots.
+type pagingModel struct {
+	t    *testing.T
+	r    *rand.Rand
+	lsn  uint64
+	sets map[uint64][]byte // id → its one value
+	next uint64
+}
+
+const pagingSpan = 24 * pageSize // ids used: 24 pages
+
+func (m *pagingModel) checkpoint() *port.Checkpoint {
+	m.lsn++
+	cp := &port.Checkpoint{
+		Meta: port.Meta{FormatVersion: 1, GlobalDepth: 0, BucketCapacity: 64, CheckpointLSN: m.lsn,
+			NumBuckets: 1, NextBucketID: 1, NextValueSetID: pagingSpan + 1},
+		Directory: []uint32{0},
+	}
+	if m.lsn == 1 {
+		cp.Full = true
+		cp.Buckets = []port.BucketRecord{{ID: 0}}
+	}
+	ids := slices.Sorted(maps.Keys(m.sets))
+	for range m.r.IntN(min(len(ids)/8, 20) + 1) { // free some
+		id := ids[m.r.IntN(len(ids))]
+		if _, ok := m.sets[id]; ok {
+			cp.FreedValueSets = append(cp.FreedValueSets, id)
+			delete(m.sets, id)
+		}
+	}
+	put := map[uint64]bool{}
+	n := 1 + m.r.IntN(40)
+	if m.lsn <= 4 || m.r.IntN(10) == 0 {
+		n = 1 + m.r.IntN(4000)
+	}
+	for range n { // add or rewrite, anywhere in the span
+		id := 1 + m.r.Uint64N(pagingSpan)
+		if slices.Contains(cp.FreedValueSets, id) || put[id] {
+			continue
+		}
+		put[id] = true
+		v := make([]byte, port.ValueSize)
+		le.PutUint64(v, m.r.Uint64()|1)
+		le.PutUint64(v[8:], id)
+		m.sets[id] = v
+		cp.ValueSets = append(cp.ValueSets, port.ValueSetRecord{ID: id, SortedCount: 1, Values: bytes.Clone(v)})
+	}
+	// A freed id that was never live: a no-op the store must not record.
+	for {
+		id := 1 + m.r.Uint64N(pagingSpan)
+		if _, live := m.sets[id]; !live && !put[id] && !slices.Contains(cp.FreedValueSets, id) {
+			cp.FreedValueSets = append(cp.FreedValueSets, id)
+			break
+		}
+	}
+	cp.Meta.SpilledKeys = uint64(len(m.sets))
+	return cp
+}
+
+func (m *pagingModel) verify(b port.Backend, all bool) error {
+	ids := slices.Sorted(maps.Keys(m.sets))
+	got, err := b.(port.Lister).ValueSetIDs()
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(got, ids) {
+		return fmt.Errorf("lsn %d: ValueSetIDs has %d ids, want %d", m.lsn, len(got), len(ids))
+	}
+	check := ids
+	if !all {
+		check = nil
+		for range 200 {
+			check = append(check, 1+m.r.Uint64N(pagingSpan))
+		}
+	}
+	for _, id := range check {
+		v, err := b.ReadValueSet(id)
+		want, live := m.sets[id]
+		switch {
+		case !live && !errors.Is(err, port.ErrNotFound):
+			return fmt.Errorf("lsn %d: value set %d is not live, read gives %v", m.lsn, id, err)
+		case live && err != nil:
+			return fmt.Errorf("lsn %d: value set %d: %w", m.lsn, id, err)
+		case live && !bytes.Equal(v.Values, want):
+			return fmt.Errorf("lsn %d: value set %d holds %x, want %x", m.lsn, id, v.Values, want)
+		}
+	}
+	return nil
+}
+
+// TestIndexPaging runs the paging model against a store that keeps a few
+// index pages (and, for comparison, one that keeps them all), checks every
+// read against the model after each commit and after reopening, and checks
+// that pages were evicted and read back and that resident pages stayed
+// within the budget between commits.
+func TestIndexPaging(t *testing.T) {
+	for _, budget := range []int64{8 << 10, 64 << 20} {
+		t.Run(fmt.Sprint(budget), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.h5")
+			opts := Options{IndexCacheBytes: budget, ReuseDelayCommits: -1, NoSync: true}
+			s, err := Open(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &pagingModel{t: t, r: rand.New(rand.NewPCG(3, 4)), sets: map[uint64][]byte{}}
+			snapshots, merges := 0, 0
+			for i := range 120 {
+				before := s.st.root
+				if err := s.Commit(m.checkpoint()); err != nil {
+					t.Fatal(err)
+				}
+				after := &s.st.root
+				if after.snap[kindValueSet] != before.snap[kindValueSet] {
+					snapshots++
+				} else if len(after.deltas[kindValueSet]) < len(before.deltas[kindValueSet]) {
+					merges++
+				}
+				if err := m.verify(s, i%20 == 19); err != nil {
+					t.Fatal(err)
+				}
+				for _, tab := range s.st.tabs {
+					checkResident(t, tab)
+				}
+				// The page a read just loaded stays even when it alone
+				// passes a table's share of the budget.
+				const maxPage = pageHeaderBytes + pageSize*recBytes + extBytes
+				if st := s.Stats(); st.IndexBytes > budget+maxPage {
+					t.Fatalf("commit %d: %d bytes of index pages resident, budget %d", i, st.IndexBytes, budget)
+				}
+			}
+			st := s.Stats()
+			t.Logf("index: %d snapshots, %d merged deltas; %d pages resident (%d bytes), %d loads, %d evictions",
+				snapshots, merges, st.IndexPages, st.IndexBytes, st.IndexLoads, st.IndexEvictions)
+			if snapshots < 2 || merges < 1 {
+				t.Errorf("the model made %d snapshots and %d merged deltas; want both paths", snapshots, merges)
+			}
+			if budget < 1<<20 && (st.IndexEvictions == 0 || st.IndexLoads == 0) {
+				t.Errorf("%d loads, %d evictions with a budget of %d bytes: nothing paged", st.IndexLoads, st.IndexEvictions, budget)
+			}
+			if err := s.Check(); err != nil {
+				t.Fatal(err)
+			}
+			mustClose(t, s)
+			for _, b := range []int64{8 << 10, 64 << 20} {
+				s, err := Open(path, Options{IndexCacheBytes: b})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.verify(s, true); err != nil {
+					t.Fatalf("reopened with budget %d: %v", b, err)
+				}
+				mustClose(t, s)
+			}
+			r, err := OpenReader(path, ReaderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.verify(r, true); err != nil {
+				t.Fatalf("reader: %v", err)
+			}
+			mustClose(t, r)
+		})
+	}
+}
+
+// TestIndexCommitCounts checks that a paged table's live and dirty counts,
+// kept across commits without reading every page, match a full count of
+// the committed entries.
+func TestIndexCommitCounts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.h5")
+	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(5, 6)), sets: map[uint64][]byte{}}
+	for i := range 60 {
+		if err := s.Commit(m.checkpoint()); err != nil {
+			t.Fatal(err)
+		}
+		tab := s.st.tabs[kindValueSet]
+		var live, dirty int
+		err := tab.each(func(_ uint64, l *loc) error {
+			if l.live() {
+				live++
+			}
+			if l.state&stDirty != 0 {
+				dirty++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tab.live != live || tab.dirty != dirty || live != len(m.sets) {
+			t.Fatalf("commit %d: table counts live %d dirty %d; entries say %d, %d; model %d",
+				i, tab.live, tab.dirty, live, dirty, len(m.sets))
+		}
+	}
+}
+
+// TestSortRecords covers extents written before deltas were sorted: they
+// are sorted in memory, and an id twice is corruption.
+func TestSortRecords(t *testing.T) {
+	rs := metaRecord[kindValueSet].Size
+	ids := []uint64{9, 3, 2000, 7, 1}
+	b := make([]byte, len(ids)*rs)
+	for i, id := range ids {
+		encodeMeta[kindValueSet](b[i*rs:], id, &loc{count: id, state: stLive})
+	}
+	if err := sortRecords(b, kindValueSet); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for o := 0; o < len(b); o += rs {
+		id, l := decodeMeta[kindValueSet](b[o : o+rs])
+		if l.count != id {
+			t.Fatalf("record of %d carries count %d: records were mixed", id, l.count)
+		}
+		got = append(got, id)
+	}
+	if want := []uint64{1, 3, 7, 9, 2000}; !slices.Equal(got, want) {
+		t.Fatalf("sorted ids %v, want %v", got, want)
+	}
+	x := srcExtent{e: extent{count: uint64(len(ids))}, mem: b, fences: []uint64{1}}
+	src := &tsrc{kind: kindValueSet, exts: []srcExtent{x}}
+	p, err := src.load(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := p.get(7); !ok || l.count != 7 {
+		t.Fatalf("page 0 slot 7 = %+v, %v", l, ok)
+	}
+	if p1, _ := src.load(1); len(p1.recs) != 1 {
+		t.Fatalf("page 1 has %d records, want 1 (id 2000)", len(p1.recs))
+	}
+	encodeMeta[kindValueSet](b[rs:], 1, &loc{state: stLive})
+	if err := sortRecords(b, kindValueSet); err == nil {
+		t.Fatal("an id twice sorted without error")
+	}
+}
+
+// TestFenceSpan checks span against a linear scan over sorted ids.
+func TestFenceSpan(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		n := r.IntN(3000)
+		ids := make([]uint64, 0, n)
+		id := r.Uint64N(5000)
+		for range n {
+			id += 1 + r.Uint64N(uint64(1+r.IntN(3000)))
+			ids = append(ids, id)
+		}
+		var f fencer
+		for _, id := range ids {
+			f.add(id)
+		}
+		x := srcExtent{e: extent{count: uint64(n)}, fences: f.fences}
+		for range 20 {
+			pn := r.Uint64N(id>>pageBits + 2)
+			lo, hi := pn<<pageBits, (pn+1)<<pageBits
+			i, j := x.span(lo, hi)
+			for k, id := range ids {
+				if id >= lo && id < hi && (uint64(k) < i || uint64(k) >= j) {
+					t.Fatalf("id %d (record %d) of page %d outside span [%d, %d)", id, k, pn, i, j)
+				}
+			}
+			if j > i && j-i > uint64(pageSize+2*fenceEvery) {
+				t.Fatalf("span [%d, %d) of page %d is too wide", i, j, pn)
+			}
+		}
+	}
+}
+
+// checkResident recomputes a table's resident bytes from its pages.
+func checkResident(t *testing.T, tab *table) {
+	t.Helper()
+	var n int64
+	for _, p := range tab.pages {
+		if p != nil {
+			n += p.size()
+		}
+	}
+	if n != tab.resident {
+		t.Fatalf("table counts %d resident bytes; its pages hold %d", tab.resident, n)
+	}
+}
