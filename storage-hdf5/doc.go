@@ -178,13 +178,17 @@
 // per value set, is paged: entries are packed in pages of 1024 ids (32.4
 // bytes per value set with dense ids, TestTableMemory; 48 per bucket), and
 // Options.IndexCacheBytes bounds the resident pages (default 64 MiB;
-// SplitBudget gives an eighth of the service's budget, at most 256 MiB).
-// A page that is not resident is rebuilt from the committed index extents
-// (the snapshot and deltas above, each sorted by id): fences, the id of
-// every 256th record of each extent, kept in memory (about 0.03 bytes per
-// entry), locate the page's records, one pread per extent. Pages are
-// dropped by a CLOCK hand once their bytes pass the budget, to 7/8 of it;
-// every resident page equals what the extents give, so any page can go.
+// SplitBudget gives an eighth of the service's budget, at most 256 MiB, on
+// top of it).
+// The committed index extents (the snapshot and deltas above) are sorted
+// by id, and fences, the id of every 64th record of each extent, stay in
+// memory (0.125 bytes per record). A read whose page is not resident looks
+// its id up in the extents, newest first: one pread of at most 64 records
+// per extent until one holds it. A commit rebuilds the pages it touches
+// from the extents (one pread per extent) and keeps them while the budget
+// has room. Pages are dropped by a CLOCK hand once their bytes pass the
+// budget, to 7/8 of it; every resident page equals what the extents give,
+// so any page can go.
 // A commit does not change pages while it runs: its new locs wait in an
 // overlay that reads consult first, are compared with the committed
 // entries page by page in id order (resolve: each page the commit touches

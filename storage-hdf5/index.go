@@ -14,9 +14,11 @@ import (
 // resident is rebuilt from the committed index extents, the snapshot and
 // then each delta in order. Every extent is sorted by id, so the records of
 // one page are a contiguous run of it, found through fences: the id of
-// every fenceEvery-th record, kept in memory (8 bytes per 256 records, so
-// about 0.6 MB per 10M value sets). A page load is then one pread per
-// extent that holds any of the page's ids.
+// every fenceEvery-th record, kept in memory (8 bytes per 64 records, about
+// 1.3 MB per 10M entries). A page load is one pread per extent that holds
+// any of the page's ids; a single id (a read that misses the resident
+// pages) is one pread of at most fenceEvery records per extent, newest
+// delta first, stopping at the first that holds it.
 //
 // Extents are verified (CRC32C of the whole extent) when the fences are
 // built: when the store opens, or as the commit writes them. A page load
@@ -25,7 +27,7 @@ import (
 // object read reports as corruption.
 
 // fenceEvery is how many records one fence covers.
-const fenceEvery = 256
+const fenceEvery = 64
 
 // srcExtent is one committed index extent a paged table reads pages from.
 type srcExtent struct {
@@ -55,6 +57,49 @@ func (x *srcExtent) span(lo, hi uint64) (i, j uint64) {
 	i = uint64(max(a-1, 0)) * fenceEvery
 	j = min(uint64(b)*fenceEvery, x.e.count)
 	return i, j
+}
+
+// block returns the records [i, j) of x that hold id if any does.
+func (x *srcExtent) block(id uint64) (i, j uint64) {
+	f := x.fences
+	k := sort.Search(len(f), func(k int) bool { return f[k] > id }) - 1
+	if k < 0 {
+		return 0, 0
+	}
+	return uint64(k) * fenceEvery, min(uint64(k+1)*fenceEvery, x.e.count)
+}
+
+// lookup finds the committed entry of id without building its page: the
+// newest extent that has a record of id decides.
+func (s *tsrc) lookup(id uint64) (loc, bool, error) {
+	rs := metaRecord[s.kind].Size
+	for xi := len(s.exts) - 1; xi >= 0; xi-- {
+		x := &s.exts[xi]
+		i, j := x.block(id)
+		if i >= j {
+			continue
+		}
+		b, err := s.read(x, i, j)
+		if err != nil {
+			return loc{}, false, fmt.Errorf("read %s index entry %d: %w", kindName[s.kind], id, err)
+		}
+		for o := 0; o+rs <= len(b); o += rs {
+			rid, l := decodeMeta[s.kind](b[o : o+rs])
+			if rid < id {
+				continue
+			}
+			if rid > id {
+				break
+			}
+			if x.delta {
+				l.state |= stDirty
+			} else if !l.live() {
+				return loc{}, false, nil
+			}
+			return l, true, nil
+		}
+	}
+	return loc{}, false, nil
 }
 
 // read returns records [i, j) of x.

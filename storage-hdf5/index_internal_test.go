@@ -148,17 +148,19 @@ func TestIndexPaging(t *testing.T) {
 				}
 			}
 			st := s.Stats()
-			t.Logf("index: %d snapshots, %d merged deltas; %d pages resident (%d bytes), %d loads, %d evictions",
-				snapshots, merges, st.IndexPages, st.IndexBytes, st.IndexLoads, st.IndexEvictions)
+			t.Logf("index: %d snapshots, %d merged deltas; %d pages resident (%d bytes), %d loads, %d evictions, %d lookups",
+				snapshots, merges, st.IndexPages, st.IndexBytes, st.IndexLoads, st.IndexEvictions, st.IndexLookups)
 			if snapshots < 2 || merges < 1 {
 				t.Errorf("the model made %d snapshots and %d merged deltas; want both paths", snapshots, merges)
 			}
-			if budget < 1<<20 && (st.IndexEvictions == 0 || st.IndexLoads == 0) {
-				t.Errorf("%d loads, %d evictions with a budget of %d bytes: nothing paged", st.IndexLoads, st.IndexEvictions, budget)
+			if budget < 1<<20 && (st.IndexEvictions == 0 || st.IndexLoads == 0 || st.IndexLookups == 0) {
+				t.Errorf("%d loads, %d evictions, %d lookups with a budget of %d bytes: nothing paged",
+					st.IndexLoads, st.IndexEvictions, st.IndexLookups, budget)
 			}
 			if err := s.Check(); err != nil {
 				t.Fatal(err)
 			}
+			checkLookups(t, s.st.tabs[kindValueSet].src, pagingSpan+2)
 			mustClose(t, s)
 			for _, b := range []int64{8 << 10, 64 << 20} {
 				s, err := Open(path, Options{IndexCacheBytes: b})
@@ -302,5 +304,26 @@ func checkResident(t *testing.T, tab *table) {
 	}
 	if n != tab.resident {
 		t.Fatalf("table counts %d resident bytes; its pages hold %d", tab.resident, n)
+	}
+}
+
+// checkLookups compares the point lookup of every id below n with the
+// entry the id's page, built from the same extents, holds.
+func checkLookups(t *testing.T, src *tsrc, n uint64) {
+	t.Helper()
+	var p *page
+	for id := range n {
+		pn, s := split(id)
+		if s == 0 || p == nil {
+			var err error
+			if p, err = src.load(pn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, wok := p.get(s)
+		got, ok, err := src.lookup(id)
+		if err != nil || got != want || ok != wok {
+			t.Fatalf("lookup(%d) = %+v, %v, %v; its page has %+v, %v", id, got, ok, err, want, wok)
+		}
 	}
 }

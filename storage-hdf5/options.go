@@ -98,19 +98,21 @@ func (o *Options) writeBuffer() int {
 	return int(min(max(o.CacheBytes/4, 64<<10), maxWriteBuffer))
 }
 
-// SplitBudget divides a store's whole cache budget between h5store and
-// core: h5store's Options get a sixteenth (at most 64 MiB) as CacheBytes
-// and an eighth (at most 256 MiB) as IndexCacheBytes; core's
-// Options.CacheBytes is the rest. The service and the benchmarks use it,
-// so that the budget bounds all three. A total of 0 (core: no bound)
-// leaves the index unbounded too.
+// SplitBudget sizes h5store for a store whose cache budget (buckets and
+// value sets) is total: a sixteenth of it, at most 64 MiB, goes to
+// h5store's CacheBytes (HDF5's caches, the commit buffer) and core's
+// Options.CacheBytes is the rest; the index pages get IndexCacheBytes of an
+// eighth of the budget, at most 256 MiB, on top of it: part of the fixed
+// overhead, like the directory, whatever the size of the file. The service
+// and the benchmarks use it. A total of 0 (core: no bound) leaves the
+// index unbounded too.
 func SplitBudget(total int64) (opts Options, coreBytes int64) {
 	if total <= 0 {
 		return Options{IndexCacheBytes: math.MaxInt64}, total
 	}
 	opts.CacheBytes = min(total/16, 64<<20)
 	opts.IndexCacheBytes = max(min(total/8, 256<<20), 1)
-	return opts, total - opts.CacheBytes - opts.IndexCacheBytes
+	return opts, total - opts.CacheBytes
 }
 
 // ReaderOptions configures a Reader. The zero value is valid.

@@ -55,11 +55,13 @@ type Stats struct {
 	Recovered       bool // Open cleared a crashed writer's status flags
 	// IndexBytes is the memory of resident index pages (both tables,
 	// Options.IndexCacheBytes bounds it between commits); IndexLoads and
-	// IndexEvictions count pages read back from the file and dropped.
+	// IndexEvictions count pages read back from the file and dropped,
+	// IndexLookups reads answered from the file's index extents.
 	IndexBytes     int64
 	IndexPages     int
 	IndexLoads     uint64
 	IndexEvictions uint64
+	IndexLookups   uint64
 }
 
 // freeBatch is space superseded by the commit of generation gen.
@@ -469,6 +471,7 @@ func (s *Store) Stats() Stats {
 			st.IndexPages += ts.Pages
 			st.IndexLoads += ts.Loads
 			st.IndexEvictions += ts.Evictions
+			st.IndexLookups += ts.Lookups
 		}
 	}
 	return st

@@ -150,3 +150,25 @@ func BenchmarkCommitSmall(b *testing.B) {
 		})
 	}
 }
+
+// TestSplitBudget checks the shares of a service budget: h5store's caches
+// and core's add up to it, the index share is capped on top of it.
+func TestSplitBudget(t *testing.T) {
+	for _, c := range []struct {
+		total, cache, index int64
+	}{
+		{2 << 30, 64 << 20, 256 << 20},
+		{512 << 20, 32 << 20, 64 << 20},
+		{64 << 30, 64 << 20, 256 << 20},
+		{16, 1, 2},
+	} {
+		o, core := h5store.SplitBudget(c.total)
+		if o.CacheBytes != c.cache || o.IndexCacheBytes != c.index || o.CacheBytes+core != c.total {
+			t.Errorf("SplitBudget(%d) = cache %d, index %d, core %d; want %d, %d and the rest",
+				c.total, o.CacheBytes, o.IndexCacheBytes, core, c.cache, c.index)
+		}
+	}
+	if o, core := h5store.SplitBudget(0); core != 0 || o.IndexCacheBytes < 1<<60 {
+		t.Errorf("SplitBudget(0) = index %d, core %d; want both unbounded", o.IndexCacheBytes, core)
+	}
+}

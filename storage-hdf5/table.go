@@ -44,6 +44,7 @@ type table struct {
 	live             int // entries with stLive, overlay included
 	dirty            int // entries with stDirty, overlay included
 	loads, evictions uint64
+	lookups          uint64 // gets answered from the extents (atomic)
 	// absorbing is set while absorb moves a durable commit's overlay into
 	// the pages: a page read from src meanwhile lacks the commit's entries
 	// and is not kept.
@@ -304,8 +305,10 @@ func (t *table) count(st uint8, sign int) {
 	}
 }
 
-// get returns the loc of id: the commit in progress's, else the page's,
-// which a paged table reads from the file when it is not resident.
+// get returns the loc of id: the commit in progress's, else the page's.
+// A paged table looks an id whose page is not resident up in the extents
+// (tsrc.lookup: a few small preads) without loading the page: reads are
+// spread over the whole index, and a page is 1024 entries.
 func (t *table) get(id uint64) (loc, bool, error) {
 	pn, s := split(id)
 	t.mu.RLock()
@@ -324,42 +327,8 @@ func (t *table) get(id uint64) (loc, bool, error) {
 	if !known {
 		return loc{}, false, nil
 	}
-	p, err := t.fetch(pn)
-	if err != nil || p == nil {
-		return loc{}, false, err
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if l, ok := t.over[id]; ok { // published while the page was read
-		return l, true, nil
-	}
-	l, ok := p.get(s)
-	return l, ok, nil
-}
-
-// fetch reads page pn from src and makes it resident, evicting others
-// when the resident pages pass the budget. It returns nil for a page that
-// is no longer known.
-func (t *table) fetch(pn uint64) (*page, error) {
-	p, err := t.src.load(pn)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	cur, known := t.pages[pn]
-	if cur != nil || !known {
-		return cur, nil // another reader was first, or a clean emptied it
-	}
-	if t.absorbing {
-		return p, nil
-	}
-	t.pages[pn] = p
-	t.resident += p.size()
-	t.loads++
-	p.used.Store(true)
-	t.evict(pn)
-	return p, nil
+	atomic.AddUint64(&t.lookups, 1)
+	return t.src.lookup(id)
 }
 
 // evict drops resident pages, least recently read first (CLOCK: a page
@@ -708,12 +677,14 @@ type tableStats struct {
 	Resident         int64 // bytes of resident pages
 	Pages            int   // resident pages
 	Loads, Evictions uint64
+	Lookups          uint64
 }
 
 func (t *table) stats() tableStats {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	st := tableStats{Resident: t.resident, Loads: t.loads, Evictions: t.evictions}
+	st := tableStats{Resident: t.resident, Loads: t.loads, Evictions: t.evictions,
+		Lookups: atomic.LoadUint64(&t.lookups)}
 	for _, p := range t.pages {
 		if p != nil {
 			st.Pages++

@@ -64,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.sync, "sync", "always", "default sync mode: always (one durable commit per batch) or none")
 	fs.Uint64Var(&f.seed, "seed", 42, "generator seed")
 	fs.Int64Var(&bench.CacheBytes, "cache-bytes", 0, "cache budget in bytes of the durable cidstore engines (0 = unbounded)")
+	fs.Int64Var(&bench.IndexBytes, "index-bytes", 0, "cidstore-hdf5's index page budget in bytes (0 = what the service derives from --cache-bytes)")
 	fs.StringVar(&f.out, "out", "", "append the JSON lines to this file (they are printed to stdout too)")
 	fs.IntVar(&f.runs, "runs", 1, "repeat the whole set this many times; each run is its own line")
 	fs.StringVar(&f.tmpdir, "tmpdir", "", "parent of the engines' data directories (default $TMPDIR)")

@@ -49,6 +49,10 @@ func openCIDStoreMem(dir string, sync bool) (Engine, error) {
 // --cache-bytes.
 var CacheBytes int64
 
+// IndexBytes, when positive, overrides cidstore-hdf5's index page budget
+// (h5store.Options.IndexCacheBytes); cidbench sets it from --index-bytes.
+var IndexBytes int64
+
 // openCIDStoreMemDurable opens the durable layout in dir: the memstore
 // snapshot file "snapshot" and the WAL "wal", with opts otherwise as given.
 func openCIDStoreMemDurable(dir string, opts cidstore.Options) (Engine, error) {

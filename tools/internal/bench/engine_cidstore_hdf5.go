@@ -40,9 +40,11 @@ func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) 
 	if total == 0 {
 		total = CacheBytes
 	}
-	// As the service does: the budget covers core's cache, HDF5's caches
-	// and h5store's index pages.
+	// As the service does (h5store.SplitBudget).
 	ho, coreBytes := h5store.SplitBudget(total)
+	if IndexBytes > 0 {
+		ho.IndexCacheBytes = IndexBytes
+	}
 	backend, err := h5store.Open(filepath.Join(dir, "store.h5"), ho)
 	if err != nil {
 		return nil, fmt.Errorf("open h5store: %w", err)
@@ -58,5 +60,6 @@ func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) 
 		m["index_bytes"] = hs.IndexBytes
 		m["index_loads"] = hs.IndexLoads
 		m["index_evictions"] = hs.IndexEvictions
+		m["index_lookups"] = hs.IndexLookups
 	}}, nil
 }
