@@ -333,15 +333,15 @@ func (t *table) get(id uint64) (loc, bool, error) {
 
 // evict drops resident pages, least recently read first (CLOCK: a page
 // read since the last pass gets a second chance), until their bytes are
-// an eighth under the budget. keep is not dropped.
-func (t *table) evict(keep uint64) {
+// an eighth under the budget.
+func (t *table) evict() {
 	if t.src == nil || t.resident <= t.budget {
 		return
 	}
 	target := t.budget - t.budget/8
 	for pass := 0; pass < 2 && t.resident > target; pass++ {
 		for pn, p := range t.pages {
-			if p == nil || pn == keep {
+			if p == nil {
 				continue
 			}
 			if p.used.Swap(false) && pass == 0 {
@@ -534,7 +534,7 @@ func (t *table) commit(src *tsrc, snapshot bool) {
 		}
 	}
 	t.src = src
-	t.evict(math.MaxUint64)
+	t.evict()
 }
 
 // clean marks every entry of a resident table as saved in a snapshot:
