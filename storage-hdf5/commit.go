@@ -630,7 +630,7 @@ func (tx *txn) writeIndex(k int) error {
 		tx.root.snap[k], tx.root.hasSnap[k], tx.root.deltas[k] = x.e, true, nil
 		tx.snapshotted[k] = true
 		src.exts = []srcExtent{x}
-	case !tx.changed(k):
+	case !t.pending():
 	case len(old.deltas[k]) < maxDeltas:
 		ids := t.staged()
 		x, err := tx.writeMeta(k, uint64(len(ids)), true, func(emit func(uint64, *loc) error) error {
@@ -670,14 +670,6 @@ func (tx *txn) writeIndex(k int) error {
 	}
 	tx.src[k] = src
 	return nil
-}
-
-// changed reports whether this commit changes kind k's table.
-func (tx *txn) changed(k int) bool {
-	t := tx.s.st.tabs[k]
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.over) > 0
 }
 
 // writeMeta writes n index records produced by gen, in ascending id order,

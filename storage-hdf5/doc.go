@@ -193,8 +193,9 @@
 // overlay that reads consult first, are compared with the committed
 // entries page by page in id order (resolve: each page the commit touches
 // is read once), and enter the resident pages when the commit is durable.
-// So the index takes the budget plus the overlay of one commit (about 100
-// bytes per object it writes), whatever the size of the file. SWMR Readers
+// So the index takes the budget plus the overlay of one commit (a Go map
+// entry per object it writes; by Go's map layout an estimated ~100 bytes,
+// not measured), whatever the size of the file. SWMR Readers
 // and Rewrite keep their whole index resident.
 //
 // Besides: one bit per granule of each pool (rows: 1 bit per 8 entries,

@@ -402,6 +402,13 @@ func (t *table) stage(id uint64, l loc) {
 	t.over[id] = l
 }
 
+// pending reports whether the commit in progress changed the table.
+func (t *table) pending() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.over) > 0
+}
+
 // staged returns the ids of the commit in progress, in ascending order.
 func (t *table) staged() []uint64 {
 	t.mu.RLock()
