@@ -53,12 +53,16 @@ type Stats struct {
 	LastCheckpointBytes    int64
 	RecoveredRecords       uint64 // WAL records replayed by Open
 
-	CacheBytes    int64            // bytes charged by resident buckets and value sets (estimated between checkpoints)
-	CacheBudget   int64            // Options.CacheBytes; 0 = unbounded
-	BucketLoads   uint64           // buckets read from the backend on demand
-	ValueSetLoads uint64           // value sets read from the backend on demand
-	Evictions     uint64           // buckets evicted (with their value sets)
-	Maintenance   MaintenanceStats // background maintenance and GC (scheduler.go)
+	CacheBytes    int64  // bytes charged by resident buckets and value sets (estimated between checkpoints)
+	CacheBudget   int64  // Options.CacheBytes; 0 = unbounded
+	BucketLoads   uint64 // buckets read from the backend on demand
+	ValueSetLoads uint64 // value sets read from the backend on demand
+	Evictions     uint64 // buckets evicted (with their value sets)
+	// CachePinnedBytes estimates what only a checkpoint can make evictable
+	// (changed since the last checkpoint, or frozen by the one running).
+	CachePinnedBytes int64
+	WriteStalls      uint64           // mutations that waited for a checkpoint to unpin memory
+	Maintenance      MaintenanceStats // background maintenance and GC (scheduler.go)
 }
 
 // BucketInfo describes one bucket for the debug endpoint.

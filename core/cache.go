@@ -39,8 +39,17 @@ type cache struct {
 	// recomputed the charges of what they changed.
 	growth atomic.Int64
 	// dirty estimates the bytes of what changed since the last freeze
-	// (writer only; read by the evictor under the writer lock).
-	dirty int64
+	// (changed by the writer only), frozen what the checkpoint in progress
+	// froze (dirty and growth at its freeze; 0 once it committed or
+	// failed). Together with growth they are pinned: memory no eviction can
+	// free before a checkpoint commits.
+	dirty, frozen atomic.Int64
+	// pinLimit is the backpressure bound on pinned bytes (0 = none): past
+	// half of it a mutation asks for a checkpoint, past it the next one
+	// waits for a checkpoint (checkpointForMemory). Without it a writer
+	// faster than the checkpoints grows memory past any budget.
+	pinLimit int64
+	stalls   atomic.Uint64 // mutations that waited for checkpointForMemory
 	// futileSeq is committedSeq when an eviction pass last left the cache
 	// over budget: passes wait for the next commit (or a second) before
 	// sweeping again, instead of rescanning buckets they cannot evict.
@@ -61,11 +70,43 @@ type cache struct {
 // Bytes charged per resident bucket and value set besides their arrays.
 const (
 	bucketOverhead = int64(unsafe.Sizeof(bucket{}))
-	setOverhead    = int64(unsafe.Sizeof(valueSet{}))
+	setOverhead    = int64(unsafe.Sizeof(valueSet{})) + setMapBytes
 	entryBytes     = int64(unsafe.Sizeof(entry{})) + 1 // entry and tag
 	mapEntryBytes  = 48                                // per map[E]struct{} element, measured order of magnitude
 	growthPerOp    = entryBytes + 16
 )
+
+// minPinLimit is the least pinLimit, so that a tiny budget does not turn
+// every batch into a checkpoint.
+const minPinLimit = 1 << 20
+
+// pinned estimates the bytes only a checkpoint can make evictable.
+func (c *cache) pinned() int64 {
+	return c.dirty.Load() + c.growth.Load() + c.frozen.Load()
+}
+
+// setPinLimit enables writer backpressure for a store with a budget and a
+// WAL (a checkpointer): pinned memory is held to half the budget, so the
+// other half stays for clean buckets the writer and readers load.
+func (c *cache) setPinLimit() {
+	if c.budget > 0 {
+		c.pinLimit = max(c.budget/2, minPinLimit)
+	}
+}
+
+// checkpointForMemory runs a checkpoint unless the one that was running
+// when the caller found too much memory pinned already freed enough
+// (writer lock not held).
+func (s *Store) checkpointForMemory() error {
+	s.cache.stalls.Add(1)
+	s.ckptMu.Lock()
+	over := s.cache.pinned() > s.cache.pinLimit
+	s.ckptMu.Unlock()
+	if !over {
+		return nil
+	}
+	return s.checkpoint()
+}
 
 func (c *cache) over() bool {
 	return c.budget > 0 && c.used.Load()+c.growth.Load() > c.budget
@@ -394,19 +435,11 @@ func (s *Store) startEvictor() {
 			}
 			s.wmu.Lock()
 			still := !s.closed.Load() && s.evict()
-			dirty := c.dirty
 			s.wmu.Unlock()
-			if !still {
-				continue
-			}
-			c.futileSeq, c.futileTime = s.committedSeq.Load(), time.Now()
-			if s.wal != nil && dirty > c.budget {
-				// What changed alone passes the budget: only a
-				// checkpoint makes it evictable.
-				select {
-				case s.wal.ckpt <- struct{}{}:
-				default:
-				}
+			if still {
+				// What is left is pinned: mutate asks for the checkpoint
+				// that frees it.
+				c.futileSeq, c.futileTime = s.committedSeq.Load(), time.Now()
 			}
 		}
 	}()

@@ -174,6 +174,19 @@ func TestEvictionUnderBudget(t *testing.T) {
 	if st.Evictions == 0 || st.CacheBytes > st.CacheBudget {
 		t.Fatalf("evictions %d, cache %d bytes of %d", st.Evictions, st.CacheBytes, st.CacheBudget)
 	}
+	// The set table keeps nothing of evicted sets: only sets named by
+	// resident buckets take memory (held ≤ named), not every set ever
+	// created (st.SpilledKeys).
+	held, named := s.sets.live(), 0
+	for _, b := range s.buckets {
+		if b != nil && b.loaded.Load() {
+			named += int(s.countSpilled(b))
+		}
+	}
+	if held > named || held >= int(st.SpilledKeys) {
+		t.Fatalf("set table holds %d sets; resident buckets name %d, %d keys spilled",
+			held, named, st.SpilledKeys)
+	}
 	checkModel(t, s, want)
 	if s.Stats().BucketLoads == 0 {
 		t.Fatal("no bucket was read back")
@@ -459,4 +472,93 @@ func TestEvictionWhileWaitingForWALSpace(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A writer faster than the checkpoints must not grow memory past the
+// budget: with a WAL, what only a checkpoint can free (pinned) is held near
+// half the budget by making mutations wait for checkpoints. The control
+// run, with the backpressure off and no checkpoint but those the WAL
+// forces, shows that the workload does outgrow the bound otherwise.
+func TestWriterBackpressure(t *testing.T) {
+	const budget = 4 << 20
+	run := func(t *testing.T, backpressure bool) (maxCache, maxPinned int64, st Stats) {
+		ctx := context.Background()
+		s, err := Open(newTestBackend(), Options{
+			WALPath:             filepath.Join(t.TempDir(), "wal"),
+			WALSizeBytes:        256 << 20,
+			CheckpointInterval:  -1,
+			CheckpointFillRatio: 1,
+			HashSeed:            5,
+			CacheBytes:          budget,
+			MaintenanceInterval: -1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if s.cache.pinLimit != budget/2 {
+			t.Fatalf("pin limit %d, want %d", s.cache.pinLimit, budget/2)
+		}
+		if !backpressure {
+			s.cache.pinLimit = 0
+		}
+		rng := rand.New(rand.NewPCG(7, 7))
+		want := map[E][]E{}
+		batch := make([]Pair, 0, 100)
+		for range 1500 {
+			batch = batch[:0]
+			for range cap(batch) {
+				k := e(1 + rng.Uint64N(100_000))
+				v := E{High: k.High, Low: 1 + rng.Uint64()>>1}
+				batch = append(batch, Pair{k, v})
+				want[k] = append(want[k], v)
+			}
+			if err := s.InsertBatch(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			st := s.Stats()
+			maxCache = max(maxCache, st.CacheBytes)
+			maxPinned = max(maxPinned, st.CachePinnedBytes)
+		}
+		for k := range want {
+			slices.SortFunc(want[k], E.Compare)
+			want[k] = slices.Compact(want[k])
+		}
+		checkModel(t, s, want)
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return maxCache, maxPinned, s.Stats()
+	}
+	t.Run("on", func(t *testing.T) {
+		maxCache, maxPinned, st := run(t, true)
+		t.Logf("max cache %d, max pinned %d, %d stalls, %d checkpoints, %d evictions",
+			maxCache, maxPinned, st.WriteStalls, st.Checkpoints, st.Evictions)
+		if st.WriteStalls == 0 || st.Checkpoints < 3 {
+			t.Fatalf("%d stalls, %d checkpoints: the backpressure never acted", st.WriteStalls, st.Checkpoints)
+		}
+		// A batch may start just under the limit: allow one batch over.
+		if maxPinned > budget/2+budget/4 {
+			t.Errorf("pinned reached %d, limit %d", maxPinned, budget/2)
+		}
+		if maxCache > budget+budget/2 {
+			t.Errorf("cache reached %d bytes, budget %d", maxCache, budget)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		maxCache, maxPinned, st := run(t, false)
+		t.Logf("max cache %d, max pinned %d, %d checkpoints", maxCache, maxPinned, st.Checkpoints)
+		if maxCache <= budget+budget/2 {
+			t.Errorf("cache reached only %d bytes without backpressure: the workload does not test it", maxCache)
+		}
+	})
+}
+
+func (s *Store) countSpilled(b *bucket) (n int32) {
+	for i := range b.entries {
+		if b.entries[i].spilled() {
+			n++
+		}
+	}
+	return n
 }

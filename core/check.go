@@ -109,8 +109,9 @@ func (s *Store) Validate() error {
 	if s.nspilled != spilled || s.stats.spilled.Load() != spilled {
 		bad("spilled-key counters %d/%d, recount %d", s.nspilled, s.stats.spilled.Load(), spilled)
 	}
-	if s.sets.live != int(spilled) {
-		bad("set table holds %d value sets, %d keys are spilled", s.sets.live, spilled)
+	resident := s.sets.live()
+	if resident != int(spilled) {
+		bad("set table holds %d value sets, %d keys are spilled", resident, spilled)
 	}
 	n := 0
 	s.sets.each(func(vs *valueSet) {
@@ -119,8 +120,8 @@ func (s *Store) Validate() error {
 			bad("set table holds freed value set %d", vs.id)
 		}
 	})
-	if n != s.sets.live {
-		bad("set table walk found %d value sets, count %d", n, s.sets.live)
+	if n != resident {
+		bad("set table walk found %d value sets, count %d", n, resident)
 	}
 	return errors.Join(errs...)
 }

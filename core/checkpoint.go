@@ -1,6 +1,7 @@
 package cidstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ func (s *Store) checkpoint() error {
 	start := time.Now()
 	s.wmu.Lock()
 	if s.idle() {
+		// Nothing changed: whatever the estimates say, nothing is pinned.
+		s.cache.dirty.Store(0)
+		s.cache.growth.Store(0)
 		s.wmu.Unlock()
 		return nil
 	}
@@ -60,10 +64,12 @@ func (s *Store) checkpoint() error {
 		s.wmu.Lock()
 		s.requeue(cp, buckets, sets)
 		s.restoreTrim(cp.TrimDeletions)
+		s.cache.frozen.Store(0) // requeue counted it as dirty again
 		s.wmu.Unlock()
 		return fmt.Errorf("checkpoint at lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
 	s.committedSeq.Store(capt.seq)
+	s.cache.frozen.Store(0)
 	s.failpoint("checkpoint.after-commit")
 	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
 	s.stats.checkpoints.Add(1)
@@ -243,6 +249,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 			}
 		}
 		s.sets.each(func(vs *valueSet) { sets = append(sets, vs) })
+		slices.SortFunc(sets, func(a, b *valueSet) int { return cmp.Compare(a.id, b.id) })
 	} else {
 		for _, b := range s.dirtyBuckets {
 			if !b.retired {
@@ -271,8 +278,9 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	s.dirtyBuckets, s.dirtySets = nil, nil
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
 	s.ckptSeq++
+	s.cache.frozen.Store(s.cache.dirty.Load() + s.cache.growth.Load())
 	s.cache.growth.Store(0)
-	s.cache.dirty = 0
+	s.cache.dirty.Store(0)
 	s.capt = &capture{seq: s.ckptSeq}
 	return cp, buckets, sets, s.capt
 }

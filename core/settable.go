@@ -1,119 +1,113 @@
 package cidstore
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
-// setTable holds every value set, by id: a two-level array of slabs, so
-// that finding a set is two loads with no hashing, value sets cost no
-// allocation of their own, and splits and merges of buckets never move them
-// (a SpillPointer names a global id, not a bucket slot).
+// setTable holds the value sets in memory, by id: created ones and those
+// loaded from the backend, in maps sharded by id under read-write locks
+// (core imports only the stdlib: no lock-free map library).
+// Only resident sets take memory — a set evicted with its bucket leaves no
+// slot behind — so the table is bounded by the cache budget however many
+// sets the backend holds (a two-level array of slabs it replaced kept ~170
+// bytes per set ever created: 1 GB at 10M keys, past any small budget).
+// Splits and merges of buckets never move sets (a SpillPointer names a
+// global id, not a bucket slot), and a *valueSet never moves.
 //
-// Ids are never reused. A slot is filled when its set is created or loaded
-// from the backend, and emptied when the set is freed (its key deleted or
-// demoted) or released (evicted with its bucket, see cache.go); a slab
-// whose slots are all empty is dropped. A *valueSet stays valid while the
-// lock of the bucket naming it is held.
+// Ids are never reused. A set enters the table when it is created or
+// loaded, and leaves it when it is freed (its key deleted or demoted) or
+// released (evicted with its bucket, see cache.go). A *valueSet stays valid
+// while the lock of the bucket naming it is held.
 //
 // Concurrency: the writer creates and frees sets; readers load them. Both
-// fill or empty a slot only while holding the write lock of the bucket
-// whose entry names its id, and mu serializes changes to the table itself.
-// A reader looks up an id only while holding that bucket's read lock; the
-// writer fills a slot before publishing the entry that names it and frees
-// it only after removing that entry under the same lock, so readers never
-// see a torn set. The top level grows by copy-and-swap.
+// add or remove a set only while holding the write lock of the bucket whose
+// entry names its id, and its shard's lock. A reader looks up an id only while holding that
+// bucket's read lock; the writer adds a set before publishing the entry
+// that names it and frees it only after removing that entry under the same
+// lock, so readers never see a torn set.
 type setTable struct {
-	mu   sync.Mutex
-	top  atomic.Pointer[[]atomic.Pointer[setSlab]]
-	live int // sets in the table (under mu)
+	shards [setShards]setShard
 }
 
-const setSlabBits = 10
+const setShards = 64
 
-type setSlab struct {
-	sets [1 << setSlabBits]valueSet
-	live int // sets in use (under setTable.mu)
+type setShard struct {
+	mu   sync.RWMutex
+	sets map[uint64]*valueSet
+	_    [40]byte // keep shards on separate cache lines
 }
 
+// setMapBytes is the memory per set in its shard's map, charged with it.
+const setMapBytes = 40
+
+func (t *setTable) shard(id uint64) *setShard { return &t.shards[id%setShards] }
+
+// get returns the set with id, which must be in the table.
 func (t *setTable) get(id uint64) *valueSet {
-	top := t.top.Load()
-	return &(*top)[id>>setSlabBits].Load().sets[id&(1<<setSlabBits-1)]
+	sh := t.shard(id)
+	sh.mu.RLock()
+	vs := sh.sets[id]
+	sh.mu.RUnlock()
+	return vs
 }
 
 // lookup is get for ids that may be absent or freed; it returns nil then.
 func (t *setTable) lookup(id uint64) *valueSet {
-	top := t.top.Load()
-	if id == 0 || top == nil || id>>setSlabBits >= uint64(len(*top)) {
+	if id == 0 {
 		return nil
 	}
-	c := (*top)[id>>setSlabBits].Load()
-	if c == nil {
-		return nil
-	}
-	vs := &c.sets[id&(1<<setSlabBits-1)]
-	if vs.id != id || vs.freed {
+	vs := t.get(id)
+	if vs == nil || vs.freed {
 		return nil
 	}
 	return vs
 }
 
-// alloc returns the zeroed slot of a set with the given id; the caller
-// fills it before publishing the id.
+// alloc adds and returns a zeroed set with the given id; the caller fills
+// it before publishing the id.
 func (t *setTable) alloc(id uint64) *valueSet {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	i := id >> setSlabBits
-	top := t.top.Load()
-	if top == nil || i >= uint64(len(*top)) {
-		n := 16
-		if top != nil {
-			n = len(*top)
-		}
-		for uint64(n) <= i {
-			n *= 2
-		}
-		grown := make([]atomic.Pointer[setSlab], n)
-		if top != nil {
-			for j := range *top {
-				grown[j].Store((*top)[j].Load())
-			}
-		}
-		t.top.Store(&grown)
-		top = &grown
+	vs := &valueSet{id: id}
+	sh := t.shard(id)
+	sh.mu.Lock()
+	if sh.sets == nil {
+		sh.sets = make(map[uint64]*valueSet)
 	}
-	c := (*top)[i].Load()
-	if c == nil {
-		c = new(setSlab)
-		(*top)[i].Store(c)
-	}
-	vs := &c.sets[id&(1<<setSlabBits-1)]
-	*vs = valueSet{id: id}
-	c.live++
-	t.live++
+	sh.sets[id] = vs
+	sh.mu.Unlock()
 	return vs
 }
 
-// free marks vs freed and releases what it holds (writer only); its slab is
-// dropped once every set in it is empty.
+// free marks vs freed, releases what it holds and removes it (writer only).
 func (t *setTable) free(vs *valueSet) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	id := vs.id
+	t.remove(vs.id)
 	vs.reset()
 	vs.freed = true
-	t.drop(id)
 }
 
-// release empties the slot of a set evicted from memory; the set lives on
-// in the backend.
+// release removes a set evicted from memory; the set lives on in the
+// backend.
 func (t *setTable) release(vs *valueSet) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	id := vs.id
+	t.remove(vs.id)
 	vs.reset()
 	vs.id = 0
-	t.drop(id)
+}
+
+func (t *setTable) remove(id uint64) {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	delete(sh.sets, id)
+	sh.mu.Unlock()
+}
+
+// live counts the sets in the table (no set may be added or removed
+// meanwhile).
+func (t *setTable) live() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		n += len(sh.sets)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // reset clears what vs holds but its id, field by field: a checkpoint in
@@ -126,34 +120,15 @@ func (vs *valueSet) reset() {
 	vs.frozen.Store(false)
 }
 
-func (t *setTable) drop(id uint64) {
-	top := t.top.Load()
-	c := (*top)[id>>setSlabBits].Load()
-	c.live--
-	t.live--
-	if c.live == 0 {
-		(*top)[id>>setSlabBits].Store(nil)
-	}
-}
-
-// each calls fn for every set in the table (writer only; no set may be
-// loaded meanwhile).
+// each calls fn for every set in the table, in no particular order (writer
+// only; no set may be loaded meanwhile, and fn must not call the table).
 func (t *setTable) each(fn func(*valueSet)) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	top := t.top.Load()
-	if top == nil {
-		return
-	}
-	for i := range *top {
-		c := (*top)[i].Load()
-		if c == nil {
-			continue
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, vs := range sh.sets {
+			fn(vs)
 		}
-		for j := range c.sets {
-			if vs := &c.sets[j]; vs.id != 0 && !vs.freed {
-				fn(vs)
-			}
-		}
+		sh.mu.RUnlock()
 	}
 }

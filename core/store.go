@@ -116,6 +116,7 @@ func Open(backend port.Backend, opts Options) (*Store, error) {
 		if err := s.openWAL(); err != nil {
 			return nil, errors.Join(err, backend.Close())
 		}
+		s.cache.setPinLimit()
 	}
 	s.startBackground()
 	s.startEvictor()
@@ -211,7 +212,7 @@ func (s *Store) markDirty(b *bucket) {
 	if !b.dirty {
 		b.dirty = true
 		s.dirtyBuckets = append(s.dirtyBuckets, b)
-		s.cache.dirty += bucketCharge(b)
+		s.cache.dirty.Add(bucketCharge(b))
 	}
 }
 
@@ -220,7 +221,7 @@ func (s *Store) markSetDirty(vs *valueSet) {
 	if !vs.dirty {
 		vs.dirty = true
 		s.dirtySets = append(s.dirtySets, vs)
-		s.cache.dirty += setCharge(vs)
+		s.cache.dirty.Add(setCharge(vs))
 	}
 }
 
@@ -327,9 +328,32 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	}
 	var first, last uint64
 	for {
+		if c := &s.cache; c.pinLimit > 0 && c.pinned() > c.pinLimit {
+			// Backpressure: what changed since the last checkpoint passes
+			// what memory may pin; wait for a checkpoint to make it
+			// evictable, then evict.
+			s.wmu.Unlock()
+			err := s.checkpointForMemory()
+			if err == nil {
+				err = ctx.Err()
+			}
+			s.wmu.Lock()
+			if err != nil {
+				s.wmu.Unlock()
+				return fmt.Errorf("cache full, checkpoint: %w", err)
+			}
+			if s.closed.Load() {
+				s.wmu.Unlock()
+				return ErrClosed
+			}
+			if c.over() {
+				s.evict()
+			}
+			continue
+		}
 		// Load what the batch touches before it is logged, so that applying
-		// it cannot fail; again after walAppend waited for space without
-		// the writer lock (the evictor may have run).
+		// it cannot fail; again after walAppend (or the backpressure above)
+		// waited without the writer lock (the evictor may have run).
 		if err := s.prepare(ops); err != nil {
 			s.wmu.Unlock()
 			return err
@@ -353,12 +377,18 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	}
 	s.maint.writes += uint64(len(ops))
 	s.publish()
-	s.wmu.Unlock()
-	if s.cache.budget > 0 {
-		s.cache.growth.Add(int64(len(ops)) * growthPerOp)
-		if s.cache.over() {
-			s.kickEvict()
+	if c := &s.cache; c.budget > 0 {
+		c.growth.Add(int64(len(ops)) * growthPerOp)
+		if c.pinLimit > 0 && c.pinned() > c.pinLimit/2 {
+			select { // checkpoint early, so that writers rarely wait
+			case s.wal.ckpt <- struct{}{}:
+			default:
+			}
 		}
+	}
+	s.wmu.Unlock()
+	if s.cache.over() {
+		s.kickEvict()
 	}
 	if s.wal != nil {
 		if err := s.walWait(last); err != nil {
@@ -696,6 +726,8 @@ func (s *Store) Stats() Stats {
 		BucketLoads:            s.cache.bucketLoads.Load(),
 		ValueSetLoads:          s.cache.setLoads.Load(),
 		Evictions:              s.cache.evictions.Load(),
+		CachePinnedBytes:       s.cache.pinned(),
+		WriteStalls:            s.cache.stalls.Load(),
 	}
 	if s.wal != nil {
 		s.wal.fillStats(&st)

@@ -133,6 +133,8 @@ func (e *cidstoreEngine) stats() map[string]any {
 		"bucket_loads":           s.BucketLoads,
 		"valueset_loads":         s.ValueSetLoads,
 		"evictions":              s.Evictions,
+		"cache_pinned_bytes":     s.CachePinnedBytes,
+		"write_stalls":           s.WriteStalls,
 		"wal_syncs":              s.WALSyncs,
 		"wal_sync_seconds":       s.WALSyncSeconds,
 		"checkpoints":            s.Checkpoints,
