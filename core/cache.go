@@ -44,10 +44,13 @@ type cache struct {
 	// failed). Together with growth they are pinned: memory no eviction can
 	// free before a checkpoint commits.
 	dirty, frozen atomic.Int64
-	// pinLimit is the backpressure bound on pinned bytes (0 = none): past
-	// half of it a mutation asks for a checkpoint, past it the next one
-	// waits for a checkpoint (checkpointForMemory). Without it a writer
-	// faster than the checkpoints grows memory past any budget.
+	// pinLimit is the backpressure bound on pinned bytes (0 = none). Once
+	// the cache nears its budget, a mutation that leaves more than half
+	// of it pinned asks for a checkpoint; once the cache is over budget,
+	// a mutation that finds more than all of it pinned waits for one
+	// (checkpointForMemory). Without it a writer faster than the
+	// checkpoints grows memory past any budget; while everything fits,
+	// it costs nothing (no extra checkpoints).
 	pinLimit int64
 	stalls   atomic.Uint64 // mutations that waited for checkpointForMemory
 	// futileSeq is committedSeq when an eviction pass last left the cache
@@ -94,15 +97,27 @@ func (c *cache) setPinLimit() {
 	}
 }
 
+// mustWait reports whether a mutation must wait for a checkpoint: the
+// cache is over its budget and what pins it passes pinLimit.
+func (c *cache) mustWait() bool {
+	return c.pinLimit > 0 && c.over() && c.pinned() > c.pinLimit
+}
+
+// wantCheckpoint reports whether a checkpoint should start early: the
+// cache is within an eighth of its budget and half of pinLimit is pinned.
+func (c *cache) wantCheckpoint() bool {
+	return c.pinLimit > 0 && c.used.Load()+c.growth.Load() > c.budget-c.budget/8 && c.pinned() > c.pinLimit/2
+}
+
 // checkpointForMemory runs a checkpoint unless the one that was running
 // when the caller found too much memory pinned already freed enough
 // (writer lock not held).
 func (s *Store) checkpointForMemory() error {
 	s.cache.stalls.Add(1)
 	s.ckptMu.Lock()
-	over := s.cache.pinned() > s.cache.pinLimit
+	wait := s.cache.mustWait()
 	s.ckptMu.Unlock()
-	if !over {
+	if !wait {
 		return nil
 	}
 	return s.checkpoint()

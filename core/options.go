@@ -96,11 +96,12 @@ type Options struct {
 	// from the backend: clean ones are evicted past it (least recently
 	// used first, by CLOCK) and read again on demand. What changed since
 	// the last checkpoint stays resident until a checkpoint captures it:
-	// with a WAL, the store asks for a checkpoint when that passes a
-	// quarter of the budget, and a mutation that finds it past half the
-	// budget (at least 1 MiB) waits for one (Stats.WriteStalls), so a
-	// writer faster than the checkpoints cannot grow memory past the
-	// budget. 0 means unbounded. A read-only store ignores it and loads everything
+	// with a WAL, once the cache nears its budget the store asks for a
+	// checkpoint when that passes a quarter of the budget, and once the
+	// cache is over budget a mutation that finds it past half the budget
+	// (at least 1 MiB) waits for one (Stats.WriteStalls), so a writer
+	// faster than the checkpoints cannot grow memory past the budget.
+	// 0 means unbounded. A read-only store ignores it and loads everything
 	// at Open.
 	CacheBytes int64
 	// Logger receives recovery and checkpoint events. Default: discard.

@@ -1,16 +1,25 @@
 package cidstore
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
 
 // setTable holds the value sets in memory, by id: created ones and those
-// loaded from the backend, in maps sharded by id under read-write locks
-// (core imports only the stdlib: no lock-free map library).
-// Only resident sets take memory — a set evicted with its bucket leaves no
-// slot behind — so the table is bounded by the cache budget however many
-// sets the backend holds (a two-level array of slabs it replaced kept ~170
-// bytes per set ever created: 1 GB at 10M keys, past any small budget).
-// Splits and merges of buckets never move sets (a SpillPointer names a
-// global id, not a bucket slot), and a *valueSet never moves.
+// loaded from the backend. Only resident sets take memory — a set evicted
+// with its bucket leaves nothing behind but a tombstone until the next
+// resize — so the table is bounded by the cache budget however many sets
+// the backend holds (a two-level array of slabs it replaced kept ~170 bytes
+// per set ever created: 1 GB at 10M keys, past any small budget). Splits
+// and merges of buckets never move sets (a SpillPointer names a global id,
+// not a bucket slot), and a *valueSet never moves.
+//
+// It is an open-addressing hash table (linear probing, Fibonacci hashing
+// of the id) whose slots are an atomic id and an atomic pointer: lookups
+// take no lock; adds and removes serialize on mu, and a resize builds a new
+// slot array and swaps it in. (core imports only the stdlib; Go's map
+// under read-write locks cost W1 ingest ~25 %, see DESIGN-NOTES.)
 //
 // Ids are never reused. A set enters the table when it is created or
 // loaded, and leaves it when it is freed (its key deleted or demoted) or
@@ -19,39 +28,64 @@ import "sync"
 //
 // Concurrency: the writer creates and frees sets; readers load them. Both
 // add or remove a set only while holding the write lock of the bucket whose
-// entry names its id, and its shard's lock. A reader looks up an id only while holding that
-// bucket's read lock; the writer adds a set before publishing the entry
-// that names it and frees it only after removing that entry under the same
-// lock, so readers never see a torn set.
+// entry names its id; a reader looks up an id only while holding that
+// bucket's read lock. So the slot of the id a reader seeks does not change
+// under it, and the slot array it loaded holds the id if the id was added
+// before the reader took the bucket lock (an add stores the array it
+// changed before the lock is released; an array a resize replaced keeps
+// what it held). Slots of other ids may change meanwhile: a reader only
+// compares their ids, atomically. A slot's id goes from empty to an id,
+// and from an id to a tombstone and back to an id, never back to empty, so
+// a probe never stops early.
 type setTable struct {
-	shards [setShards]setShard
+	tab   atomic.Pointer[setSlots]
+	mu    sync.Mutex
+	n     int // sets in the table (under mu)
+	tombs int // tombstones in the current array (under mu)
 }
 
-const setShards = 64
-
-type setShard struct {
-	mu   sync.RWMutex
-	sets map[uint64]*valueSet
-	_    [40]byte // keep shards on separate cache lines
+type setSlots struct {
+	shift uint // 64 - log2(len(slot))
+	slot  []setSlot
 }
 
-// setMapBytes is the memory per set in its shard's map, charged with it.
-const setMapBytes = 40
+type setSlot struct {
+	id atomic.Uint64 // 0 = empty, setTomb = removed
+	vs atomic.Pointer[valueSet]
+}
 
-func (t *setTable) shard(id uint64) *setShard { return &t.shards[id%setShards] }
+const (
+	setTomb     = ^uint64(0)
+	setMinSlots = 1 << 10
+	// setMapBytes is the memory per set in the table (16-byte slots, at
+	// most 3/4 full after a resize: 32 bytes in the worst case), charged
+	// with it.
+	setMapBytes = 32
+)
 
-// get returns the set with id, which must be in the table.
+func (ts *setSlots) home(id uint64) uint64 { return (id * 0x9E3779B97F4A7C15) >> ts.shift }
+
+// get returns the set with id, or nil if it is not in the table.
 func (t *setTable) get(id uint64) *valueSet {
-	sh := t.shard(id)
-	sh.mu.RLock()
-	vs := sh.sets[id]
-	sh.mu.RUnlock()
-	return vs
+	ts := t.tab.Load()
+	if ts == nil {
+		return nil
+	}
+	mask := uint64(len(ts.slot) - 1)
+	for i := ts.home(id); ; i = (i + 1) & mask {
+		sl := &ts.slot[i]
+		switch sl.id.Load() {
+		case id:
+			return sl.vs.Load()
+		case 0:
+			return nil
+		}
+	}
 }
 
 // lookup is get for ids that may be absent or freed; it returns nil then.
 func (t *setTable) lookup(id uint64) *valueSet {
-	if id == 0 {
+	if id == 0 || id == setTomb {
 		return nil
 	}
 	vs := t.get(id)
@@ -61,18 +95,73 @@ func (t *setTable) lookup(id uint64) *valueSet {
 	return vs
 }
 
-// alloc adds and returns a zeroed set with the given id; the caller fills
-// it before publishing the id.
+// alloc adds and returns a zeroed set with the given id (replacing any set
+// with that id); the caller fills it before publishing the id.
 func (t *setTable) alloc(id uint64) *valueSet {
 	vs := &valueSet{id: id}
-	sh := t.shard(id)
-	sh.mu.Lock()
-	if sh.sets == nil {
-		sh.sets = make(map[uint64]*valueSet)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts := t.tab.Load()
+	if ts == nil || (t.n+t.tombs+1)*4 > len(ts.slot)*3 {
+		ts = t.resize(t.n + 1)
 	}
-	sh.sets[id] = vs
-	sh.mu.Unlock()
+	mask := uint64(len(ts.slot) - 1)
+	free := -1
+	for i := ts.home(id); ; i = (i + 1) & mask {
+		sl := &ts.slot[i]
+		switch sl.id.Load() {
+		case id:
+			sl.vs.Store(vs)
+			return vs
+		case setTomb:
+			if free < 0 {
+				free = int(i)
+			}
+			continue
+		case 0:
+			if free < 0 {
+				free = int(i)
+			} else {
+				t.tombs--
+			}
+		default:
+			continue
+		}
+		break
+	}
+	sl := &ts.slot[free]
+	sl.vs.Store(vs)
+	sl.id.Store(id)
+	t.n++
 	return vs
+}
+
+// resize swaps in a slot array for n sets, at most half full (mu held).
+func (t *setTable) resize(n int) *setSlots {
+	size := setMinSlots
+	for size < 2*n {
+		size *= 2
+	}
+	ts := &setSlots{shift: uint(64 - bits.Len(uint(size-1))), slot: make([]setSlot, size)}
+	mask := uint64(size - 1)
+	if old := t.tab.Load(); old != nil {
+		for i := range old.slot {
+			o := &old.slot[i]
+			id := o.id.Load()
+			if id == 0 || id == setTomb {
+				continue
+			}
+			j := ts.home(id)
+			for ts.slot[j].id.Load() != 0 {
+				j = (j + 1) & mask
+			}
+			ts.slot[j].vs.Store(o.vs.Load())
+			ts.slot[j].id.Store(id)
+		}
+	}
+	t.tombs = 0
+	t.tab.Store(ts)
+	return ts
 }
 
 // free marks vs freed, releases what it holds and removes it (writer only).
@@ -91,23 +180,36 @@ func (t *setTable) release(vs *valueSet) {
 }
 
 func (t *setTable) remove(id uint64) {
-	sh := t.shard(id)
-	sh.mu.Lock()
-	delete(sh.sets, id)
-	sh.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts := t.tab.Load()
+	if ts == nil || id == 0 || id == setTomb {
+		return
+	}
+	mask := uint64(len(ts.slot) - 1)
+	for i := ts.home(id); ; i = (i + 1) & mask {
+		sl := &ts.slot[i]
+		switch sl.id.Load() {
+		case id:
+			sl.id.Store(setTomb)
+			sl.vs.Store(nil)
+			t.n--
+			t.tombs++
+			if len(ts.slot) > setMinSlots && t.n*8 < len(ts.slot) {
+				t.resize(t.n) // shrink: memory follows the resident sets
+			}
+			return
+		case 0:
+			return
+		}
+	}
 }
 
-// live counts the sets in the table (no set may be added or removed
-// meanwhile).
+// live counts the sets in the table.
 func (t *setTable) live() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		n += len(sh.sets)
-		sh.mu.RUnlock()
-	}
-	return n
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
 }
 
 // reset clears what vs holds but its id, field by field: a checkpoint in
@@ -123,12 +225,15 @@ func (vs *valueSet) reset() {
 // each calls fn for every set in the table, in no particular order (writer
 // only; no set may be loaded meanwhile, and fn must not call the table).
 func (t *setTable) each(fn func(*valueSet)) {
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		for _, vs := range sh.sets {
-			fn(vs)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts := t.tab.Load()
+	if ts == nil {
+		return
+	}
+	for i := range ts.slot {
+		if id := ts.slot[i].id.Load(); id != 0 && id != setTomb {
+			fn(ts.slot[i].vs.Load())
 		}
-		sh.mu.RUnlock()
 	}
 }

@@ -328,10 +328,10 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	}
 	var first, last uint64
 	for {
-		if c := &s.cache; c.pinLimit > 0 && c.pinned() > c.pinLimit {
-			// Backpressure: what changed since the last checkpoint passes
-			// what memory may pin; wait for a checkpoint to make it
-			// evictable, then evict.
+		if c := &s.cache; c.mustWait() {
+			// Backpressure: the cache is over budget and what changed
+			// since the last checkpoint passes what memory may pin; wait
+			// for a checkpoint to make it evictable, then evict.
 			s.wmu.Unlock()
 			err := s.checkpointForMemory()
 			if err == nil {
@@ -379,7 +379,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	s.publish()
 	if c := &s.cache; c.budget > 0 {
 		c.growth.Add(int64(len(ops)) * growthPerOp)
-		if c.pinLimit > 0 && c.pinned() > c.pinLimit/2 {
+		if c.wantCheckpoint() {
 			select { // checkpoint early, so that writers rarely wait
 			case s.wal.ckpt <- struct{}{}:
 			default:
