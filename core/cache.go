@@ -45,10 +45,10 @@ type cache struct {
 	// free before a checkpoint commits.
 	dirty, frozen atomic.Int64
 	// pinLimit is the backpressure bound on pinned bytes (0 = none). Once
-	// the cache nears its budget, a mutation that leaves more than half
-	// of it pinned asks for a checkpoint; once the cache is over budget,
-	// a mutation that finds more than all of it pinned waits for one
-	// (checkpointForMemory). Without it a writer faster than the
+	// the cache nears its budget, a mutation that leaves more than
+	// pinLimit/2 pinned asks for a checkpoint; once the cache is over
+	// budget, a mutation that finds more than pinLimit pinned waits for
+	// one (checkpointForMemory). Without it a writer faster than the
 	// checkpoints grows memory past any budget; while everything fits,
 	// it costs nothing (no extra checkpoints).
 	pinLimit int64

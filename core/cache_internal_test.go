@@ -481,7 +481,8 @@ func TestEvictionWhileWaitingForWALSpace(t *testing.T) {
 // checkpoint but those the WAL forces, shows that the workload does
 // outgrow the bound otherwise; and with a budget the workload fits in, the
 // backpressure must cost nothing: no stall, no extra checkpoint, although
-// more than half its pin limit is pinned (16 MiB, pinned reaches ~13 MB).
+// more than half its pin limit is pinned (budget 16 MiB, pin limit 8 MiB;
+// pinned reaches ~13 MB).
 func TestWriterBackpressure(t *testing.T) {
 	const small = 4 << 20
 	run := func(t *testing.T, budget int64, backpressure bool) (maxCache int64, st Stats) {

@@ -57,9 +57,10 @@ type setSlot struct {
 const (
 	setTomb     = ^uint64(0)
 	setMinSlots = 1 << 10
-	// setMapBytes is the memory per set in the table (16-byte slots, at
-	// most 3/4 full after a resize: 32 bytes in the worst case), charged
-	// with it.
+	// setMapBytes is the memory per set in the table, charged with it:
+	// 16-byte slots, half full after a resize. (The array grows at 3/4
+	// full and shrinks below 1/8, so between resizes a set costs 21 to
+	// 128 bytes; the charge is the figure after a resize.)
 	setMapBytes = 32
 )
 
