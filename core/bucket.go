@@ -105,13 +105,41 @@ func (b *bucket) find(k E, tag byte) int {
 // checkpoint.
 const bucketTailMax = 64
 
-// appendEntry adds a new key's entry to the tail. b.mu is held.
-func (b *bucket) appendEntry(e entry, tag byte) {
+// appendEntry adds a new key's entry to the tail, growing the arrays by
+// a quarter (never past capacity while they are below it: append would
+// double them). b.mu is held.
+func (b *bucket) appendEntry(e entry, tag byte, capacity int) {
+	if n := len(b.entries); n == cap(b.entries) || n == cap(b.tags) {
+		b.realloc(n, bucketGrowth(n, capacity))
+	}
 	b.entries = append(b.entries, e)
 	b.tags = append(b.tags, tag)
 	if len(b.entries)-b.sorted > bucketTailMax {
 		b.mergeTail()
 	}
+}
+
+// bucketGrowth is the capacity an array of n entries grows to: a quarter
+// more, at least 8, at most capacity unless n has reached it (a bucket
+// that cannot split grows past its capacity). Right-sized arrays are most
+// of the memory a store of small keys saves: a bucket lives between half
+// full (just split) and full, and a capacity-sized array would waste a
+// third of the bucket memory on average.
+func bucketGrowth(n, capacity int) int {
+	c := n + max(n/4, 8)
+	if n < capacity {
+		c = min(c, capacity)
+	}
+	return c
+}
+
+// realloc moves b's first n entries and tags to arrays of capacity c
+// (b.mu held, or b not yet published).
+func (b *bucket) realloc(n, c int) {
+	entries, tags := make([]entry, n, c), make([]byte, n, c)
+	copy(entries, b.entries[:n])
+	copy(tags, b.tags[:n])
+	b.entries, b.tags = entries, tags
 }
 
 // removeEntry deletes entry i, keeping the sorted region sorted.

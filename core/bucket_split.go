@@ -38,8 +38,14 @@ func (s *Store) split(b *bucket) {
 	s.lockBucket(b)
 	// A stable partition keeps each half's sorted region sorted and its
 	// tail a tail; value sets stay where they are (the set table is global).
-	nb.entries = make([]entry, 0, s.capacity)
-	nb.tags = make([]byte, 0, s.capacity)
+	// Each half gets arrays a quarter larger than what it holds
+	// (bucketGrowth), not the capacity.
+	var ones int
+	for i := range b.entries {
+		ones += int(s.hash(b.entries[i].key) >> (64 - depth) & 1)
+	}
+	c := bucketGrowth(ones, s.capacity)
+	nb.entries, nb.tags = make([]entry, 0, c), make([]byte, 0, c)
 	keep, keepSorted := 0, 0
 	for i, e := range b.entries {
 		if s.hash(e.key)>>(64-depth)&1 == 0 {
@@ -56,8 +62,12 @@ func (s *Store) split(b *bucket) {
 			nb.sorted++
 		}
 	}
-	clear(b.entries[keep:])
-	b.entries, b.tags = b.entries[:keep], b.tags[:keep]
+	if c := bucketGrowth(keep, s.capacity); c < cap(b.entries) {
+		b.realloc(keep, c)
+	} else {
+		clear(b.entries[keep:])
+		b.entries, b.tags = b.entries[:keep], b.tags[:keep]
+	}
 	b.sorted = keepSorted
 	s.depthCount[b.depth]--
 	s.depthCount[depth]++

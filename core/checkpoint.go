@@ -106,6 +106,15 @@ func (s *Store) stream(c *capture, buckets []*bucket, sets []*valueSet,
 				return err
 			}
 		}
+		// The backend copied them: the writer's next captures reuse the
+		// buffers instead of allocating a bucket's worth each.
+		c.mu.Lock()
+		for i := range bs {
+			if len(c.spare) < captureSpareMax {
+				c.spare = append(c.spare, bs[i].Entries[:0])
+			}
+		}
+		c.mu.Unlock()
 		for i := range vs {
 			if err := putSet(&vs[i]); err != nil {
 				return err
@@ -203,6 +212,7 @@ type capture struct {
 	mu      sync.Mutex            // serializes captureSet with the stream
 	buckets []port.BucketRecord   // copies the writer made (lockBucket)
 	sets    []port.ValueSetRecord // copies the writer made (touchSet)
+	spare   [][]byte              // entry buffers of drained bucket copies, for reuse
 }
 
 // freeze takes the consistent cut of a checkpoint (writer lock held): the
@@ -298,11 +308,21 @@ func (s *Store) lockBucket(b *bucket) {
 // held: the writer is about to change it.
 func (s *Store) captureBucket(b *bucket) {
 	c := s.capt
-	rec := s.encodeBucket(c, b, nil)
+	var buf []byte
+	c.mu.Lock()
+	if n := len(c.spare); n > 0 {
+		buf, c.spare = c.spare[n-1], c.spare[:n-1]
+	}
+	c.mu.Unlock()
+	rec := s.encodeBucket(c, b, buf)
 	c.mu.Lock()
 	c.buckets = append(c.buckets, rec)
 	c.mu.Unlock()
 }
+
+// captureSpareMax bounds the buffers a capture keeps for reuse: the writer
+// captures at most streamDrainEvery buckets between two drains, roughly.
+const captureSpareMax = streamDrainEvery
 
 // encodeBucket encodes frozen b for checkpoint c into dst's space and
 // thaws it, b.mu held. The record is written sorted (the tail merged in)
@@ -314,7 +334,8 @@ func (s *Store) encodeBucket(c *capture, b *bucket, dst []byte) port.BucketRecor
 	s.rechargeBucket(b)
 	n := port.EntrySize * len(b.entries)
 	rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.entries)), LastCompacted: b.lastCompacted, Entries: slices.Grow(dst[:0], n)[:n]}
-	tail := slices.Clone(b.entries[b.sorted:])
+	var buf [bucketTailMax]entry // appendEntry keeps tails this short: no allocation
+	tail := append(buf[:0], b.entries[b.sorted:]...)
 	slices.SortFunc(tail, func(x, y entry) int { return x.key.Compare(y.key) })
 	i, j := 0, 0
 	for k := range len(b.entries) {

@@ -145,8 +145,8 @@ type bucketMaint struct {
 
 // setMaint is a value set's scheduler state (writer only).
 type setMaint struct {
-	writes uint32 // changes since the last maintenance pass (markSetDirty)
-	quiet  uint8  // consecutive passes that found the set small and unwritten
+	written bool  // changed since the last maintenance pass (markSetDirty)
+	quiet   uint8 // consecutive passes that found the set small and unwritten
 }
 
 // maintState is the Store's scheduler state. Fields without a comment
@@ -575,8 +575,8 @@ func (s *Store) maintainBucket(b *bucket, now int64) {
 		if vs == nil {
 			continue // not loaded: maintained once it is
 		}
-		quiet := vs.maint.writes == 0
-		vs.maint.writes = 0
+		quiet := !vs.maint.written
+		vs.maint.written = false
 		if vs.live() <= threshold {
 			if !quiet {
 				vs.maint.quiet = 0
@@ -611,7 +611,7 @@ func (s *Store) maintainBucket(b *bucket, now int64) {
 		dead := len(vs.dead)
 		vs.compact()
 		s.markSetDirty(vs)
-		vs.maint.writes = 0
+		vs.maint.written = false
 		s.stats.compactions.Add(1)
 		s.maint.stats.compact.add(start, port.ValueSize*dead)
 	}

@@ -217,7 +217,7 @@ func (t *setTable) live() int {
 // progress may still load vs.frozen (captureSet), so the atomic must not be
 // overwritten non-atomically.
 func (vs *valueSet) reset() {
-	vs.vals, vs.sorted, vs.tail, vs.dead, vs.small = nil, 0, nil, nil, [4]E{}
+	vs.vals, vs.sorted, vs.tail, vs.dead, vs.small = nil, 0, nil, nil, [smallInline]E{}
 	vs.dirty, vs.freed, vs.maint = false, false, setMaint{}
 	vs.charge, vs.savedSeq = 0, 0
 	vs.frozen.Store(false)

@@ -217,7 +217,7 @@ func (s *Store) markDirty(b *bucket) {
 }
 
 func (s *Store) markSetDirty(vs *valueSet) {
-	vs.maint.writes++
+	vs.maint.written = true
 	if !vs.dirty {
 		vs.dirty = true
 		s.dirtySets = append(s.dirtySets, vs)
@@ -465,7 +465,7 @@ func (s *Store) applyInsert(k, v E) {
 			continue // ownership changed: find the bucket again
 		}
 		s.lockBucket(b)
-		b.appendEntry(entry{key: k, s0: v}, tag)
+		b.appendEntry(entry{key: k, s0: v}, tag, s.capacity)
 		b.mu.Unlock()
 		s.markDirty(b)
 		s.nkeys++
