@@ -506,19 +506,21 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 			e.s1 = v
 		}
 	default:
-		vals := make([]E, 0, 4)
-		vals = append(vals, e.s0)
+		var vals [smallInline]E // inline ≤ 2 < smallInline
+		vals[0] = e.s0
+		n := 1
 		if inline == 2 {
-			vals = append(vals, e.s1)
+			vals[1], n = e.s1, 2
 		}
-		vals = append(vals, v)
-		sortSmall(vals)
+		vals[n] = v
+		n++
+		sortSmall(vals[:n])
 		id := s.nextVSID
 		s.nextVSID++
 		s.vsidLimit.Store(s.nextVSID)
 		s.failpoint("store.promote")
 		vs := s.sets.alloc(id)
-		vs.init(vals)
+		vs.initSmall(vals, n)
 		e.s0, e.s1 = E{}, spillPointer(id)
 		s.markSetDirty(vs)
 		s.nspilled++

@@ -49,6 +49,15 @@ const (
 	tailMergeMin = 64 // a tail shorter than this is never merged
 )
 
+// initSmall fills a freshly allocated set with the n ≤ smallInline sorted
+// values of vals, held inline. Unlike init it takes an array, so a caller
+// building the values on its stack does not allocate them.
+func (vs *valueSet) initSmall(vals [smallInline]E, n int) {
+	vs.small = vals
+	vs.vals = vs.small[:n]
+	vs.sorted = n
+}
+
 // init fills a freshly allocated set with sorted values. vs must not move
 // afterwards: small sets keep their values in vs.small.
 func (vs *valueSet) init(sortedVals []E) {
