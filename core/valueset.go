@@ -26,8 +26,9 @@ type valueSet struct {
 	tail   map[E]struct{} // membership of vals[sorted:], nil while the tail is short
 	dead   map[E]struct{} // tombstones, nil when none
 	// small is the backing array of vals while the set is small. Five
-	// values: a key spills at three, and sets of 3–5 values (most spilled
-	// keys of a triplestore, all of W1's) then need no second allocation.
+	// values: a key spills at three by default, and sets of 3–5 values
+	// (most spilled keys of a triplestore, all of W1's) then need no
+	// second allocation.
 	small [smallInline]E
 
 	charge   int64       // bytes charged to the cache
