@@ -107,9 +107,10 @@ const bucketTailMax = 64
 
 // appendEntry adds a new key's entry to the tail, growing the arrays by
 // a quarter (never past capacity while they are below it: append would
-// double them). b.mu is held.
+// double them). Entries and tags always have the same capacity: every
+// site that allocates them allocates both alike. b.mu is held.
 func (b *bucket) appendEntry(e entry, tag byte, capacity int) {
-	if n := len(b.entries); n == cap(b.entries) || n == cap(b.tags) {
+	if n := len(b.entries); n == cap(b.entries) {
 		b.realloc(n, bucketGrowth(n, capacity))
 	}
 	b.entries = append(b.entries, e)

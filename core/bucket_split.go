@@ -40,15 +40,23 @@ func (s *Store) split(b *bucket) {
 	// tail a tail; value sets stay where they are (the set table is global).
 	// Each half gets arrays a quarter larger than what it holds
 	// (bucketGrowth), not the capacity.
-	var ones int
+	// Each entry's side is hashed once, into the writer's scratch bitmap.
+	side := s.splitSide[:0]
+	ones := 0
 	for i := range b.entries {
-		ones += int(s.hash(b.entries[i].key) >> (64 - depth) & 1)
+		if i%64 == 0 {
+			side = append(side, 0)
+		}
+		bit := s.hash(b.entries[i].key) >> (64 - depth) & 1
+		side[i/64] |= bit << (i % 64)
+		ones += int(bit)
 	}
+	s.splitSide = side
 	c := bucketGrowth(ones, s.capacity)
 	nb.entries, nb.tags = make([]entry, 0, c), make([]byte, 0, c)
 	keep, keepSorted := 0, 0
 	for i, e := range b.entries {
-		if s.hash(e.key)>>(64-depth)&1 == 0 {
+		if side[i/64]>>(i%64)&1 == 0 {
 			b.entries[keep], b.tags[keep] = e, b.tags[i]
 			keep++
 			if i < b.sorted {

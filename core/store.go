@@ -35,6 +35,7 @@ type Store struct {
 	depthCount [65]int // live buckets per local depth
 	nextVSID   uint64
 	capacity   int
+	splitSide  []uint64 // split's scratch: which half each entry goes to (writer only)
 	maxDepth   uint8
 	created    int64
 
