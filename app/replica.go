@@ -306,11 +306,11 @@ func (b *readerBackend) BucketIDs() ([]uint32, error) {
 	return b.r.BucketIDs()
 }
 
-func (b *readerBackend) ValueSetIDs() ([]uint64, error) {
+func (b *readerBackend) ValueSetIDs(after uint64, limit int) ([]uint64, error) {
 	if err := b.usable(); err != nil {
 		return nil, err
 	}
-	return b.r.ValueSetIDs()
+	return b.r.ValueSetIDs(after, limit)
 }
 
 // Commit returns port.ErrReadOnly.

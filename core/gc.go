@@ -39,8 +39,48 @@ import (
 // many passes (the first one included).
 const gcScanEvery = 10
 
-// gcChunk is the number of ids checked per writer-lock hold.
+// gcChunk is the number of ids checked per writer-lock hold, and listed
+// per page of port.Lister.ValueSetIDs.
 const gcChunk = 4096
+
+// heldSets returns the value set ids named by the deletion records recs
+// that the backend holds. With a Lister it pages through the listing from
+// each id not yet answered (a page answers every id up to its last), so
+// that a few records cost a few small pages, not a listing of every set;
+// without one it reads each set.
+func heldSets(b port.Backend, l port.Lister, recs []port.DeletionRecord) (map[uint64]struct{}, error) {
+	var ids []uint64
+	for _, r := range recs {
+		if r.ValueGroup != 0 {
+			ids = append(ids, r.ValueGroup)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	held := make(map[uint64]struct{}, len(ids))
+	if l == nil {
+		for _, id := range ids {
+			if _, err := b.ReadValueSet(id); err == nil {
+				held[id] = struct{}{}
+			}
+		}
+		return held, nil
+	}
+	for len(ids) > 0 {
+		page, err := l.ValueSetIDs(ids[0]-1, gcChunk)
+		if err != nil {
+			return nil, fmt.Errorf("list value sets: %w", err)
+		}
+		end := len(page) < gcChunk // the page holds every id from ids[0] on
+		for len(ids) > 0 && (end || ids[0] <= page[len(page)-1]) {
+			if _, ok := slices.BinarySearch(page, ids[0]); ok {
+				held[ids[0]] = struct{}{}
+			}
+			ids = ids[1:]
+		}
+	}
+	return held, nil
+}
 
 // GCStats describes one garbage-collection pass.
 type GCStats struct {
@@ -79,15 +119,6 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 		return st, ErrClosed
 	}
 	lister, _ := s.backend.(port.Lister)
-	var listedSets []uint64
-	if lister != nil {
-		ids, err := lister.ValueSetIDs()
-		if err != nil {
-			return st, fmt.Errorf("gc: list value sets: %w", err)
-		}
-		listedSets = slices.Clone(ids)
-		slices.Sort(listedSets)
-	}
 	q := &gcQueue{s: s, pendSets: map[uint64]struct{}{}, pendBuckets: map[uint32]struct{}{}}
 	if dl, ok := s.backend.(port.DeletionLogReader); ok {
 		recs, err := dl.DeletionLog()
@@ -95,19 +126,13 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 			return st, fmt.Errorf("gc: read deletion log: %w", err)
 		}
 		st.LogRecords = len(recs)
+		held, err := heldSets(s.backend, lister, recs)
+		if err != nil {
+			return st, fmt.Errorf("gc: %w", err)
+		}
 		var cands []port.DeletionRecord
 		for _, r := range recs {
-			if r.ValueGroup == 0 {
-				continue
-			}
-			held := false
-			if lister != nil {
-				_, held = slices.BinarySearch(listedSets, r.ValueGroup)
-			} else {
-				_, err := s.backend.ReadValueSet(r.ValueGroup)
-				held = err == nil
-			}
-			if held {
+			if _, ok := held[r.ValueGroup]; ok {
 				cands = append(cands, r)
 			}
 		}
@@ -129,7 +154,7 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 	}
 	if full && lister != nil {
 		st.FullScan = true
-		if err := s.scanOrphans(ctx, q, lister, listedSets); err != nil {
+		if err := s.scanOrphans(ctx, q, lister); err != nil {
 			return st, err
 		}
 	}
@@ -243,18 +268,37 @@ func (s *Store) keyNamesSet(key E, id uint64) (bool, error) {
 	return i >= 0 && b.entries[i].spilled() && b.entries[i].spillID() == id, nil
 }
 
-// referencedSets returns, sorted, the value set ids named by the entries
-// of every live bucket. The resident buckets are walked in one writer-lock
+// idSet is a set of value set ids as a bitmap: ids are dense (a counter
+// from 1), so a bit per id ever allocated is 64 times less than a sorted
+// list of the live ones, and a full scan's memory stays a small fraction
+// of the store's.
+type idSet []uint64
+
+func (m *idSet) add(id uint64) {
+	w := int(id / 64)
+	if w >= len(*m) {
+		*m = append(*m, make([]uint64, w+1-len(*m))...)
+	}
+	(*m)[w] |= 1 << (id % 64)
+}
+
+func (m idSet) has(id uint64) bool {
+	w := id / 64
+	return w < uint64(len(m)) && m[w]&(1<<(id%64)) != 0
+}
+
+// referencedSets returns the value set ids named by the entries of every
+// live bucket. The resident buckets are walked in one writer-lock
 // hold (a split or merge in between could move entries past the walk);
 // evicted buckets, which are clean, are then read from the backend without
 // being cached (ckptMu is held: the backend shows the last checkpoint, and
 // a bucket loaded and changed meanwhile still had these references then).
 // Sets created later are in the set table and sets dropped later are
 // queued by the writer: gcQueue.set checks both.
-func (s *Store) referencedSets(ctx context.Context) ([]uint64, error) {
-	var ids []uint64
+func (s *Store) referencedSets(ctx context.Context) (idSet, error) {
 	var evicted []uint32
 	s.wmu.Lock()
+	ids := make(idSet, 0, s.nextVSID/64+1)
 	for _, b := range s.buckets {
 		if b == nil {
 			continue
@@ -263,7 +307,7 @@ func (s *Store) referencedSets(ctx context.Context) ([]uint64, error) {
 		if b.loaded.Load() {
 			for i := range b.entries {
 				if e := &b.entries[i]; e.spilled() {
-					ids = append(ids, e.spillID())
+					ids.add(e.spillID())
 				}
 			}
 		} else {
@@ -286,11 +330,10 @@ func (s *Store) referencedSets(ctx context.Context) ([]uint64, error) {
 				return nil, fmt.Errorf("bucket %d entry %d: %w", id, k/port.EntrySize, err)
 			}
 			if e.spilled() {
-				ids = append(ids, e.spillID())
+				ids.add(e.spillID())
 			}
 		}
 	}
-	slices.Sort(ids)
 	return ids, nil
 }
 
@@ -299,22 +342,31 @@ func (s *Store) gcBucketLive(id uint32) bool {
 	return int(id) < len(s.buckets) && s.buckets[id] != nil
 }
 
-// scanOrphans is the full scan: the backend's value set ids (listedSets,
-// sorted) that no live key references and its bucket ids that are not live
-// buckets are queued on q, to be freed by the next checkpoint. ckptMu is
-// held.
-func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister, listedSets []uint64) error {
+// scanOrphans is the full scan: the backend's value set ids that no live
+// key references and its bucket ids that are not live buckets are queued
+// on q, to be freed by the next checkpoint. The listing is walked a page
+// at a time. ckptMu is held, so the backend stays at one checkpoint.
+func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister) error {
 	refs, err := s.referencedSets(ctx)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	err = chunked(ctx, s, listedSets, func(id uint64) error {
-		_, live := slices.BinarySearch(refs, id)
-		q.set(id, live)
-		return nil
-	})
-	if err != nil {
-		return err
+	for after := uint64(0); ; {
+		page, err := lister.ValueSetIDs(after, gcChunk)
+		if err != nil {
+			return fmt.Errorf("gc: list value sets: %w", err)
+		}
+		err = chunked(ctx, s, page, func(id uint64) error {
+			q.set(id, refs.has(id))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(page) < gcChunk {
+			break
+		}
+		after = page[len(page)-1]
 	}
 	ids, err := lister.BucketIDs()
 	if err != nil {

@@ -21,6 +21,8 @@ type gcLog struct {
 	leakFrees  bool                  // ignore the frees of commits: they are "lost"
 	failCommit error                 // Commit fails with it when set
 	dupFrees   int                   // ids freed twice within one commit
+	pages      int                   // ValueSetIDs calls
+	listed     int                   // ids ValueSetIDs returned
 }
 
 // gcBackend is a testBackend that also implements port.Lister and
@@ -79,7 +81,21 @@ func (b *gcBackend) BucketIDs() ([]uint32, error) {
 	return slices.Sorted(maps.Keys(b.d.buckets)), nil
 }
 
-func (b *gcBackend) ValueSetIDs() ([]uint64, error) { return b.setIDs(), nil }
+func (b *gcBackend) ValueSetIDs(after uint64, limit int) ([]uint64, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("limit %d", limit)
+	}
+	ids := b.setIDs()
+	i, found := slices.BinarySearch(ids, after)
+	if found {
+		i++
+	}
+	b.l.mu.Lock()
+	b.l.pages++
+	b.l.listed += min(len(ids)-i, limit)
+	b.l.mu.Unlock()
+	return ids[i:min(len(ids), i+limit)], nil
+}
 
 func (b *gcBackend) logLen() int {
 	b.l.mu.Lock()
@@ -294,5 +310,55 @@ func TestGCWithoutSupport(t *testing.T) {
 	}
 	if _, err := s.GC(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("gc after close: %v", err)
+	}
+}
+
+// GC walks the backend's value sets a page at a time: orphans spread over
+// several pages are all found by the full scan, and a pass that only
+// checks the deletion log lists a page per run of named ids, not every
+// set the backend holds.
+func TestGCPagesThroughListing(t *testing.T) {
+	b := newGCBackend()
+	s := openGC(t, b, Options{})
+	defer s.Close()
+	mustInsertQuiet(t, s, e(1), e(10), e(11), e(12), e(13), e(14), e(15)) // one live set
+	mustCheckpoint(t, s)
+	_, live := liveIDs(s)
+	if len(live) != 1 {
+		t.Fatalf("live sets %v", live)
+	}
+	const orphans = 3*gcChunk + 5
+	rec := port.ValueSetRecord{SortedCount: 1, Values: make([]byte, port.ValueSize)}
+	b.d.mu.Lock()
+	for i := range uint64(orphans) {
+		rec.ID = 1000 + 3*i // not contiguous: pages end between ids
+		b.d.sets[rec.ID] = rec
+	}
+	b.d.mu.Unlock()
+	// The log names one orphan at each end and the live set.
+	b.l.recs = []port.DeletionRecord{{KeyLow: 1, ValueGroup: 1000}, {KeyLow: 2, ValueGroup: 1000 + 3*(orphans-1)},
+		{KeyLow: 3, ValueGroup: live[0]}}
+	b.l.pages, b.l.listed = 0, 0
+	st, err := s.gc(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OrphanValueSets != 2 || st.FullScan {
+		t.Fatalf("log pass %+v", st)
+	}
+	if b.l.pages > 3 || b.l.listed > 2*gcChunk+2 {
+		t.Fatalf("log pass listed %d ids in %d pages for 3 named ids", b.l.listed, b.l.pages)
+	}
+	mustCheckpoint(t, s) // frees the two, trims the log
+	b.l.pages, b.l.listed = 0, 0
+	if st := mustGC(t, s); st.OrphanValueSets != orphans-2 || st.LogRecords != 0 {
+		t.Fatalf("full scan %+v, want %d orphans", st, orphans-2)
+	}
+	if b.l.pages < 4 || b.l.listed != orphans-1 {
+		t.Fatalf("full scan listed %d ids in %d pages, want %d in at least 4", b.l.listed, b.l.pages, orphans-1)
+	}
+	mustCheckpoint(t, s)
+	if got := b.setIDs(); !slices.Equal(got, live) {
+		t.Fatalf("backend value sets %d after the checkpoint, want %v", len(got), live)
 	}
 }

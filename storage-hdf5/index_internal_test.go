@@ -78,7 +78,7 @@ func (m *pagingModel) checkpoint() *port.Checkpoint {
 
 func (m *pagingModel) verify(b port.Backend, all bool) error {
 	ids := slices.Sorted(maps.Keys(m.sets))
-	got, err := b.(port.Lister).ValueSetIDs()
+	got, err := port.ListValueSetIDs(b.(port.Lister))
 	if err != nil {
 		return err
 	}

@@ -432,14 +432,15 @@ func (s *Store) BucketIDs() ([]uint32, error) {
 	return ids32(ids), err
 }
 
-// ValueSetIDs returns the committed value set ids in ascending order.
-func (s *Store) ValueSetIDs() ([]uint64, error) {
+// ValueSetIDs implements port.Lister: the committed value set ids greater
+// than after, ascending, at most limit of them.
+func (s *Store) ValueSetIDs(after uint64, limit int) ([]uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	return s.st.tabs[kindValueSet].ids()
+	return s.st.tabs[kindValueSet].idsAfter(after, limit)
 }
 
 // DeletionLog implements port.DeletionLogReader: the committed deletion

@@ -287,14 +287,15 @@ func (r *Reader) BucketIDs() ([]uint32, error) {
 	return ids32(ids), err
 }
 
-// ValueSetIDs returns the value set ids of the Reader's generation.
-func (r *Reader) ValueSetIDs() ([]uint64, error) {
+// ValueSetIDs implements port.Lister: the value set ids of the Reader's
+// generation greater than after, ascending, at most limit of them.
+func (r *Reader) ValueSetIDs(after uint64, limit int) ([]uint64, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if err := r.usable(); err != nil {
 		return nil, err
 	}
-	return r.st.tabs[kindValueSet].ids()
+	return r.st.tabs[kindValueSet].idsAfter(after, limit)
 }
 
 // Commit returns port.ErrReadOnly.

@@ -1,6 +1,8 @@
 package h5store
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"math/bits"
@@ -580,13 +582,27 @@ func (t *table) del(id uint64) {
 // src and, while the budget has room, kept. fn must not change t; an error
 // from fn stops the walk.
 func (t *table) each(fn func(id uint64, l *loc) error) error {
+	return t.eachFrom(0, fn)
+}
+
+// eachFrom is each over the ids >= from.
+func (t *table) eachFrom(from uint64, fn func(id uint64, l *loc) error) error {
+	first := from >> pageBits
 	t.mu.RLock()
-	pns := slices.Collect(maps.Keys(t.pages))
-	over := slices.Collect(maps.Keys(t.over))
-	t.mu.RUnlock()
-	for _, id := range over {
-		pns = append(pns, id>>pageBits)
+	var pns []uint64
+	for pn := range t.pages {
+		if pn >= first {
+			pns = append(pns, pn)
+		}
 	}
+	var over []uint64
+	for id := range t.over {
+		if id >= from {
+			over = append(over, id)
+			pns = append(pns, id>>pageBits)
+		}
+	}
+	t.mu.RUnlock()
 	slices.Sort(pns)
 	pns = slices.Compact(pns)
 	slices.Sort(over)
@@ -595,6 +611,13 @@ func (t *table) each(fn func(id uint64, l *loc) error) error {
 		var err error
 		if ents, err = t.entries(pn, ents[:0]); err != nil {
 			return err
+		}
+		if pn == first {
+			k := 0
+			for k < len(ents) && ents[k].id < from {
+				k++
+			}
+			ents = ents[k:]
 		}
 		// Merge the page's entries with the overlay's ids of this page.
 		i := 0
@@ -676,6 +699,36 @@ func (t *table) ids() ([]uint64, error) {
 		}
 		return nil
 	})
+	return out, err
+}
+
+// errWalkDone stops a walk that has what it needs.
+var errWalkDone = errors.New("walk done")
+
+// idsAfter returns the live ids greater than after in ascending order, at
+// most limit of them: a page of port.Lister.ValueSetIDs, whose memory is
+// the page's, however many ids the table holds.
+func (t *table) idsAfter(after uint64, limit int) ([]uint64, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("list ids: limit %d is not positive", limit)
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	out := make([]uint64, 0, min(limit, 4096))
+	err := t.eachFrom(after+1, func(id uint64, l *loc) error {
+		if !l.live() {
+			return nil
+		}
+		out = append(out, id)
+		if len(out) == limit {
+			return errWalkDone
+		}
+		return nil
+	})
+	if errors.Is(err, errWalkDone) {
+		err = nil
+	}
 	return out, err
 }
 

@@ -147,6 +147,20 @@ func checkTable(rt *rapid.T, tab *table, model map[uint64]loc) {
 	if got, err := tab.ids(); err != nil || !slices.Equal(got, liveIDs) {
 		rt.Fatalf("ids() = %v, %v; want %v", got, err, liveIDs)
 	}
+	// Pages of ids from around a few live ids and a page further on.
+	for i, id := range liveIDs[:min(len(liveIDs), 4)] {
+		for _, after := range []uint64{id - 1, id, id + pageSize} {
+			limit := 1 + i*3
+			from, found := slices.BinarySearch(liveIDs, after)
+			if found {
+				from++
+			}
+			want := liveIDs[from:min(len(liveIDs), from+limit)]
+			if got, err := tab.idsAfter(after, limit); err != nil || !slices.Equal(got, want) {
+				rt.Fatalf("idsAfter(%d, %d) = %v, %v; want %v", after, limit, got, err, want)
+			}
+		}
+	}
 	// Internal: nothing leaks into big, pages are never empty, and the
 	// bitmaps agree with recs.
 	nbig := 0

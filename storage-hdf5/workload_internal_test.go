@@ -242,7 +242,7 @@ func verifyState(b port.Loader, w *workload) error {
 		if !slices.Equal(bids, w.liveBuckets()) {
 			return fmt.Errorf("lsn %d: bucket ids %v, want %v", w.lsn, bids, w.liveBuckets())
 		}
-		vids, err := l.ValueSetIDs()
+		vids, err := port.ListValueSetIDs(l)
 		if err != nil {
 			return err
 		}

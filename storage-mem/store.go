@@ -22,6 +22,9 @@ type Store struct {
 	buckets map[uint32]port.BucketRecord
 	sets    map[uint64]port.ValueSetRecord
 	dels    []port.DeletionRecord
+	// setIDs is sets' keys, sorted, for ValueSetIDs' pages; nil until a
+	// page asks for it after the last change (Commit clears it).
+	setIDs []uint64
 
 	// failCommit, when set, makes Commit fail (tests of error paths).
 	failCommit error
@@ -100,10 +103,23 @@ func (s *Store) BucketIDs() ([]uint32, error) {
 }
 
 // ValueSetIDs implements port.Lister.
-func (s *Store) ValueSetIDs() ([]uint64, error) {
+func (s *Store) ValueSetIDs(after uint64, limit int) ([]uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Sorted(maps.Keys(s.sets)), nil
+	if s.closed {
+		return nil, errClosed
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("memstore: list value sets: limit %d is not positive", limit)
+	}
+	if s.setIDs == nil {
+		s.setIDs = slices.Sorted(maps.Keys(s.sets))
+	}
+	i, found := slices.BinarySearch(s.setIDs, after)
+	if found {
+		i++
+	}
+	return slices.Clone(s.setIDs[i:min(len(s.setIDs), i+limit)]), nil
 }
 
 // Volatile implements port.Volatile: a store from New keeps nothing.
@@ -139,6 +155,7 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 	if s.failCommit != nil {
 		return s.failCommit
 	}
+	s.setIDs = nil
 	if cp.TrimDeletions > uint64(len(s.dels)) {
 		return fmt.Errorf("memstore: commit lsn %d: trim %d deletion records of a %d-record log",
 			cp.Meta.CheckpointLSN, cp.TrimDeletions, len(s.dels))

@@ -33,13 +33,39 @@ type Backend interface {
 	Close() error
 }
 
-// Lister is implemented by backends that can enumerate what they hold; the
-// invariant checker uses it to find orphans. Optional.
+// Lister is implemented by backends that can enumerate what they hold;
+// garbage collection uses it to find orphans. Optional.
 type Lister interface {
-	// BucketIDs returns the ids of all committed buckets.
+	// BucketIDs returns the ids of all committed buckets (at most one per
+	// directory slot: a list of them is small).
 	BucketIDs() ([]uint32, error)
-	// ValueSetIDs returns the ids of all committed value sets.
-	ValueSetIDs() ([]uint64, error)
+	// ValueSetIDs returns, in ascending order, the committed value set ids
+	// greater than after, at most limit (> 0) of them; fewer than limit
+	// means there are no more. There may be millions of value sets, so
+	// callers walk them a page at a time (ListValueSetIDs collects them
+	// all, for tests and tools) and a page costs the backend memory in
+	// proportion to limit, not to the number of sets.
+	ValueSetIDs(after uint64, limit int) ([]uint64, error)
+}
+
+// ListValueSetIDs returns every committed value set id of l, in ascending
+// order, walking ValueSetIDs a page at a time. Its result grows with the
+// store: for tests and tools, not for the engine.
+func ListValueSetIDs(l Lister) ([]uint64, error) {
+	const page = 4096
+	var all []uint64
+	after := uint64(0)
+	for {
+		ids, err := l.ValueSetIDs(after, page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ids...)
+		if len(ids) < page {
+			return all, nil
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 // DeletionLogReader is implemented by backends whose deletion log

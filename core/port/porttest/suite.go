@@ -407,11 +407,10 @@ func (m *model) verify(t *testing.T, b port.Backend) {
 		if !slices.Equal(bids, want) {
 			t.Fatalf("BucketIDs: %d ids, want %d", len(bids), len(want))
 		}
-		vids, err := l.ValueSetIDs()
+		vids, err := port.ListValueSetIDs(l)
 		if err != nil {
 			t.Fatalf("ValueSetIDs: %v", err)
 		}
-		slices.Sort(vids)
 		wantV := make([]uint64, 0, len(m.sets))
 		for id := range m.sets {
 			wantV = append(wantV, id)
@@ -420,6 +419,61 @@ func (m *model) verify(t *testing.T, b port.Backend) {
 		if !slices.Equal(vids, wantV) {
 			t.Fatalf("ValueSetIDs: %d ids, want %d", len(vids), len(wantV))
 		}
+		checkIDPages(t, l, wantV)
+	}
+}
+
+// checkIDPages checks ValueSetIDs' pages against want (sorted): small
+// pages walked from 0 give want, a page after an id or between ids starts
+// at the next id, and a limit below 1 is an error.
+func checkIDPages(t *testing.T, l port.Lister, want []uint64) {
+	t.Helper()
+	for _, limit := range []int{1, 3} {
+		var got []uint64
+		after := uint64(0)
+		for {
+			ids, err := l.ValueSetIDs(after, limit)
+			if err != nil {
+				t.Fatalf("ValueSetIDs(%d, %d): %v", after, limit, err)
+			}
+			if len(ids) > limit {
+				t.Fatalf("ValueSetIDs(%d, %d) returned %d ids", after, limit, len(ids))
+			}
+			got = append(got, ids...)
+			if len(ids) < limit {
+				break
+			}
+			after = ids[len(ids)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("ValueSetIDs in pages of %d: %v, want %v", limit, got, want)
+		}
+	}
+	for i, id := range want {
+		for _, after := range []uint64{id, id - 1} {
+			ids, err := l.ValueSetIDs(after, 2)
+			if err != nil {
+				t.Fatalf("ValueSetIDs(%d, 2): %v", after, err)
+			}
+			from, found := slices.BinarySearch(want, after)
+			if found {
+				from++
+			}
+			if exp := want[from:min(len(want), from+2)]; !slices.Equal(ids, exp) {
+				t.Fatalf("ValueSetIDs(%d, 2) = %v, want %v", after, ids, exp)
+			}
+		}
+		if i == 8 {
+			break // enough positions; each costs the backend a walk
+		}
+	}
+	if len(want) > 0 {
+		if ids, err := l.ValueSetIDs(want[len(want)-1], 1); err != nil || len(ids) != 0 {
+			t.Fatalf("ValueSetIDs after the last id = %v, %v; want none", ids, err)
+		}
+	}
+	if _, err := l.ValueSetIDs(0, 0); err == nil {
+		t.Fatalf("ValueSetIDs(0, 0): no error")
 	}
 }
 
