@@ -46,7 +46,13 @@ func runChild(f *flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopTrace, err := bench.StartMemTrace()
+	if err != nil {
+		stop()
+		return err
+	}
 	r, runErr := bench.Workloads[cfg.Workload](cfg)
+	stopTrace()
 	stop()
 	if runErr != nil {
 		r.Error = runErr.Error()

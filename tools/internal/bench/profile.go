@@ -3,12 +3,19 @@ package bench
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"time"
 )
 
 // Profiling hooks for one child run, off unless the environment names a
 // file: CIDBENCH_CPUPROFILE profiles the whole child, CIDBENCH_HEAPPROFILE
-// takes a heap profile right after W1's insert phase (the memory peak).
+// takes a heap profile right after W1's insert phase (the memory peak),
+// CIDBENCH_MEMTRACE writes a line of memory figures every 5 s and at each
+// new peak of RSS (sampled every 100 ms): the kernel's view (VmRSS,
+// RssAnon, RssFile) beside the Go runtime's (heap in use, free heap not yet
+// returned, stacks, runtime metadata, the GC goal), so that a peak RSS can
+// be split into Go and non-Go (C) memory.
 
 // StartCPUProfile starts a CPU profile if CIDBENCH_CPUPROFILE is set and
 // returns the function that stops it.
@@ -42,4 +49,46 @@ func writeHeapProfile() error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return nil
+}
+
+// StartMemTrace starts the CIDBENCH_MEMTRACE sampler, if the variable is
+// set, and returns the function that stops it.
+func StartMemTrace() (stop func(), err error) {
+	path := os.Getenv("CIDBENCH_MEMTRACE")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("memory trace: %w", err)
+	}
+	const mib = 1 << 20
+	fmt.Fprintln(f, "secs vmrss_mib rss_anon_mib rss_file_mib heap_inuse_mib heap_free_mib stacks_mib runtime_meta_mib next_gc_mib")
+	done, exited := make(chan struct{}), make(chan struct{})
+	t0 := time.Now()
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		var peak int64
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			rss := RSSBytes()
+			if rss <= peak && n%50 != 0 {
+				continue
+			}
+			peak = max(peak, rss)
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Fprintf(f, "%.1f %d %d %d %d %d %d %d %d\n", time.Since(t0).Seconds(),
+				rss/mib, procStatusBytes("RssAnon:")/mib, procStatusBytes("RssFile:")/mib,
+				m.HeapInuse/mib, (m.HeapIdle-m.HeapReleased)/mib, m.StackSys/mib,
+				(m.MSpanSys+m.MCacheSys+m.GCSys+m.OtherSys+m.BuckHashSys)/mib, m.NextGC/mib)
+		}
+	}()
+	return func() { close(done); <-exited; f.Close() }, nil
 }
