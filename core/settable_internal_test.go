@@ -7,7 +7,8 @@ import (
 )
 
 // The set table against a map: adds, replacements, removes (tombstones),
-// growth and shrinking, with ids dense like the store's and scattered.
+// growth and shrinking, with ids dense like the store's and scattered. The
+// slot array is always between 3/16 and 3/4 full (or at its minimum size).
 func TestSetTableModel(t *testing.T) {
 	for _, dense := range []bool{true, false} {
 		var tab setTable
@@ -51,6 +52,7 @@ func TestSetTableModel(t *testing.T) {
 					t.Fatalf("step %d: id %d: got %p, want %p", step, k, tab.lookup(k), model[k])
 				}
 			}
+			checkLoad(t, &tab, step)
 			if step%50_000 == 0 || step == 199_999 {
 				if tab.live() != len(model) {
 					t.Fatalf("step %d: %d sets, want %d", step, tab.live(), len(model))
@@ -69,12 +71,23 @@ func TestSetTableModel(t *testing.T) {
 		}
 		// Removing nearly everything shrinks the slots: memory follows the
 		// resident sets.
-		for _, k := range ids[:len(ids)-10] {
+		for i, k := range ids[:len(ids)-10] {
 			tab.release(model[k])
+			checkLoad(t, &tab, 200_000+i)
 		}
 		if n := len(tab.tab.Load().slot); n > setMinSlots {
 			t.Fatalf("%d slots hold 10 sets", n)
 		}
+	}
+}
+
+// checkLoad fails unless tab's slots are 3/16 to 3/4 full (or at their
+// minimum number).
+func checkLoad(t *testing.T, tab *setTable, step int) {
+	t.Helper()
+	slots := len(tab.tab.Load().slot)
+	if n := tab.live(); n*4 > slots*3 || (slots > setMinSlots && n*16 < slots*3) {
+		t.Fatalf("step %d: %d sets in %d slots", step, n, slots)
 	}
 }
 
