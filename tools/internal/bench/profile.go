@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 )
@@ -14,8 +15,9 @@ import (
 // CIDBENCH_MEMTRACE writes a line of memory figures every 5 s and at each
 // new peak of RSS (sampled every 100 ms): the kernel's view (VmRSS,
 // RssAnon, RssFile) beside the Go runtime's (heap in use, free heap not yet
-// returned, stacks, runtime metadata, the GC goal), so that a peak RSS can
-// be split into Go and non-Go (C) memory.
+// returned, stacks, runtime metadata, the GC goal, the heap marked live by
+// the last collection), so that a peak RSS can be split into Go and non-Go
+// (C) memory, and the Go heap into live objects and garbage.
 
 // StartCPUProfile starts a CPU profile if CIDBENCH_CPUPROFILE is set and
 // returns the function that stops it.
@@ -63,7 +65,8 @@ func StartMemTrace() (stop func(), err error) {
 		return nil, fmt.Errorf("memory trace: %w", err)
 	}
 	const mib = 1 << 20
-	fmt.Fprintln(f, "secs vmrss_mib rss_anon_mib rss_file_mib heap_inuse_mib heap_free_mib stacks_mib runtime_meta_mib next_gc_mib")
+	fmt.Fprintln(f, "secs vmrss_mib rss_anon_mib rss_file_mib heap_inuse_mib heap_free_mib stacks_mib runtime_meta_mib next_gc_mib heap_live_mib")
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	done, exited := make(chan struct{}), make(chan struct{})
 	t0 := time.Now()
 	go func() {
@@ -84,10 +87,11 @@ func StartMemTrace() (stop func(), err error) {
 			peak = max(peak, rss)
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
-			fmt.Fprintf(f, "%.1f %d %d %d %d %d %d %d %d\n", time.Since(t0).Seconds(),
+			metrics.Read(live)
+			fmt.Fprintf(f, "%.1f %d %d %d %d %d %d %d %d %d\n", time.Since(t0).Seconds(),
 				rss/mib, procStatusBytes("RssAnon:")/mib, procStatusBytes("RssFile:")/mib,
 				m.HeapInuse/mib, (m.HeapIdle-m.HeapReleased)/mib, m.StackSys/mib,
-				(m.MSpanSys+m.MCacheSys+m.GCSys+m.OtherSys+m.BuckHashSys)/mib, m.NextGC/mib)
+				(m.MSpanSys+m.MCacheSys+m.GCSys+m.OtherSys+m.BuckHashSys)/mib, m.NextGC/mib, live[0].Value.Uint64()/mib)
 		}
 	}()
 	return func() { close(done); <-exited; f.Close() }, nil
