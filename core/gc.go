@@ -268,23 +268,36 @@ func (s *Store) keyNamesSet(key E, id uint64) (bool, error) {
 	return i >= 0 && b.entries[i].spilled() && b.entries[i].spillID() == id, nil
 }
 
-// idSet is a set of value set ids as a bitmap: ids are dense (a counter
-// from 1), so a bit per id ever allocated is 64 times less than a sorted
-// list of the live ones, and a full scan's memory stays a small fraction
-// of the store's.
-type idSet []uint64
-
-func (m *idSet) add(id uint64) {
-	w := int(id / 64)
-	if w >= len(*m) {
-		*m = append(*m, make([]uint64, w+1-len(*m))...)
-	}
-	(*m)[w] |= 1 << (id % 64)
+// idSet is a set of value set ids: a bitmap below the id counter at its
+// creation (ids are dense, a counter from 1, so a bit per id ever
+// allocated is 64 times less than a sorted list of the live ones, and a
+// full scan's memory stays a small fraction of the store's), and a map for
+// any id past it, which only a damaged record could name: such an id
+// never sizes the bitmap.
+type idSet struct {
+	bits  []uint64
+	extra map[uint64]struct{}
 }
 
-func (m idSet) has(id uint64) bool {
-	w := id / 64
-	return w < uint64(len(m)) && m[w]&(1<<(id%64)) != 0
+func newIDSet(limit uint64) idSet { return idSet{bits: make([]uint64, limit/64+1)} }
+
+func (m *idSet) add(id uint64) {
+	if w := id / 64; w < uint64(len(m.bits)) {
+		m.bits[w] |= 1 << (id % 64)
+		return
+	}
+	if m.extra == nil {
+		m.extra = map[uint64]struct{}{}
+	}
+	m.extra[id] = struct{}{}
+}
+
+func (m *idSet) has(id uint64) bool {
+	if w := id / 64; w < uint64(len(m.bits)) {
+		return m.bits[w]&(1<<(id%64)) != 0
+	}
+	_, ok := m.extra[id]
+	return ok
 }
 
 // referencedSets returns the value set ids named by the entries of every
@@ -298,7 +311,7 @@ func (m idSet) has(id uint64) bool {
 func (s *Store) referencedSets(ctx context.Context) (idSet, error) {
 	var evicted []uint32
 	s.wmu.Lock()
-	ids := make(idSet, 0, s.nextVSID/64+1)
+	ids := newIDSet(s.nextVSID)
 	for _, b := range s.buckets {
 		if b == nil {
 			continue
@@ -318,16 +331,16 @@ func (s *Store) referencedSets(ctx context.Context) (idSet, error) {
 	s.wmu.Unlock()
 	for _, id := range evicted {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return idSet{}, err
 		}
 		rec, err := s.backend.ReadBucket(id)
 		if err != nil {
-			return nil, fmt.Errorf("read bucket %d: %w", id, err)
+			return idSet{}, fmt.Errorf("read bucket %d: %w", id, err)
 		}
 		for k := 0; k+port.EntrySize <= len(rec.Entries); k += port.EntrySize {
 			e, err := decodeEntry(rec.Entries[k : k+port.EntrySize])
 			if err != nil {
-				return nil, fmt.Errorf("bucket %d entry %d: %w", id, k/port.EntrySize, err)
+				return idSet{}, fmt.Errorf("bucket %d entry %d: %w", id, k/port.EntrySize, err)
 			}
 			if e.spilled() {
 				ids.add(e.spillID())

@@ -362,3 +362,21 @@ func TestGCPagesThroughListing(t *testing.T) {
 		t.Fatalf("backend value sets %d after the checkpoint, want %v", len(got), live)
 	}
 }
+
+// An id past the counter (only a damaged record could name one) goes to
+// the idSet's map instead of sizing its bitmap.
+func TestIDSet(t *testing.T) {
+	m := newIDSet(100)
+	for _, id := range []uint64{1, 63, 64, 100, 101, 1 << 62, ^uint64(0)} {
+		if m.has(id) {
+			t.Fatalf("empty set has %d", id)
+		}
+		m.add(id)
+		if !m.has(id) {
+			t.Fatalf("set lacks %d after add", id)
+		}
+	}
+	if len(m.bits) != 2 || len(m.extra) != 2 || m.has(2) || m.has(1<<61) {
+		t.Fatalf("bits %d words, extra %v", len(m.bits), m.extra)
+	}
+}
