@@ -17,7 +17,10 @@ import (
 // RssAnon, RssFile) beside the Go runtime's (heap in use, free heap not yet
 // returned, stacks, runtime metadata, the GC goal, the heap marked live by
 // the last collection), so that a peak RSS can be split into Go and non-Go
-// (C) memory, and the Go heap into live objects and garbage.
+// (C) memory, and the Go heap into live objects and garbage; with
+// CIDBENCH_HEAPPEAK it also writes a heap profile to that file at each new
+// peak of the live heap (by 16 MiB or more), so the peak's owners can be
+// named.
 
 // StartCPUProfile starts a CPU profile if CIDBENCH_CPUPROFILE is set and
 // returns the function that stops it.
@@ -38,10 +41,13 @@ func StartCPUProfile() (stop func(), err error) {
 }
 
 func writeHeapProfile() error {
-	path := os.Getenv("CIDBENCH_HEAPPROFILE")
-	if path == "" {
-		return nil
+	if path := os.Getenv("CIDBENCH_HEAPPROFILE"); path != "" {
+		return writeHeapProfileTo(path)
 	}
+	return nil
+}
+
+func writeHeapProfileTo(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("heap profile: %w", err)
@@ -74,11 +80,20 @@ func StartMemTrace() (stop func(), err error) {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		var peak int64
+		var livePeak uint64
+		peakPath := os.Getenv("CIDBENCH_HEAPPEAK")
 		for n := 0; ; n++ {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
+			}
+			metrics.Read(live)
+			if l := live[0].Value.Uint64(); peakPath != "" && l > livePeak+16<<20 {
+				livePeak = l
+				if err := writeHeapProfileTo(peakPath); err != nil {
+					fmt.Fprintln(f, "#", err)
+				}
 			}
 			rss := RSSBytes()
 			if rss <= peak && n%50 != 0 {
@@ -87,7 +102,6 @@ func StartMemTrace() (stop func(), err error) {
 			peak = max(peak, rss)
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
-			metrics.Read(live)
 			fmt.Fprintf(f, "%.1f %d %d %d %d %d %d %d %d %d\n", time.Since(t0).Seconds(),
 				rss/mib, procStatusBytes("RssAnon:")/mib, procStatusBytes("RssFile:")/mib,
 				m.HeapInuse/mib, (m.HeapIdle-m.HeapReleased)/mib, m.StackSys/mib,
