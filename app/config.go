@@ -148,7 +148,7 @@ func Settings() []Setting {
 			c.ReaderRefresh = d
 			return nil
 		}},
-		{"cache_bytes", "1GiB", "memory budget for buckets and value sets held in memory (clean ones are evicted past it and read again on demand); with hdf5 a sixteenth of it, at most 64MiB, goes to the HDF5 library's caches, and h5store's index pages take up to an eighth more, at most 256MiB; the mem backend keeps its whole snapshot in memory besides; a reader loads everything and ignores it", size(func(c *Config) *int64 { return &c.CacheBytes })},
+		{"cache_bytes", "1GiB", "memory budget for buckets and value sets held in memory (clean ones are evicted past it and read again on demand); with hdf5 a sixteenth of it, at most 64MiB, goes to the HDF5 library's caches and an eighth, at most 256MiB, to h5store's index pages; the mem backend keeps its whole snapshot in memory besides; a reader loads everything and ignores it", size(func(c *Config) *int64 { return &c.CacheBytes })},
 		{"wal_size", "128MiB", "WAL file size, fixed when the WAL is created", size(func(c *Config) *int64 { return &c.WALSizeBytes })},
 		{"promotion_threshold", "2", "values kept inline per key before spilling, 1..2 (runtime: PUT /config/promotion_threshold)", integer(func(c *Config) *int { return &c.PromotionThreshold })},
 		{"batch_size", "256", "initial (and circuit-breaker safe) batch size of the write batcher, which groups concurrent single-pair mutations into one WAL transaction, 32..1024 (runtime: PUT /config/batch_size)", integer(func(c *Config) *int { return &c.BatchSize })},

@@ -46,8 +46,8 @@ func openStore(cfg Config, log port.Logger, notify func([]cidstore.Mutation)) (*
 			hs *h5store.Store
 			ho h5store.Options
 		)
-		// The budget bounds core's cache and HDF5's caches together;
-		// h5store's index pages take a capped share on top of it.
+		// The budget bounds core's cache, HDF5's caches and h5store's
+		// index pages together.
 		ho, coreBytes = h5store.SplitBudget(cfg.CacheBytes)
 		ho.Logger = log
 		hs, err = h5store.Open(cfg.H5Path(), ho)

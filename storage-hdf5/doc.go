@@ -178,8 +178,7 @@
 // per value set, is paged: entries are packed in pages of 1024 ids (32.4
 // bytes per value set with dense ids, TestTableMemory; 48 per bucket), and
 // Options.IndexCacheBytes bounds the resident pages (default 64 MiB;
-// SplitBudget gives an eighth of the service's budget, at most 256 MiB, on
-// top of it).
+// SplitBudget gives it an eighth of the service's budget, at most 256 MiB).
 // The committed index extents (the snapshot and deltas above) are sorted
 // by id, and fences, the id of every 64th record of each extent, stay in
 // memory (0.125 bytes per record). A read whose page is not resident looks

@@ -151,8 +151,8 @@ func BenchmarkCommitSmall(b *testing.B) {
 	}
 }
 
-// TestSplitBudget checks the shares of a service budget: h5store's caches
-// and core's add up to it, the index share is capped on top of it.
+// TestSplitBudget checks the shares of a service budget: h5store's caches,
+// its index pages and core's add up to it, the first two capped.
 func TestSplitBudget(t *testing.T) {
 	for _, c := range []struct {
 		total, cache, index int64
@@ -163,7 +163,7 @@ func TestSplitBudget(t *testing.T) {
 		{16, 1, 2},
 	} {
 		o, core := h5store.SplitBudget(c.total)
-		if o.CacheBytes != c.cache || o.IndexCacheBytes != c.index || o.CacheBytes+core != c.total {
+		if o.CacheBytes != c.cache || o.IndexCacheBytes != c.index || o.CacheBytes+o.IndexCacheBytes+core != c.total {
 			t.Errorf("SplitBudget(%d) = cache %d, index %d, core %d; want %d, %d and the rest",
 				c.total, o.CacheBytes, o.IndexCacheBytes, core, c.cache, c.index)
 		}
