@@ -81,6 +81,9 @@ func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 		m("cidstore_maintenance_backlog_buckets", "Buckets with a maintenance danger score above 0.5 (last scoring pass).", g, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Backlog) }),
 		m("cidstore_maintenance_ticks_total", "Maintenance scheduler ticks.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Ticks) }),
 		m("cidstore_maintenance_throttled_ticks_total", "Maintenance ticks throttled by full-speed ingest.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.ThrottledTicks) }),
+		m("cidstore_gc_full_scans_total", "Garbage-collection passes with a full scan.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.GCScans) }),
+		m("cidstore_gc_last_full_scan_seconds", "Duration of the last garbage-collection full scan.", g, func(s *cidstore.Stats) float64 { return s.Maintenance.GCLastScan.Seconds() }),
+		m("cidstore_gc_max_lock_hold_seconds", "Longest time a garbage-collection pass held the checkpoint lock (checkpoints wait that long).", g, func(s *cidstore.Stats) float64 { return s.Maintenance.GCMaxLockHold.Seconds() }),
 		m("cidstore_maintenance_protected_merges_total", "Maintenance passes over buckets above danger 0.9.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.ProtectedMerges) }),
 		{
 			desc: prometheus.NewDesc("cidstore_maintenance_bucket_danger_score",

@@ -24,6 +24,9 @@ func TestStoreCollector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := st.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	h := newStoreHandle(Config{PromotionThreshold: 2})
 	c := newStoreCollector(h.stats)
@@ -45,8 +48,11 @@ cidstore_store_keys 1
 # HELP cidstore_store_values Live values over all keys.
 # TYPE cidstore_store_values gauge
 cidstore_store_values 3
+# HELP cidstore_gc_full_scans_total Garbage-collection passes with a full scan.
+# TYPE cidstore_gc_full_scans_total counter
+cidstore_gc_full_scans_total 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "cidstore_store_keys", "cidstore_store_values"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "cidstore_store_keys", "cidstore_store_values", "cidstore_gc_full_scans_total"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c); n != len(c.descs) {

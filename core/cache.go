@@ -223,6 +223,9 @@ func (s *Store) readBucket(b *bucket) error {
 	}
 	b.entries, b.tags, b.sorted = entries, tags, int(rec.SortedCount)
 	b.lastCompacted = rec.LastCompacted
+	if w := s.gcw.Load(); w != nil {
+		w.sawLoad(b.id, entries)
+	}
 	b.cold.Store(s.countCold(b)) // no set of an unloaded bucket is resident
 	b.ref.Store(true)
 	s.rechargeBucket(b)

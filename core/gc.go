@@ -3,7 +3,9 @@ package cidstore
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cidstore/cidstore/core/port"
@@ -30,10 +32,14 @@ import (
 // during GC loses nothing but the pass. GC is idempotent: a second pass
 // finds the ids already queued (or already freed) and queues nothing.
 //
-// Locking: GC holds ckptMu for the whole pass, so that the backend's state
-// is the last committed checkpoint throughout (no Commit can interleave)
-// and the backend is never called concurrently with Commit; it takes the
-// writer lock only for bounded chunks of liveness checks.
+// Locking: a pass holds ckptMu while it checks the deletion log and the
+// backend's listing, so that the backend's state is the last committed
+// checkpoint throughout (no Commit can interleave); it takes the writer
+// lock only for bounded chunks of liveness checks. A full scan first
+// collects the value set ids that live keys reference (referencedSets)
+// without ckptMu: reading every evicted bucket back takes seconds to
+// minutes on a large store, and checkpoints (and writers waiting for one)
+// must not wait that long. gcMu serializes passes.
 
 // gcScanEvery: the scheduler's GC passes include a full scan every this
 // many passes (the first one included).
@@ -98,8 +104,9 @@ type gcState struct {
 
 // GC runs one garbage-collection pass with a full scan and returns what it
 // found. Orphans are freed, and processed deletion-log records trimmed, by
-// the next checkpoint. Readers and writers keep running; checkpoints wait
-// for the pass.
+// the next checkpoint. Readers, writers and checkpoints keep running while
+// it reads the buckets back; checkpoints wait for the rest of the pass (the
+// deletion log and the backend's listing).
 func (s *Store) GC(ctx context.Context) (GCStats, error) {
 	if s.closed.Load() {
 		return GCStats{}, ErrClosed
@@ -113,12 +120,25 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 	var st GCStats
 	start := time.Now()
-	s.ckptMu.Lock()
-	defer s.ckptMu.Unlock()
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
 	if s.closed.Load() {
 		return st, ErrClosed
 	}
 	lister, _ := s.backend.(port.Lister)
+	full = full && lister != nil
+	var refs referenced
+	if full {
+		var err error
+		if refs, err = s.referencedSets(ctx); err != nil {
+			return st, fmt.Errorf("gc: %w", err)
+		}
+	}
+	s.ckptMu.Lock()
+	defer s.unlockGC(time.Now())
+	if s.closed.Load() {
+		return st, ErrClosed
+	}
 	q := &gcQueue{s: s, pendSets: map[uint64]struct{}{}, pendBuckets: map[uint32]struct{}{}}
 	if dl, ok := s.backend.(port.DeletionLogReader); ok {
 		recs, err := dl.DeletionLog()
@@ -152,11 +172,13 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 		s.gcs.trim = max(s.gcs.trim, uint64(len(recs)))
 		s.wmu.Unlock()
 	}
-	if full && lister != nil {
+	if full {
 		st.FullScan = true
-		if err := s.scanOrphans(ctx, q, lister); err != nil {
+		if err := s.scanOrphans(ctx, q, lister, refs); err != nil {
 			return st, err
 		}
+		s.maint.stats.gcScans.Add(1)
+		s.maint.stats.gcScanNs.Store(int64(time.Since(start)))
 	}
 	s.failpoint("maint.gc")
 	st.OrphanValueSets, st.OrphanBuckets = len(q.freedSets), len(q.freedBuckets)
@@ -175,6 +197,16 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 		s.log.Info("gc: orphans queued for the next checkpoint", "value_sets", st.OrphanValueSets, "buckets", st.OrphanBuckets, "bytes", st.ReclaimedBytes)
 	}
 	return st, nil
+}
+
+// unlockGC releases the checkpoint lock that a GC pass took at locked and
+// records the hold.
+func (s *Store) unlockGC(locked time.Time) {
+	held := int64(time.Since(locked))
+	s.ckptMu.Unlock()
+	m := &s.maint.stats.gcHoldMaxNs
+	for old := m.Load(); held > old && !m.CompareAndSwap(old, held); old = m.Load() {
+	}
 }
 
 // gcQueue queues orphans for the next checkpoint, skipping ids the writer
@@ -292,6 +324,22 @@ func (m *idSet) add(id uint64) {
 	m.extra[id] = struct{}{}
 }
 
+// union adds o's ids to m.
+func (m *idSet) union(o *idSet) {
+	for i, w := range o.bits {
+		if i < len(m.bits) {
+			m.bits[i] |= w
+			continue
+		}
+		for ; w != 0; w &= w - 1 {
+			m.add(uint64(i)*64 + uint64(bits.TrailingZeros64(w)))
+		}
+	}
+	for id := range o.extra {
+		m.add(id)
+	}
+}
+
 func (m *idSet) has(id uint64) bool {
 	if w := id / 64; w < uint64(len(m.bits)) {
 		return m.bits[w]&(1<<(id%64)) != 0
@@ -300,18 +348,62 @@ func (m *idSet) has(id uint64) bool {
 	return ok
 }
 
+// referenced is what a full scan found live keys to reference: every id
+// below limit that a key referenced when the walk began is in ids.
+type referenced struct {
+	ids   idSet
+	limit uint64 // the value set id counter when the walk began
+}
+
+// gcWalk records, for the full scan in progress, the buckets loaded while
+// it reads evicted ones back, and the value set ids they referenced when
+// loaded (see referencedSets).
+type gcWalk struct {
+	mu     sync.Mutex
+	loaded map[uint32]struct{}
+	ids    idSet
+}
+
+// sawLoad records that bucket id was loaded with entries (b.mu held by the
+// loader, a reader or the writer).
+func (w *gcWalk) sawLoad(id uint32, entries []entry) {
+	w.mu.Lock()
+	w.loaded[id] = struct{}{}
+	for i := range entries {
+		if e := &entries[i]; e.spilled() {
+			w.ids.add(e.spillID())
+		}
+	}
+	w.mu.Unlock()
+}
+
 // referencedSets returns the value set ids named by the entries of every
-// live bucket. The resident buckets are walked in one writer-lock
-// hold (a split or merge in between could move entries past the walk);
-// evicted buckets, which are clean, are then read from the backend without
-// being cached (ckptMu is held: the backend shows the last checkpoint, and
-// a bucket loaded and changed meanwhile still had these references then).
-// Sets created later are in the set table and sets dropped later are
-// queued by the writer: gcQueue.set checks both.
-func (s *Store) referencedSets(ctx context.Context) (idSet, error) {
+// live bucket, without ckptMu: checkpoints run during the walk.
+//
+// The resident buckets are walked in one writer-lock hold (T0). Each
+// bucket evicted at T0 is then read back from the backend, without being
+// cached. Soundness: a set id below the counter at T0 that a live key
+// references at any later time was referenced by that key at T0 (ids are
+// never reused and belong to one key), from a bucket that was resident
+// (walked) or evicted. An evicted bucket's committed record changes only
+// after the bucket is loaded (a commit writes loaded buckets only; a split
+// or merge loads what it moves), and every load during the walk is
+// recorded with the ids it saw (gcWalk.sawLoad, from readBucket): the
+// first load of an evicted bucket sees its T0 entries. So a read of an
+// evicted bucket that no load preceded returns its T0 entries, and one that
+// a load preceded is discarded: its ids are already in the walk, and the
+// read may have raced a commit of the bucket (port.Loader allows it to
+// fail then). Ids
+// allocated after T0 are not covered: the caller must not free them (they
+// wait for the next scan).
+func (s *Store) referencedSets(ctx context.Context) (referenced, error) {
 	var evicted []uint32
 	s.wmu.Lock()
-	ids := newIDSet(s.nextVSID)
+	limit := s.nextVSID
+	ids := newIDSet(limit)
+	w := &gcWalk{loaded: map[uint32]struct{}{}, ids: newIDSet(limit)}
+	s.gcw.Store(w) // before any bucket is seen unloaded
+	defer s.gcw.Store(nil)
 	for _, b := range s.buckets {
 		if b == nil {
 			continue
@@ -331,23 +423,46 @@ func (s *Store) referencedSets(ctx context.Context) (idSet, error) {
 	s.wmu.Unlock()
 	for _, id := range evicted {
 		if err := ctx.Err(); err != nil {
-			return idSet{}, err
+			return referenced{}, err
+		}
+		if s.closed.Load() {
+			return referenced{}, ErrClosed
+		}
+		s.failpoint("gc.walk")
+		if w.sawBucket(id) {
+			continue
 		}
 		rec, err := s.backend.ReadBucket(id)
+		// Whatever a read returned once the bucket was loaded (a commit may
+		// have been writing it) is discarded.
+		if w.sawBucket(id) {
+			continue
+		}
 		if err != nil {
-			return idSet{}, fmt.Errorf("read bucket %d: %w", id, err)
+			return referenced{}, fmt.Errorf("read bucket %d: %w", id, err)
 		}
 		for k := 0; k+port.EntrySize <= len(rec.Entries); k += port.EntrySize {
 			e, err := decodeEntry(rec.Entries[k : k+port.EntrySize])
 			if err != nil {
-				return idSet{}, fmt.Errorf("bucket %d entry %d: %w", id, k/port.EntrySize, err)
+				return referenced{}, fmt.Errorf("bucket %d entry %d: %w", id, k/port.EntrySize, err)
 			}
 			if e.spilled() {
 				ids.add(e.spillID())
 			}
 		}
 	}
-	return ids, nil
+	w.mu.Lock()
+	ids.union(&w.ids)
+	w.mu.Unlock()
+	return referenced{ids: ids, limit: limit}, nil
+}
+
+// sawBucket reports whether bucket id was loaded since the walk began.
+func (w *gcWalk) sawBucket(id uint32) bool {
+	w.mu.Lock()
+	_, ok := w.loaded[id]
+	w.mu.Unlock()
+	return ok
 }
 
 // gcBucketLive reports whether id is a live bucket (writer lock held).
@@ -355,22 +470,21 @@ func (s *Store) gcBucketLive(id uint32) bool {
 	return int(id) < len(s.buckets) && s.buckets[id] != nil
 }
 
-// scanOrphans is the full scan: the backend's value set ids that no live
-// key references and its bucket ids that are not live buckets are queued
-// on q, to be freed by the next checkpoint. The listing is walked a page
+// scanOrphans is the rest of the full scan: the backend's value set ids
+// that no live key references and its bucket ids that are not live buckets
+// are queued on q, to be freed by the next checkpoint. Ids allocated since
+// the walk began are left to the next scan. The listing is walked a page
 // at a time. ckptMu is held, so the backend stays at one checkpoint.
-func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister) error {
-	refs, err := s.referencedSets(ctx)
-	if err != nil {
-		return fmt.Errorf("gc: %w", err)
-	}
+func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister, refs referenced) error {
 	for after := uint64(0); ; {
 		page, err := lister.ValueSetIDs(after, gcChunk)
 		if err != nil {
 			return fmt.Errorf("gc: list value sets: %w", err)
 		}
 		err = chunked(ctx, s, page, func(id uint64) error {
-			q.set(id, refs.has(id))
+			if id < refs.limit || id >= s.nextVSID { // past the counter: never allocated
+				q.set(id, refs.ids.has(id))
+			}
 			return nil
 		})
 		if err != nil {

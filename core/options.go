@@ -117,8 +117,8 @@ type Options struct {
 	// Failpoint, when set, is called with a step name at each crash point
 	// of the WAL (wal.*), of checkpoints (checkpoint.*), of directory
 	// doubling and of promotion (store.*), and inside maintenance tasks
-	// (maint.merge, maint.compact, maint.demote, maint.buddy, maint.gc);
-	// crash tests make it kill the process there. Never set it in production.
+	// (maint.merge, maint.compact, maint.demote, maint.buddy, maint.gc,
+	// and gc.walk before a full scan reads each evicted bucket); crash tests make it kill the process there. Never set it in production.
 	Failpoint func(name string)
 
 	// MaintenanceInterval is the period of the background maintenance

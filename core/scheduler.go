@@ -191,6 +191,8 @@ type maintCounters struct {
 	hist                             [DangerHistogramBuckets]atomic.Uint64
 	backlog                          atomic.Int64
 	ticks, throttled, protected      atomic.Uint64
+	gcScans                          atomic.Uint64
+	gcScanNs, gcHoldMaxNs            atomic.Int64 // last full scan; longest checkpoint-lock hold by a pass
 }
 
 // TaskStats counts the work of one maintenance task.
@@ -217,6 +219,14 @@ type MaintenanceStats struct {
 	Ticks           uint64 // scheduler ticks
 	ThrottledTicks  uint64 // ticks that found ingest at full speed
 	ProtectedMerges uint64 // passes over buckets above danger 0.9
+
+	// GCScans counts GC passes with a full scan, GCLastScan is the last
+	// one's duration, and GCMaxLockHold the longest time a GC pass held the
+	// checkpoint lock (checkpoints, and writers waiting for one, wait that
+	// long).
+	GCScans       uint64
+	GCLastScan    time.Duration
+	GCMaxLockHold time.Duration
 }
 
 func (s *Store) maintStats() MaintenanceStats {
@@ -231,6 +241,9 @@ func (s *Store) maintStats() MaintenanceStats {
 		Ticks:           c.ticks.Load(),
 		ThrottledTicks:  c.throttled.Load(),
 		ProtectedMerges: c.protected.Load(),
+		GCScans:         c.gcScans.Load(),
+		GCLastScan:      time.Duration(c.gcScanNs.Load()),
+		GCMaxLockHold:   time.Duration(c.gcHoldMaxNs.Load()),
 	}
 	for i := range st.DangerHistogram {
 		st.DangerHistogram[i] = c.hist[i].Load()

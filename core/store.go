@@ -69,9 +69,12 @@ type Store struct {
 	restoredLSN uint64    // checkpoint LSN the state was loaded from
 
 	ckptMu sync.Mutex // serializes checkpoints
-	stats  counters
-	bg     sync.WaitGroup
-	stop   chan struct{}
+	gcMu   sync.Mutex // serializes garbage-collection passes (gc.go)
+	// gcw is the running full scan's record of bucket loads, or nil (gc.go).
+	gcw   atomic.Pointer[gcWalk]
+	stats counters
+	bg    sync.WaitGroup
+	stop  chan struct{}
 
 	// Background maintenance and garbage collection (scheduler.go, gc.go).
 	maint maintState
@@ -752,6 +755,10 @@ func (s *Store) Close() error {
 	s.wmu.Unlock()
 	close(s.stop)
 	s.bg.Wait()
+	// A GC pass reads buckets without the checkpoint lock: wait for it to
+	// see closed before the backend closes under it.
+	s.gcMu.Lock()
+	s.gcMu.Unlock()
 	if s.opts.ReadOnly {
 		return s.backend.Close()
 	}

@@ -5,7 +5,9 @@ package port
 // Returned slices belong to the caller. Core calls the methods from many
 // goroutines at once (lookups read evicted buckets back), also while a
 // Commit runs: a read must then return the committed version of an object
-// the commit does not write (core never reads one it writes).
+// the commit does not write. A read of a bucket the commit writes (only
+// garbage collection's scan makes one, and discards the result) may return
+// either version or an error, but must not crash or block the commit.
 type Loader interface {
 	// LoadMeta returns the committed metadata and directory. ok is false
 	// when nothing was ever committed (a new store); err is then nil.

@@ -148,6 +148,9 @@ func (e *cidstoreEngine) stats() map[string]any {
 		"compactions":            s.Compactions,
 		"recovered_records":      s.RecoveredRecords,
 		"wal_used_bytes":         s.WALUsedBytes,
+		"gc_scans":               s.Maintenance.GCScans,
+		"gc_last_scan_ms":        s.Maintenance.GCLastScan.Milliseconds(),
+		"gc_max_lock_hold_ms":    s.Maintenance.GCMaxLockHold.Milliseconds(),
 		"maintain_compact_ms":    ms(e.compactDur),
 		"maintain_checkpoint_ms": ms(e.checkpointDur),
 	}
