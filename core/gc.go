@@ -32,14 +32,15 @@ import (
 // during GC loses nothing but the pass. GC is idempotent: a second pass
 // finds the ids already queued (or already freed) and queues nothing.
 //
-// Locking: a pass holds ckptMu while it checks the deletion log and the
-// backend's listing, so that the backend's state is the last committed
-// checkpoint throughout (no Commit can interleave); it takes the writer
-// lock only for bounded chunks of liveness checks. A full scan first
-// collects the value set ids that live keys reference (referencedSets)
-// without ckptMu: reading every evicted bucket back takes seconds to
-// minutes on a large store, and checkpoints (and writers waiting for one)
-// must not wait that long. gcMu serializes passes.
+// Locking: a pass holds ckptMu while it checks the deletion log, and
+// again for each page of the backend's listing it checks, so that the
+// backend stays at one checkpoint while an answer from it is used (no
+// Commit can interleave); within a hold it takes the writer lock only for
+// bounded chunks of liveness checks. A full scan first collects the value
+// set ids that live keys reference (referencedSets) without ckptMu:
+// reading every evicted bucket back takes seconds to minutes on a large
+// store, and checkpoints (and writers waiting for one) must not wait that
+// long. gcMu serializes passes.
 
 // gcScanEvery: the scheduler's GC passes include a full scan every this
 // many passes (the first one included).
@@ -134,43 +135,13 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 			return st, fmt.Errorf("gc: %w", err)
 		}
 	}
-	s.ckptMu.Lock()
-	defer s.unlockGC(time.Now())
-	if s.closed.Load() {
-		return st, ErrClosed
-	}
-	q := &gcQueue{s: s, pendSets: map[uint64]struct{}{}, pendBuckets: map[uint32]struct{}{}}
+	q := &gcQueue{s: s}
 	if dl, ok := s.backend.(port.DeletionLogReader); ok {
-		recs, err := dl.DeletionLog()
+		n, err := s.gcLog(ctx, q, dl, lister)
+		st.LogRecords = n
 		if err != nil {
-			return st, fmt.Errorf("gc: read deletion log: %w", err)
+			return st, err
 		}
-		st.LogRecords = len(recs)
-		held, err := heldSets(s.backend, lister, recs)
-		if err != nil {
-			return st, fmt.Errorf("gc: %w", err)
-		}
-		var cands []port.DeletionRecord
-		for _, r := range recs {
-			if _, ok := held[r.ValueGroup]; ok {
-				cands = append(cands, r)
-			}
-		}
-		// A value set id is never reused and belongs to one key: it is
-		// live exactly when that key's entry still names it.
-		err = chunked(ctx, s, cands, func(r port.DeletionRecord) error {
-			live, err := s.keyNamesSet(E{r.KeyHigh, r.KeyLow}, r.ValueGroup)
-			if err == nil {
-				q.set(r.ValueGroup, live)
-			}
-			return err
-		})
-		if err != nil {
-			return st, fmt.Errorf("gc: %w", err)
-		}
-		s.wmu.Lock()
-		s.gcs.trim = max(s.gcs.trim, uint64(len(recs)))
-		s.wmu.Unlock()
 	}
 	if full {
 		st.FullScan = true
@@ -182,21 +153,79 @@ func (s *Store) gc(ctx context.Context, full bool) (GCStats, error) {
 	}
 	s.failpoint("maint.gc")
 	st.OrphanValueSets, st.OrphanBuckets = len(q.freedSets), len(q.freedBuckets)
-	for _, id := range q.freedSets {
-		if r, err := s.backend.ReadValueSet(id); err == nil {
-			st.ReclaimedBytes += int64(len(r.Values) + len(r.Tombstones))
-		}
-	}
-	for _, id := range q.freedBuckets {
-		if r, err := s.backend.ReadBucket(id); err == nil {
-			st.ReclaimedBytes += int64(len(r.Entries))
-		}
-	}
+	st.ReclaimedBytes = q.bytes
 	if n := st.OrphanValueSets + st.OrphanBuckets; n > 0 {
 		s.maint.stats.gc.add(start, int(st.ReclaimedBytes))
 		s.log.Info("gc: orphans queued for the next checkpoint", "value_sets", st.OrphanValueSets, "buckets", st.OrphanBuckets, "bytes", st.ReclaimedBytes)
 	}
 	return st, nil
+}
+
+// measure adds to q.bytes the persisted bytes of the orphans queued since
+// the hold began, when it held sets and buckets orphans (ckptMu held: no
+// checkpoint has freed them yet).
+func (q *gcQueue) measure(sets, buckets int) {
+	b := q.s.backend
+	for _, id := range q.freedSets[sets:] {
+		if r, err := b.ReadValueSet(id); err == nil {
+			q.bytes += int64(len(r.Values) + len(r.Tombstones))
+		}
+	}
+	for _, id := range q.freedBuckets[buckets:] {
+		if r, err := b.ReadBucket(id); err == nil {
+			q.bytes += int64(len(r.Entries))
+		}
+	}
+}
+
+// gcLog checks the deletion log's records (one ckptMu hold) and returns
+// how many it read.
+func (s *Store) gcLog(ctx context.Context, q *gcQueue, dl port.DeletionLogReader, lister port.Lister) (int, error) {
+	if err := s.lockGC(); err != nil {
+		return 0, err
+	}
+	defer s.unlockGC(time.Now())
+	recs, err := dl.DeletionLog()
+	if err != nil {
+		return 0, fmt.Errorf("gc: read deletion log: %w", err)
+	}
+	held, err := heldSets(s.backend, lister, recs)
+	if err != nil {
+		return len(recs), fmt.Errorf("gc: %w", err)
+	}
+	var cands []port.DeletionRecord
+	for _, r := range recs {
+		if _, ok := held[r.ValueGroup]; ok {
+			cands = append(cands, r)
+		}
+	}
+	// A value set id is never reused and belongs to one key: it is
+	// live exactly when that key's entry still names it.
+	err = chunked(ctx, s, cands, func(r port.DeletionRecord) error {
+		live, err := s.keyNamesSet(E{r.KeyHigh, r.KeyLow}, r.ValueGroup)
+		if err == nil {
+			q.set(r.ValueGroup, live)
+		}
+		return err
+	})
+	if err != nil {
+		return len(recs), fmt.Errorf("gc: %w", err)
+	}
+	s.wmu.Lock()
+	s.gcs.trim = max(s.gcs.trim, uint64(len(recs)))
+	s.wmu.Unlock()
+	q.measure(0, 0)
+	return len(recs), nil
+}
+
+// lockGC takes ckptMu for a GC step, unless the store closed.
+func (s *Store) lockGC() error {
+	s.ckptMu.Lock()
+	if s.closed.Load() {
+		s.ckptMu.Unlock()
+		return ErrClosed
+	}
+	return nil
 }
 
 // unlockGC releases the checkpoint lock that a GC pass took at locked and
@@ -210,21 +239,30 @@ func (s *Store) unlockGC(locked time.Time) {
 }
 
 // gcQueue queues orphans for the next checkpoint, skipping ids the writer
-// already queued (freed since the last checkpoint) so that nothing is freed
-// twice. ckptMu is held: no checkpoint takes the queues meanwhile, so they
-// only grow.
+// (or this pass) already queued, so that nothing is freed twice. Its view
+// of the queues is valid while ckptMu is held; a checkpoint in between
+// takes them (and frees their ids, which the backend then no longer
+// lists), so sync starts over when one ran.
 type gcQueue struct {
 	s                    *Store
+	seq                  uint64 // s.ckptSeq when pend was built
 	pendSets             map[uint64]struct{}
 	pendBuckets          map[uint32]struct{}
 	seenSets, seenBucket int // prefixes of s.freedSets, s.freedBuckets in the maps
 	freedSets            []uint64
 	freedBuckets         []uint32
+	bytes                int64 // persisted bytes of freedSets and freedBuckets
 }
 
-// sync adds what the writer queued since the last call (writer lock held).
+// sync adds what the writer queued since the last call (writer lock and
+// ckptMu held).
 func (q *gcQueue) sync() {
 	s := q.s
+	if q.pendSets == nil || q.seq != s.ckptSeq {
+		q.seq = s.ckptSeq
+		q.pendSets, q.pendBuckets = map[uint64]struct{}{}, map[uint32]struct{}{}
+		q.seenSets, q.seenBucket = 0, 0
+	}
 	for _, id := range s.freedSets[q.seenSets:] {
 		q.pendSets[id] = struct{}{}
 	}
@@ -472,21 +510,18 @@ func (s *Store) gcBucketLive(id uint32) bool {
 
 // scanOrphans is the rest of the full scan: the backend's value set ids
 // that no live key references and its bucket ids that are not live buckets
-// are queued on q, to be freed by the next checkpoint. Ids allocated since
-// the walk began are left to the next scan. The listing is walked a page
-// at a time. ckptMu is held, so the backend stays at one checkpoint.
+// are queued on q, to be freed by the next checkpoint. The listing is
+// walked a page at a time, each page listed and checked in one ckptMu
+// hold; checkpoints run between pages. That is sound because refs holds
+// every id below refs.limit that a key referenced when the walk began, an
+// id below it that no key referenced then is never referenced again (ids
+// are not reused), and one the writer has dropped since is either still
+// queued (q skips it) or freed (no longer listed). Ids allocated since the
+// walk began are left to the next scan.
 func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister, refs referenced) error {
 	for after := uint64(0); ; {
-		page, err := lister.ValueSetIDs(after, gcChunk)
-		if err != nil {
-			return fmt.Errorf("gc: list value sets: %w", err)
-		}
-		err = chunked(ctx, s, page, func(id uint64) error {
-			if id < refs.limit || id >= s.nextVSID { // past the counter: never allocated
-				q.set(id, refs.ids.has(id))
-			}
-			return nil
-		})
+		s.failpoint("gc.page")
+		page, err := s.scanPage(ctx, q, lister, refs, after)
 		if err != nil {
 			return err
 		}
@@ -495,11 +530,39 @@ func (s *Store) scanOrphans(ctx context.Context, q *gcQueue, lister port.Lister,
 		}
 		after = page[len(page)-1]
 	}
+	if err := s.lockGC(); err != nil {
+		return err
+	}
+	defer s.unlockGC(time.Now())
 	ids, err := lister.BucketIDs()
 	if err != nil {
 		return fmt.Errorf("gc: list buckets: %w", err)
 	}
-	return q.buckets(ctx, ids)
+	n := len(q.freedBuckets)
+	err = q.buckets(ctx, ids)
+	q.measure(len(q.freedSets), n)
+	return err
+}
+
+// scanPage lists and checks the page of value set ids after after.
+func (s *Store) scanPage(ctx context.Context, q *gcQueue, lister port.Lister, refs referenced, after uint64) ([]uint64, error) {
+	if err := s.lockGC(); err != nil {
+		return nil, err
+	}
+	defer s.unlockGC(time.Now())
+	page, err := lister.ValueSetIDs(after, gcChunk)
+	if err != nil {
+		return nil, fmt.Errorf("gc: list value sets: %w", err)
+	}
+	n := len(q.freedSets)
+	err = chunked(ctx, s, page, func(id uint64) error {
+		if id < refs.limit || id >= s.nextVSID { // past the counter: never allocated
+			q.set(id, refs.ids.has(id))
+		}
+		return nil
+	})
+	q.measure(n, len(q.freedBuckets))
+	return page, err
 }
 
 // takeTrim hands the pending deletion-log trim to the checkpoint being
