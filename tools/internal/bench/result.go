@@ -50,15 +50,19 @@ type Result struct {
 	Readers       int     `json:"readers,omitempty"`
 	ReaderOpsPerS float64 `json:"reader_ops_per_s,omitempty"`
 
-	DiskApparentBytes int64          `json:"disk_apparent_bytes"`
-	DatasetRSSBytes   int64          `json:"dataset_rss_bytes"` // RSS once the data set is generated, before the engine opens
-	CloseMs           float64        `json:"close_ms"`
-	GOMAXPROCS        int            `json:"gomaxprocs"`
-	MemBytes          int64          `json:"mem_bytes"`
-	Load1             float64        `json:"load1"` // at the start of the run
-	EngineStats       map[string]any `json:"engine_stats,omitempty"`
-	FirstMismatch     string         `json:"first_mismatch,omitempty"`
-	Error             string         `json:"error,omitempty"` // the run failed; its figures are incomplete
+	DiskApparentBytes int64 `json:"disk_apparent_bytes"`
+	// Storage I/O of the whole process during the insert phase
+	// (/proc/self/io; Linux only).
+	InsertReadBytes  int64          `json:"insert_read_bytes,omitempty"`
+	InsertWriteBytes int64          `json:"insert_write_bytes,omitempty"`
+	DatasetRSSBytes  int64          `json:"dataset_rss_bytes"` // RSS once the data set is generated, before the engine opens
+	CloseMs          float64        `json:"close_ms"`
+	GOMAXPROCS       int            `json:"gomaxprocs"`
+	MemBytes         int64          `json:"mem_bytes"`
+	Load1            float64        `json:"load1"` // at the start of the run
+	EngineStats      map[string]any `json:"engine_stats,omitempty"`
+	FirstMismatch    string         `json:"first_mismatch,omitempty"`
+	Error            string         `json:"error,omitempty"` // the run failed; its figures are incomplete
 
 	*ServiceFigures // W6 only (w6.go)
 	*ReclaimFigures // W3, W4 (reclaim.go)

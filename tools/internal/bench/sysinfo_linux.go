@@ -53,6 +53,28 @@ func kBField(data []byte, name string) int64 {
 	return 0
 }
 
+// IOBytes returns the bytes the process has read from and written to
+// storage (read_bytes and write_bytes of /proc/self/io: what reached the
+// block layer, not page-cache hits), or -1s when unreadable.
+func IOBytes() (read, write int64) {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1, -1
+	}
+	return ioField(data, "read_bytes:"), ioField(data, "write_bytes:")
+}
+
+func ioField(data []byte, name string) int64 {
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			if v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
 // MemTotalBytes returns the machine's memory (MemTotal of /proc/meminfo).
 func MemTotalBytes() int64 {
 	data, err := os.ReadFile("/proc/meminfo")

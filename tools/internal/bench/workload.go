@@ -90,6 +90,7 @@ func prepare(cfg Config) (*W1, Engine, Result, error) {
 // insertAll inserts every batch of w in order, calling published after each.
 func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int)) error {
 	bl := NewLatency()
+	rd0, wr0 := IOBytes()
 	t0 := time.Now()
 	for b := range w.NumBatches() {
 		tb := time.Now()
@@ -103,6 +104,9 @@ func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int
 	r.InsertSeconds = round3(el.Seconds())
 	r.InsertPairsPerS = float64(int64(float64(w.P()) / el.Seconds()))
 	r.setBatches(bl)
+	if rd, wr := IOBytes(); rd0 >= 0 && rd >= 0 {
+		r.InsertReadBytes, r.InsertWriteBytes = rd-rd0, wr-wr0
+	}
 	cfg.logf("inserted %d pairs in %v: %.0f pairs/s", w.P(), el.Round(time.Millisecond), r.InsertPairsPerS)
 	return nil
 }

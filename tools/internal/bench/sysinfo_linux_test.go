@@ -1,0 +1,42 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestIOField(t *testing.T) {
+	data := []byte("rchar: 100\nwchar: 200\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n")
+	if got := ioField(data, "read_bytes:"); got != 4096 {
+		t.Errorf("read_bytes %d", got)
+	}
+	if got := ioField(data, "write_bytes:"); got != 8192 {
+		t.Errorf("write_bytes %d", got)
+	}
+	if got := ioField(data, "missing:"); got != -1 {
+		t.Errorf("missing field %d, want -1", got)
+	}
+}
+
+// IOBytes counts what this process writes to storage (the kernel counts a
+// write when it dirties the page cache of a block-backed file system: the
+// file goes beside the package, not to a TMPDIR that may be tmpfs).
+func TestIOBytesCountsWrites(t *testing.T) {
+	_, w0 := IOBytes()
+	if w0 < 0 {
+		t.Skip("/proc/self/io not readable here")
+	}
+	dir, err := os.MkdirTemp(".", "iotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, w1 := IOBytes(); w1-w0 < 1<<20 {
+		t.Fatalf("write_bytes grew by %d after writing 1 MiB", w1-w0)
+	}
+}
