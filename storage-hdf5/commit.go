@@ -684,7 +684,7 @@ func (tx *txn) writeMeta(k int, n uint64, delta bool, gen func(emit func(uint64,
 	}
 	bw := tx.blob(f, off)
 	rs := metaRecord[k].Size
-	var fc fencer
+	fc := newFencer(delta, n)
 	err = gen(func(id uint64, l *loc) error {
 		if fc.n >= n {
 			return fmt.Errorf("more than %d records", n)
@@ -706,7 +706,7 @@ func (tx *txn) writeMeta(k int, n uint64, delta bool, gen func(emit func(uint64,
 	if err != nil {
 		return srcExtent{}, fmt.Errorf("write %s index: %w", kindName[k], err)
 	}
-	return srcExtent{e: extent{ref: r, count: n, gen: tx.gen, crc: crc}, delta: delta, fences: fc.fences}, nil
+	return srcExtent{e: extent{ref: r, count: n, gen: tx.gen, crc: crc}, delta: delta, fences: fc.fences, filter: fc.filter}, nil
 }
 
 // appendDeletions trims the deletion log and appends the checkpoint's

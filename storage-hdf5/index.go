@@ -2,12 +2,15 @@ package h5store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
+	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/cidstore/cidstore/core/port"
 )
 
@@ -30,11 +33,25 @@ import (
 // fenceEvery is how many records one fence covers.
 const fenceEvery = 64
 
+// A delta extent of at most filterMax records carries a Bloom filter of its
+// ids (filterFP false positives), built as its fences are, so that a
+// lookup skips the deltas that do not hold the id instead of reading a
+// block of each: with 16 deltas, a lookup of an id that no delta holds
+// read 17 blocks (at 20M keys after a reopen, cold GET p99 61–220 µs).
+// The filters' memory is part of the index budget (table.overhead); the
+// cap bounds it at 16 × ~4.8 MiB whatever the store's size (a larger
+// delta — a merged one — is read without a filter).
+const (
+	filterMax = 1 << 22
+	filterFP  = 0.01
+)
+
 // srcExtent is one committed index extent a paged table reads pages from.
 type srcExtent struct {
 	e      extent
 	delta  bool
-	fences []uint64 // id of records 0, fenceEvery, 2*fenceEvery, ...
+	filter *bloom.BloomFilter // the ids of a delta of at most filterMax records, or nil
+	fences []uint64           // id of records 0, fenceEvery, 2*fenceEvery, ...
 	// mem holds the records, sorted, of an extent a build before sorted
 	// deltas wrote in change order; the next snapshot or merged delta
 	// replaces it.
@@ -71,17 +88,19 @@ func (x *srcExtent) block(id uint64) (i, j uint64) {
 }
 
 // lookup finds the committed entry of id without building its page: the
-// newest extent that has a record of id decides.
-func (s *tsrc) lookup(id uint64) (loc, bool, error) {
+// newest extent that has a record of id decides. It adds the blocks it
+// read to *reads.
+func (s *tsrc) lookup(id uint64, reads *uint64) (loc, bool, error) {
 	rs := metaRecord[s.kind].Size
 	buf := readBufs.Get().(*[]byte)
 	defer readBufs.Put(buf)
 	for xi := len(s.exts) - 1; xi >= 0; xi-- {
 		x := &s.exts[xi]
 		i, j := x.block(id)
-		if i >= j {
+		if i >= j || !x.mayHold(id) {
 			continue
 		}
+		atomic.AddUint64(reads, 1)
 		b, err := s.read(x, i, j, buf)
 		if err != nil {
 			return loc{}, false, fmt.Errorf("read %s index entry %d: %w", kindName[s.kind], id, err)
@@ -180,15 +199,62 @@ func (s *tsrc) load(pn uint64) (*page, error) {
 }
 
 // fencer collects the fences of an extent from its ids, in order, and
-// notes whether they ascend.
+// notes whether they ascend; for a delta of n ≤ filterMax records
+// (newFencer) it also fills the extent's filter.
 type fencer struct {
 	n        uint64
 	fences   []uint64
 	last     uint64
 	unsorted bool
+	filter   *bloom.BloomFilter
+}
+
+func newFencer(delta bool, n uint64) fencer {
+	if !delta || n == 0 || n > filterMax {
+		return fencer{}
+	}
+	return fencer{filter: bloom.NewWithEstimates(uint(n), filterFP)}
+}
+
+// filterKey is the filter's key for id.
+func filterKey(id uint64, b *[8]byte) []byte {
+	binary.LittleEndian.PutUint64(b[:], id)
+	return b[:]
+}
+
+// mayHold reports whether x may hold a record of id (a delta's filter
+// says no for most ids it does not hold).
+func (x *srcExtent) mayHold(id uint64) bool {
+	var b [8]byte
+	return x.filter == nil || x.filter.Test(filterKey(id, &b))
+}
+
+// filterBytes is the memory of x's filter.
+func (x *srcExtent) filterBytes() int64 {
+	if x.filter == nil {
+		return 0
+	}
+	return int64(x.filter.Cap() / 8)
+}
+
+// overhead is the memory the extents keep outside the pages: fences and
+// filters.
+func (s *tsrc) overhead() int64 {
+	if s == nil {
+		return 0
+	}
+	var n int64
+	for i := range s.exts {
+		n += s.exts[i].filterBytes() + int64(8*len(s.exts[i].fences))
+	}
+	return n
 }
 
 func (f *fencer) add(id uint64) {
+	if f.filter != nil {
+		var b [8]byte
+		f.filter.Add(filterKey(id, &b))
+	}
 	if f.n%fenceEvery == 0 {
 		f.fences = append(f.fences, id)
 	}
@@ -215,7 +281,7 @@ func prepareExtent(p *pool, kind int, e extent, delta bool, what string, pns *[]
 	const chunkRecs = 64 * fenceEvery
 	buf := make([]byte, min(e.count, chunkRecs)*rs)
 	var (
-		f    fencer
+		f    = newFencer(delta, e.count)
 		crc  uint32
 		last = ^uint64(0)
 	)
@@ -237,7 +303,7 @@ func prepareExtent(p *pool, kind int, e extent, delta bool, what string, pns *[]
 	if crc != e.crc {
 		return x, fmt.Errorf("read %s at %v: checksum %08x, want %08x: %w", what, e.ref, crc, e.crc, port.ErrCorrupt)
 	}
-	x.fences = f.fences
+	x.fences, x.filter = f.fences, f.filter
 	if !f.unsorted {
 		return x, nil
 	}

@@ -62,6 +62,16 @@ type Stats struct {
 	IndexLoads     uint64
 	IndexEvictions uint64
 	IndexLookups   uint64
+	// IndexLookupReads counts the extent blocks those reads read (one per
+	// index extent tried, newest first).
+	IndexLookupReads uint64
+	// IndexExtentBytes is the memory the index extents keep beside the
+	// pages (fences, and the deltas' Bloom filters); it counts against
+	// IndexCacheBytes.
+	IndexExtentBytes int64
+	// IndexExtents is the number of index extents (snapshots and deltas,
+	// both tables) that pages and lookups read from.
+	IndexExtents int
 }
 
 // freeBatch is space superseded by the commit of generation gen.
@@ -473,6 +483,9 @@ func (s *Store) Stats() Stats {
 			st.IndexLoads += ts.Loads
 			st.IndexEvictions += ts.Evictions
 			st.IndexLookups += ts.Lookups
+			st.IndexLookupReads += ts.LookupReads
+			st.IndexExtentBytes += ts.Overhead
+			st.IndexExtents += ts.Extents
 		}
 	}
 	return st

@@ -47,6 +47,7 @@ type table struct {
 	dirty            int // entries with stDirty, overlay included
 	loads, evictions uint64
 	lookups          uint64 // gets answered from the extents (atomic)
+	lookupReads      uint64 // extent blocks those gets read (atomic)
 	// absorbing is set while absorb moves a durable commit's overlay into
 	// the pages: a page read from src meanwhile lacks the commit's entries
 	// and is not kept.
@@ -330,17 +331,18 @@ func (t *table) get(id uint64) (loc, bool, error) {
 		return loc{}, false, nil
 	}
 	atomic.AddUint64(&t.lookups, 1)
-	return t.src.lookup(id)
+	return t.src.lookup(id, &t.lookupReads)
 }
 
 // evict drops resident pages, least recently read first (CLOCK: a page
 // read since the last pass gets a second chance), until their bytes are
 // an eighth under the budget.
 func (t *table) evict() {
-	if t.src == nil || t.resident <= t.budget {
+	ov := t.src.overhead()
+	if t.src == nil || t.resident+ov <= t.budget {
 		return
 	}
-	target := t.budget - t.budget/8
+	target := t.budget - t.budget/8 - ov
 	for pass := 0; pass < 2 && t.resident > target; pass++ {
 		for pn, p := range t.pages {
 			if p == nil {
@@ -679,7 +681,7 @@ func (t *table) page(pn uint64) (*page, error) {
 		return nil, err
 	}
 	t.mu.Lock()
-	if cur, known := t.pages[pn]; cur == nil && known && !t.absorbing && t.resident+p.size() <= t.budget {
+	if cur, known := t.pages[pn]; cur == nil && known && !t.absorbing && t.resident+t.src.overhead()+p.size() <= t.budget {
 		t.pages[pn] = p
 		t.resident += p.size()
 		t.loads++
@@ -738,13 +740,20 @@ type tableStats struct {
 	Pages            int   // resident pages
 	Loads, Evictions uint64
 	Lookups          uint64
+	LookupReads      uint64
+	Overhead         int64 // the extents' fences and filters
+	Extents          int   // index extents pages are built from
 }
 
 func (t *table) stats() tableStats {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	st := tableStats{Resident: t.resident, Loads: t.loads, Evictions: t.evictions,
-		Lookups: atomic.LoadUint64(&t.lookups)}
+		Lookups: atomic.LoadUint64(&t.lookups), LookupReads: atomic.LoadUint64(&t.lookupReads),
+		Overhead: t.src.overhead()}
+	if t.src != nil {
+		st.Extents = len(t.src.exts)
+	}
 	for _, p := range t.pages {
 		if p != nil {
 			st.Pages++

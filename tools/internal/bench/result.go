@@ -61,8 +61,10 @@ type Result struct {
 	MemBytes         int64          `json:"mem_bytes"`
 	Load1            float64        `json:"load1"` // at the start of the run
 	EngineStats      map[string]any `json:"engine_stats,omitempty"`
-	FirstMismatch    string         `json:"first_mismatch,omitempty"`
-	Error            string         `json:"error,omitempty"` // the run failed; its figures are incomplete
+	// ColdEngineStats are the reopened engine's, after the cold lookups.
+	ColdEngineStats map[string]any `json:"cold_engine_stats,omitempty"`
+	FirstMismatch   string         `json:"first_mismatch,omitempty"`
+	Error           string         `json:"error,omitempty"` // the run failed; its figures are incomplete
 
 	*ServiceFigures // W6 only (w6.go)
 	*ReclaimFigures // W3, W4 (reclaim.go)

@@ -205,6 +205,9 @@ func reopen(cfg Config, w *W1, r *Result) error {
 		bad = bad || err != nil || !w.Check(j, got)
 	}
 	r.ColdLookupAvgUs, r.ColdLookupP99Us = us(cold.Mean()), us(cold.Quantile(0.99))
+	if s, ok := eng.(Statser); ok {
+		r.ColdEngineStats = s.Stats()
+	}
 	if bad {
 		r.Mismatches++
 		if r.FirstMismatch == "" {
