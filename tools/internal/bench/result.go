@@ -61,6 +61,9 @@ type Result struct {
 	MemBytes         int64          `json:"mem_bytes"`
 	Load1            float64        `json:"load1"` // at the start of the run
 	EngineStats      map[string]any `json:"engine_stats,omitempty"`
+	// ColdReadBytes is what the cold lookups read from storage (not from
+	// the page cache; /proc/self/io, Linux only).
+	ColdReadBytes int64 `json:"cold_read_bytes,omitempty"`
 	// ColdEngineStats are the reopened engine's, after the cold lookups.
 	ColdEngineStats map[string]any `json:"cold_engine_stats,omitempty"`
 	FirstMismatch   string         `json:"first_mismatch,omitempty"`

@@ -197,6 +197,7 @@ func reopen(cfg Config, w *W1, r *Result) error {
 	bad := err != nil || !w.Check(j, got)
 	rng := NewSplitMix64(cfg.Seed ^ 0xD1B54A32D192ED03)
 	cold := NewLatency()
+	rd0, _ := IOBytes()
 	for range reopenSample {
 		j := int(rng.Next() % uint64(w.K()))
 		s := time.Now()
@@ -205,6 +206,9 @@ func reopen(cfg Config, w *W1, r *Result) error {
 		bad = bad || err != nil || !w.Check(j, got)
 	}
 	r.ColdLookupAvgUs, r.ColdLookupP99Us = us(cold.Mean()), us(cold.Quantile(0.99))
+	if rd, _ := IOBytes(); rd0 >= 0 && rd >= 0 {
+		r.ColdReadBytes = rd - rd0 // what the page cache did not have
+	}
 	if s, ok := eng.(Statser); ok {
 		r.ColdEngineStats = s.Stats()
 	}
