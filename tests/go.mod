@@ -10,7 +10,11 @@ require (
 
 require pgregory.net/rapid v1.3.0
 
-require gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946 // indirect
+require (
+	github.com/bits-and-blooms/bitset v1.24.2 // indirect
+	github.com/bits-and-blooms/bloom/v3 v3.7.1 // indirect
+	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946 // indirect
+)
 
 replace (
 	github.com/cidstore/cidstore/core => ../core
