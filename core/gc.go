@@ -431,9 +431,8 @@ func (w *gcWalk) sawLoad(id uint32, entries []entry) {
 // evicted bucket that no load preceded returns its T0 entries, and one that
 // a load preceded is discarded: its ids are already in the walk, and the
 // read may have raced a commit of the bucket (port.Loader allows it to
-// fail then). Ids
-// allocated after T0 are not covered: the caller must not free them (they
-// wait for the next scan).
+// fail then). Ids allocated after T0 are not covered: the caller must not
+// free them (they wait for the next scan).
 func (s *Store) referencedSets(ctx context.Context) (referenced, error) {
 	var evicted []uint32
 	s.wmu.Lock()

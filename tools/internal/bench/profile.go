@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -20,7 +21,8 @@ import (
 // (C) memory, and the Go heap into live objects and garbage; with
 // CIDBENCH_HEAPPEAK it also writes a heap profile to that file at each new
 // peak of the live heap (by 16 MiB or more), so the peak's owners can be
-// named.
+// named. CIDBENCH_COLDTRACE writes one line per cold lookup after the
+// reopen (start, latency, Go collections so far; see coldTrace).
 
 // StartCPUProfile starts a CPU profile if CIDBENCH_CPUPROFILE is set and
 // returns the function that stops it.
@@ -109,4 +111,46 @@ func StartMemTrace() (stop func(), err error) {
 		}
 	}()
 	return func() { close(done); <-exited; f.Close() }, nil
+}
+
+// coldTrace, when CIDBENCH_COLDTRACE names a file, records each cold
+// lookup: its start (µs since the first), its latency (µs), and the Go
+// collector's cycles completed and the goroutines' GC-pause total so far,
+// so that slow lookups can be matched with collections.
+type coldTrace struct {
+	path    string
+	t0      time.Time
+	lines   []string
+	samples []metrics.Sample
+}
+
+func newColdTrace() *coldTrace {
+	path := os.Getenv("CIDBENCH_COLDTRACE")
+	if path == "" {
+		return nil
+	}
+	return &coldTrace{path: path, samples: []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}}
+}
+
+func (c *coldTrace) note(start time.Time, el time.Duration) {
+	if c == nil {
+		return
+	}
+	if c.t0.IsZero() {
+		c.t0 = start
+	}
+	metrics.Read(c.samples)
+	c.lines = append(c.lines, fmt.Sprintf("%.1f %.2f %d", float64(start.Sub(c.t0).Nanoseconds())/1e3,
+		float64(el.Nanoseconds())/1e3, c.samples[0].Value.Uint64()))
+}
+
+func (c *coldTrace) write() error {
+	if c == nil {
+		return nil
+	}
+	data := "# start_us latency_us gc_cycles\n" + strings.Join(c.lines, "\n") + "\n"
+	if err := os.WriteFile(c.path, []byte(data), 0o644); err != nil {
+		return fmt.Errorf("cold trace: %w", err)
+	}
+	return nil
 }

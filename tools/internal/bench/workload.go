@@ -197,13 +197,19 @@ func reopen(cfg Config, w *W1, r *Result) error {
 	bad := err != nil || !w.Check(j, got)
 	rng := NewSplitMix64(cfg.Seed ^ 0xD1B54A32D192ED03)
 	cold := NewLatency()
+	ct := newColdTrace()
 	rd0, _ := IOBytes()
 	for range reopenSample {
 		j := int(rng.Next() % uint64(w.K()))
 		s := time.Now()
 		got, err := eng.Get(w.Keys[j])
-		cold.Record(time.Since(s))
+		el := time.Since(s)
+		cold.Record(el)
+		ct.note(s, el)
 		bad = bad || err != nil || !w.Check(j, got)
+	}
+	if err := ct.write(); err != nil {
+		return errors.Join(err, eng.Close())
 	}
 	r.ColdLookupAvgUs, r.ColdLookupP99Us = us(cold.Mean()), us(cold.Quantile(0.99))
 	if rd, _ := IOBytes(); rd0 >= 0 && rd >= 0 {
