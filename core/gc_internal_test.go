@@ -576,18 +576,26 @@ func TestGCListingRacesWriter(t *testing.T) {
 	defer func() { s.Close() }()
 	want = cacheModel(t, s, 20000, 4, 11)
 	mustCheckpoint(t, s)
-	// Orphans below the counter: deletions whose frees the backend loses.
-	be.l.leakFrees = true
-	leaked := 0
-	for k, vals := range want {
-		if len(vals) > 2 && leaked < 25 {
-			if err := s.Delete(ctx, k); err != nil {
-				t.Fatal(err)
+	// deleteSpilled deletes n keys that hold a value set (more than two
+	// values).
+	deleteSpilled := func(n int) {
+		for k, vals := range want {
+			if len(vals) > 2 {
+				if err := s.Delete(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+				delete(want, k)
+				if n--; n == 0 {
+					return
+				}
 			}
-			delete(want, k)
-			leaked++
 		}
+		t.Fatal("too few keys with a value set")
 	}
+	// Orphans below the counter: deletions whose frees the backend loses.
+	const leaked = 25
+	be.l.leakFrees = true
+	deleteSpilled(leaked)
 	mustCheckpoint(t, s)
 	be.l.leakFrees = false
 	be.l.recs = nil // the log would name them: leave them to the listing
@@ -596,16 +604,7 @@ func TestGCListingRacesWriter(t *testing.T) {
 	}
 	// Sets dropped just before the pass: queued by the writer, not yet
 	// freed, referenced by no key when the walk begins.
-	dropped := 0
-	for k, vals := range want {
-		if len(vals) > 2 && dropped < 25 {
-			if err := s.Delete(ctx, k); err != nil {
-				t.Fatal(err)
-			}
-			delete(want, k)
-			dropped++
-		}
-	}
+	deleteSpilled(25)
 	st := mustGC(t, s)
 	if st.OrphanValueSets != leaked {
 		t.Errorf("the scan found %d orphaned value sets, want %d", st.OrphanValueSets, leaked)
