@@ -45,6 +45,21 @@ func cacheModel(t *testing.T, s *Store, keys, maxVals int, seed uint64) map[E][]
 	return want
 }
 
+// deleteEvery deletes every every-th key of want (in map order) from s and
+// from want; it stops at the first error.
+func deleteEvery(ctx context.Context, s *Store, want map[E][]E, every int) error {
+	n := 0
+	for k := range want {
+		if n++; n%every == 0 {
+			if err := s.Delete(ctx, k); err != nil {
+				return err
+			}
+			delete(want, k)
+		}
+	}
+	return nil
+}
+
 func checkModel(t *testing.T, s *Store, want map[E][]E) {
 	t.Helper()
 	for k, vals := range want {
@@ -378,14 +393,8 @@ func TestGCWithEvictedBuckets(t *testing.T) {
 			s := openGC(t, be, Options{BucketCapacity: 16, CacheBytes: 16 << 10})
 			want := cacheModel(t, s, 3000, 4, 8)
 			// Some deletions, so that the log has records to check.
-			n := 0
-			for k := range want {
-				if n++; n%5 == 0 {
-					if err := s.Delete(ctx, k); err != nil {
-						t.Fatal(err)
-					}
-					delete(want, k)
-				}
+			if err := deleteEvery(ctx, s, want, 5); err != nil {
+				t.Fatal(err)
 			}
 			if err := s.Checkpoint(ctx); err != nil {
 				t.Fatal(err)

@@ -471,14 +471,8 @@ func TestGCWalkRacesWriter(t *testing.T) {
 			t.Error(err)
 		}
 		// Deletions drop sets that the walk may already have counted.
-		n := 0
-		for k := range want {
-			if n++; n%40 == 0 {
-				if err := s.Delete(ctx, k); err != nil {
-					t.Error(err)
-				}
-				delete(want, k)
-			}
+		if err := deleteEvery(ctx, s, want, 40); err != nil {
+			t.Error(err)
 		}
 		for k := range want { // readers load evicted buckets
 			if _, err := s.Get(ctx, k); err != nil {
@@ -545,14 +539,8 @@ func TestGCListingRacesWriter(t *testing.T) {
 			return
 		}
 		pages++
-		n := 0
-		for k := range want {
-			if n++; n%150 == 0 {
-				if err := s.Delete(ctx, k); err != nil {
-					t.Error(err)
-				}
-				delete(want, k)
-			}
+		if err := deleteEvery(ctx, s, want, 150); err != nil {
+			t.Error(err)
 		}
 		var batch []Pair
 		for range 40 {
