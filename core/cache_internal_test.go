@@ -494,8 +494,24 @@ func TestEvictionWhileWaitingForWALSpace(t *testing.T) {
 // pinned reaches ~13 MB).
 func TestWriterBackpressure(t *testing.T) {
 	const small = 4 << 20
-	run := func(t *testing.T, budget int64, backpressure bool) (maxCache int64, st Stats) {
+	// run inserts 150 000 pairs in batches of 100 into a store with the
+	// given budget. With holdFirst, the first checkpoint's commit waits
+	// until a writer has stalled (or the inserts are done): a checkpoint
+	// slower than the writer, whatever the machine.
+	run := func(t *testing.T, budget int64, backpressure, holdFirst bool) (maxCache int64, st Stats) {
 		ctx := context.Background()
+		var (
+			sp         atomic.Pointer[Store]
+			held, done atomic.Bool
+		)
+		failpoint := func(name string) {
+			if !holdFirst || name != "checkpoint.before-commit" || held.Swap(true) {
+				return
+			}
+			for !done.Load() && sp.Load().cache.stalls.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		s, err := Open(newTestBackend(), Options{
 			WALPath:             filepath.Join(t.TempDir(), "wal"),
 			WALSizeBytes:        256 << 20,
@@ -504,10 +520,12 @@ func TestWriterBackpressure(t *testing.T) {
 			HashSeed:            5,
 			CacheBytes:          budget,
 			MaintenanceInterval: -1,
+			Failpoint:           failpoint,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		sp.Store(s)
 		defer s.Close()
 		if s.cache.pinLimit != budget/2 {
 			t.Fatalf("pin limit %d, want %d", s.cache.pinLimit, budget/2)
@@ -531,6 +549,7 @@ func TestWriterBackpressure(t *testing.T) {
 			}
 			maxCache = max(maxCache, s.Stats().CacheBytes)
 		}
+		done.Store(true)
 		for k := range want {
 			slices.SortFunc(want[k], E.Compare)
 			want[k] = slices.Compact(want[k])
@@ -541,27 +560,43 @@ func TestWriterBackpressure(t *testing.T) {
 		}
 		return maxCache, s.Stats()
 	}
-	t.Run("on", func(t *testing.T) {
-		maxCache, st := run(t, small, true)
-		t.Logf("max cache %d, %d stalls, %d checkpoints, %d evictions",
-			maxCache, st.WriteStalls, st.Checkpoints, st.Evictions)
-		if st.WriteStalls == 0 || st.Checkpoints < 3 {
-			t.Fatalf("%d stalls, %d checkpoints: the backpressure never acted", st.WriteStalls, st.Checkpoints)
-		}
-		// A batch may start just under the limit: allow one batch over.
+	// A batch may start just under the limit: allow one batch over.
+	bounded := func(t *testing.T, maxCache int64) {
+		t.Helper()
 		if maxCache > small+small/2 {
 			t.Errorf("cache reached %d bytes, budget %d", maxCache, small)
 		}
+	}
+	t.Run("on", func(t *testing.T) {
+		// Checkpoints start early; whether the writer also has to wait
+		// depends on how fast they are on this machine.
+		maxCache, st := run(t, small, true, false)
+		t.Logf("max cache %d, %d stalls, %d checkpoints, %d evictions",
+			maxCache, st.WriteStalls, st.Checkpoints, st.Evictions)
+		if st.Checkpoints < 3 {
+			t.Fatalf("%d checkpoints: the backpressure never asked for one", st.Checkpoints)
+		}
+		bounded(t, maxCache)
+	})
+	t.Run("slow checkpoint", func(t *testing.T) {
+		// The writer outruns a checkpoint: it must wait for it.
+		maxCache, st := run(t, small, true, true)
+		t.Logf("max cache %d, %d stalls, %d checkpoints, %d evictions",
+			maxCache, st.WriteStalls, st.Checkpoints, st.Evictions)
+		if st.WriteStalls == 0 {
+			t.Fatalf("0 stalls, %d checkpoints: the writer never waited for the held checkpoint", st.Checkpoints)
+		}
+		bounded(t, maxCache)
 	})
 	t.Run("off", func(t *testing.T) {
-		maxCache, st := run(t, small, false)
+		maxCache, st := run(t, small, false, false)
 		t.Logf("max cache %d, %d checkpoints", maxCache, st.Checkpoints)
 		if maxCache <= small+small/2 {
 			t.Errorf("cache reached only %d bytes without backpressure: the workload does not test it", maxCache)
 		}
 	})
 	t.Run("fits", func(t *testing.T) {
-		maxCache, st := run(t, 4*small, true)
+		maxCache, st := run(t, 4*small, true, false)
 		t.Logf("max cache %d, %d checkpoints", maxCache, st.Checkpoints)
 		if st.WriteStalls != 0 || st.Checkpoints != 0 {
 			t.Errorf("%d stalls, %d checkpoints with a budget the workload fits in (%d of %d bytes)",
