@@ -114,14 +114,16 @@ func StartMemTrace() (stop func(), err error) {
 }
 
 // coldTrace, when CIDBENCH_COLDTRACE names a file, records each cold
-// lookup: its start (µs since the first), its latency (µs), and the Go
-// collector's cycles completed and the goroutines' GC-pause total so far,
-// so that slow lookups can be matched with collections.
+// lookup: its start (µs since the first), its latency (µs), the Go
+// collector's cycles completed so far and the process's minor page faults
+// since the previous lookup's note (its own and the other threads'), so
+// that slow lookups can be matched with collections and faults.
 type coldTrace struct {
 	path    string
 	t0      time.Time
 	lines   []string
 	samples []metrics.Sample
+	faults  int64
 }
 
 func newColdTrace() *coldTrace {
@@ -129,7 +131,7 @@ func newColdTrace() *coldTrace {
 	if path == "" {
 		return nil
 	}
-	return &coldTrace{path: path, samples: []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}}
+	return &coldTrace{path: path, samples: []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}, faults: MinorFaults()}
 }
 
 func (c *coldTrace) note(start time.Time, el time.Duration) {
@@ -140,15 +142,17 @@ func (c *coldTrace) note(start time.Time, el time.Duration) {
 		c.t0 = start
 	}
 	metrics.Read(c.samples)
-	c.lines = append(c.lines, fmt.Sprintf("%.1f %.2f %d", float64(start.Sub(c.t0).Nanoseconds())/1e3,
-		float64(el.Nanoseconds())/1e3, c.samples[0].Value.Uint64()))
+	f := MinorFaults()
+	c.lines = append(c.lines, fmt.Sprintf("%.1f %.2f %d %d", float64(start.Sub(c.t0).Nanoseconds())/1e3,
+		float64(el.Nanoseconds())/1e3, c.samples[0].Value.Uint64(), f-c.faults))
+	c.faults = f
 }
 
 func (c *coldTrace) write() error {
 	if c == nil {
 		return nil
 	}
-	data := "# start_us latency_us gc_cycles\n" + strings.Join(c.lines, "\n") + "\n"
+	data := "# start_us latency_us gc_cycles minor_faults\n" + strings.Join(c.lines, "\n") + "\n"
 	if err := os.WriteFile(c.path, []byte(data), 0o644); err != nil {
 		return fmt.Errorf("cold trace: %w", err)
 	}

@@ -64,6 +64,9 @@ type Result struct {
 	// ColdReadBytes is what the cold lookups read from storage (not from
 	// the page cache; /proc/self/io, Linux only).
 	ColdReadBytes int64 `json:"cold_read_bytes,omitempty"`
+	// ColdMinorFaults are the page faults without I/O the process took
+	// during the cold lookups (getrusage; memory the heap grew into).
+	ColdMinorFaults int64 `json:"cold_minor_faults,omitempty"`
 	// ColdEngineStats are the reopened engine's, after the cold lookups.
 	ColdEngineStats map[string]any `json:"cold_engine_stats,omitempty"`
 	FirstMismatch   string         `json:"first_mismatch,omitempty"`

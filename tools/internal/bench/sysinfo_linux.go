@@ -53,6 +53,17 @@ func kBField(data []byte, name string) int64 {
 	return 0
 }
 
+// MinorFaults returns the page faults the process has taken that needed
+// no I/O (getrusage's ru_minflt), or -1. On a virtual machine that backs
+// guest memory lazily, each can cost microseconds.
+func MinorFaults() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return -1
+	}
+	return ru.Minflt
+}
+
 // IOBytes returns the bytes the process has read from and written to
 // storage (read_bytes and write_bytes of /proc/self/io: what reached the
 // block layer, not page-cache hits), or -1s when unreadable.

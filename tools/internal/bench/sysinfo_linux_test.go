@@ -40,3 +40,18 @@ func TestIOBytesCountsWrites(t *testing.T) {
 		t.Fatalf("write_bytes grew by %d after writing 1 MiB", w1-w0)
 	}
 }
+
+// MinorFaults counts the faults of memory the process touches first.
+func TestMinorFaultsCountsFirstTouch(t *testing.T) {
+	f0 := MinorFaults()
+	if f0 < 0 {
+		t.Skip("getrusage failed")
+	}
+	b := make([]byte, 64<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	if f1 := MinorFaults(); f1-f0 < 64 {
+		t.Fatalf("%d minor faults after touching 16 384 fresh pages", f1-f0)
+	}
+}

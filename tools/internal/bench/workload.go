@@ -199,6 +199,7 @@ func reopen(cfg Config, w *W1, r *Result) error {
 	cold := NewLatency()
 	ct := newColdTrace()
 	rd0, _ := IOBytes()
+	flt0 := MinorFaults()
 	for range reopenSample {
 		j := int(rng.Next() % uint64(w.K()))
 		s := time.Now()
@@ -212,6 +213,9 @@ func reopen(cfg Config, w *W1, r *Result) error {
 		return errors.Join(err, eng.Close())
 	}
 	r.ColdLookupAvgUs, r.ColdLookupP99Us = us(cold.Mean()), us(cold.Quantile(0.99))
+	if flt := MinorFaults(); flt0 >= 0 && flt >= 0 {
+		r.ColdMinorFaults = flt - flt0
+	}
 	if rd, _ := IOBytes(); rd0 >= 0 && rd >= 0 {
 		r.ColdReadBytes = rd - rd0 // what the page cache did not have
 	}
