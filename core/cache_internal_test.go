@@ -113,6 +113,60 @@ func TestReopenIsLazy(t *testing.T) {
 	}
 }
 
+// poisonBackend overwrites the Entries handed back to it, as a backend
+// that reads the next bucket into them would.
+type poisonBackend struct {
+	*testBackend
+	recycled atomic.Int64
+}
+
+var _ port.EntriesRecycler = (*poisonBackend)(nil)
+
+func (b *poisonBackend) RecycleEntries(entries []byte) {
+	for i := range entries {
+		entries[i] = 0xA5
+	}
+	b.recycled.Add(1)
+}
+
+// A loaded bucket keeps nothing of the record it was decoded from: the
+// store hands the Entries back (port.EntriesRecycler) and they are
+// overwritten, while buckets are evicted, reloaded and written to.
+func TestRecycledEntriesAreNotKept(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 7})
+	want := cacheModel(t, s, 2000, 5, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pb := &poisonBackend{testBackend: be.reopen()}
+	s, err := Open(pb, Options{HashSeed: 7, CacheBytes: 64 << 10, MaintenanceInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkModel(t, s, want)
+	for i := range 500 { // writes to buckets loaded from poisoned records
+		k, v := e(uint64(1+i*4)), e(uint64(1<<40+i))
+		if err := s.Insert(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = append(want[k], v)
+		slices.SortFunc(want[k], E.Compare)
+	}
+	s.wmu.Lock()
+	s.evict()
+	s.wmu.Unlock()
+	checkModel(t, s, want)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if n, loads := pb.recycled.Load(), s.Stats().BucketLoads; n == 0 || uint64(n) != loads {
+		t.Fatalf("%d Entries handed back for %d bucket loads", n, loads)
+	}
+}
+
 // Writes to a lazily opened store load what they touch first, and the
 // result survives another reopen.
 func TestWritesToUnloadedBuckets(t *testing.T) {

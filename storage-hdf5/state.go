@@ -231,7 +231,12 @@ func (st *state) readObject(kind int, id uint64) (loc, []byte, error) {
 	if err != nil {
 		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
 	}
-	buf := make([]byte, n*uint64(p.recSize))
+	var buf []byte
+	if kind == kindBucket {
+		buf = entryBuf(n * uint64(p.recSize))
+	} else {
+		buf = make([]byte, n*uint64(p.recSize))
+	}
 	if _, err := fd.ReadAt(buf, off); err != nil {
 		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
 	}

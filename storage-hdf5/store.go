@@ -421,6 +421,36 @@ func (s *Store) ReadBucket(id uint32) (port.BucketRecord, error) {
 	return s.st.readBucket(id)
 }
 
+// RecycleEntries implements port.EntriesRecycler: a later ReadBucket may
+// read into entries, which the caller no longer uses.
+func (s *Store) RecycleEntries(entries []byte) { recycleEntries(entries) }
+
+func recycleEntries(entries []byte) {
+	if c := cap(entries); c == 0 || c > maxRecycled {
+		return
+	}
+	entries = entries[:0]
+	entryBufs.Put(&entries)
+}
+
+// entryBufs holds the Entries handed back by RecycleEntries, for the
+// buckets' reads (of any Store: they are plain memory).
+var entryBufs sync.Pool
+
+// maxRecycled bounds the Entries kept for reuse: those of an overfull
+// bucket (one that cannot split) are left to the collector.
+const maxRecycled = 64 << 10
+
+// entryBuf returns n bytes for a bucket's rows: recycled ones if a big
+// enough buffer is at hand, else new ones with room to spare (a quarter,
+// rounded up to 4 KiB) so that the buffer fits the next bucket too.
+func entryBuf(n uint64) []byte {
+	if p, _ := entryBufs.Get().(*[]byte); p != nil && uint64(cap(*p)) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n, (n+n/4+4095)&^4095)
+}
+
 // ReadValueSet reads a committed value set; see ReadBucket.
 func (s *Store) ReadValueSet(id uint64) (port.ValueSetRecord, error) {
 	s.mu.RLock()

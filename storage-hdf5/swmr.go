@@ -327,11 +327,16 @@ func (r *Reader) closeFiles() error {
 	return errors.Join(errs...)
 }
 
+// RecycleEntries implements port.EntriesRecycler, as Store's does.
+func (r *Reader) RecycleEntries(entries []byte) { recycleEntries(entries) }
+
 var (
 	_ port.Backend = (*Store)(nil)
 	_ port.Lister  = (*Store)(nil)
 
 	_ port.DeletionLogReader = (*Store)(nil)
+	_ port.EntriesRecycler   = (*Store)(nil)
 	_ port.Backend           = (*Reader)(nil)
 	_ port.Lister            = (*Reader)(nil)
+	_ port.EntriesRecycler   = (*Reader)(nil)
 )

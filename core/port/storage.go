@@ -50,6 +50,15 @@ type Lister interface {
 	ValueSetIDs(after uint64, limit int) ([]uint64, error)
 }
 
+// EntriesRecycler is implemented by backends that can reuse the memory of
+// the Entries a ReadBucket returned: a caller that has decoded the record
+// and keeps no reference to its Entries may hand them back, once, and the
+// backend may then read another bucket into them. Optional; it spares a
+// read of a bucket from the file an allocation of the bucket's size.
+type EntriesRecycler interface {
+	RecycleEntries(entries []byte)
+}
+
 // ListValueSetIDs returns every committed value set id of l, in ascending
 // order, walking ValueSetIDs a page at a time. Its result grows with the
 // store: for tests and tools, not for the engine.
