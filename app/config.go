@@ -134,7 +134,7 @@ func Settings() []Setting {
 		}},
 		{"sync_interval", "100ms", "WAL sync period when sync=interval", dur(func(c *Config) *time.Duration { return &c.SyncInterval })},
 		{"maintenance_interval", "100ms", "period of the background maintenance scheduler (tail merges, value-set compaction, demotion, buddy merges); 0 turns it off", dur(func(c *Config) *time.Duration { return &c.MaintenanceEvery })},
-		{"gc_interval", "1m", "period of background garbage collection of lost frees (every 10th pass scans the whole file); 0 turns it off", dur(func(c *Config) *time.Duration { return &c.GCEvery })},
+		{"gc_interval", "1m", "period of background garbage collection of lost frees (the first pass, one period after start, and every 10th scan the whole file); 0 turns it off", dur(func(c *Config) *time.Duration { return &c.GCEvery })},
 		{"checkpoint_interval", "5s", "time between checkpoints (readers see a write after the next one)", dur(func(c *Config) *time.Duration { return &c.CheckpointInterval })},
 		{"reader_refresh", "", "how often role reader looks for a new checkpoint of the writer; empty = min(checkpoint_interval, 1s)", func(c *Config, v string) error {
 			if v == "" {

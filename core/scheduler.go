@@ -330,6 +330,10 @@ func (s *Store) startMaintenance() {
 		s.maint.now = time.Now
 	}
 	s.maint.opened = s.maint.now().UnixNano()
+	// The first GC pass comes a GCInterval after Open, like the others: its
+	// full scan reads every evicted bucket back (all of them, just after
+	// Open), which should not compete with the first lookups of a restart.
+	s.maint.lastGC = s.maint.opened
 	s.maint.kick = make(chan struct{}, 1)
 	if s.opts.ReadOnly || s.opts.MaintenanceInterval < 0 {
 		return

@@ -507,3 +507,26 @@ func TestMaintenanceOptions(t *testing.T) {
 		t.Fatalf("GC on a read-only store: %v", err)
 	}
 }
+
+// The first GC pass (a full scan, which reads every evicted bucket back)
+// comes a GCInterval after Open, not at the first tick: right after a
+// reopen nothing is loaded, and the first lookups should not compete with
+// reading the whole store.
+func TestFirstGCAfterInterval(t *testing.T) {
+	s, advance := openStepped(t, newTestBackend(), Options{BucketCapacity: 16})
+	for i := uint64(1); i <= 100; i++ {
+		mustInsertQuiet(t, s, e(i), e(i+1))
+	}
+	advance(DefaultMaintenanceInterval)
+	if rep := step(t, s); rep.gc {
+		t.Fatalf("GC ran at the first tick after Open: %+v", rep)
+	}
+	advance(DefaultGCInterval - DefaultMaintenanceInterval)
+	if rep := step(t, s); !rep.gc {
+		t.Fatalf("no GC a GCInterval after Open: %+v", rep)
+	}
+	advance(DefaultMaintenanceInterval)
+	if rep := step(t, s); rep.gc {
+		t.Fatalf("GC ran again one tick later: %+v", rep)
+	}
+}
