@@ -115,15 +115,18 @@ func StartMemTrace() (stop func(), err error) {
 
 // coldTrace, when CIDBENCH_COLDTRACE names a file, records each cold
 // lookup: its start (µs since the first), its latency (µs), the Go
-// collector's cycles completed so far and the process's minor page faults
-// since the previous lookup's note (its own and the other threads'), so
-// that slow lookups can be matched with collections and faults.
+// collector's cycles completed so far, and the process's minor page faults
+// and bytes read from storage (/proc/self/io read_bytes, not the page
+// cache) since the previous lookup's note (its own and the other
+// threads'), so that slow lookups can be matched with collections, faults
+// and disk reads.
 type coldTrace struct {
 	path    string
 	t0      time.Time
 	lines   []string
 	samples []metrics.Sample
 	faults  int64
+	read    int64
 }
 
 func newColdTrace() *coldTrace {
@@ -131,7 +134,7 @@ func newColdTrace() *coldTrace {
 	if path == "" {
 		return nil
 	}
-	return &coldTrace{path: path, samples: []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}, faults: MinorFaults()}
+	return &coldTrace{path: path, samples: []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}, faults: MinorFaults(), read: readBytes()}
 }
 
 func (c *coldTrace) note(start time.Time, el time.Duration) {
@@ -142,19 +145,24 @@ func (c *coldTrace) note(start time.Time, el time.Duration) {
 		c.t0 = start
 	}
 	metrics.Read(c.samples)
-	f := MinorFaults()
-	c.lines = append(c.lines, fmt.Sprintf("%.1f %.2f %d %d", float64(start.Sub(c.t0).Nanoseconds())/1e3,
-		float64(el.Nanoseconds())/1e3, c.samples[0].Value.Uint64(), f-c.faults))
-	c.faults = f
+	f, rd := MinorFaults(), readBytes()
+	c.lines = append(c.lines, fmt.Sprintf("%.1f %.2f %d %d %d", float64(start.Sub(c.t0).Nanoseconds())/1e3,
+		float64(el.Nanoseconds())/1e3, c.samples[0].Value.Uint64(), f-c.faults, rd-c.read))
+	c.faults, c.read = f, rd
 }
 
 func (c *coldTrace) write() error {
 	if c == nil {
 		return nil
 	}
-	data := "# start_us latency_us gc_cycles minor_faults\n" + strings.Join(c.lines, "\n") + "\n"
+	data := "# start_us latency_us gc_cycles minor_faults read_bytes\n" + strings.Join(c.lines, "\n") + "\n"
 	if err := os.WriteFile(c.path, []byte(data), 0o644); err != nil {
 		return fmt.Errorf("cold trace: %w", err)
 	}
 	return nil
+}
+
+func readBytes() int64 {
+	rd, _ := IOBytes()
+	return rd
 }
