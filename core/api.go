@@ -61,8 +61,12 @@ type Stats struct {
 	// CachePinnedBytes estimates what only a checkpoint can make evictable
 	// (changed since the last checkpoint, or frozen by the one running).
 	CachePinnedBytes int64
-	WriteStalls      uint64           // mutations that waited for a checkpoint to unpin memory
-	Maintenance      MaintenanceStats // background maintenance and GC (scheduler.go)
+	WriteStalls      uint64 // mutations that waited for a checkpoint to unpin memory
+	WALFullWaits     uint64 // mutations that waited for a checkpoint to free WAL space
+	// CheckpointWaitMax is the longest a mutation waited for a checkpoint,
+	// for memory (WriteStalls) or WAL space (WALFullWaits), since Open.
+	CheckpointWaitMax time.Duration
+	Maintenance       MaintenanceStats // background maintenance and GC (scheduler.go)
 }
 
 // BucketInfo describes one bucket for the debug endpoint.

@@ -525,8 +525,9 @@ func TestEvictionWhileWaitingForWALSpace(t *testing.T) {
 		}
 		want[k] = append(want[k], v)
 	}
-	if s.Stats().Checkpoints-waits < 3 {
-		t.Fatalf("only %d checkpoints: the WAL never filled", s.Stats().Checkpoints-waits)
+	if st := s.Stats(); st.Checkpoints-waits < 3 || st.WALFullWaits < 3 || st.CheckpointWaitMax <= 0 {
+		t.Fatalf("%d checkpoints, %d waits for WAL space (longest %v): the WAL never filled",
+			st.Checkpoints-waits, st.WALFullWaits, st.CheckpointWaitMax)
 	}
 	for k := range want {
 		slices.SortFunc(want[k], E.Compare)
@@ -637,8 +638,12 @@ func TestWriterBackpressure(t *testing.T) {
 		maxCache, st := run(t, small, true, true)
 		t.Logf("max cache %d, %d stalls, %d checkpoints, %d evictions",
 			maxCache, st.WriteStalls, st.Checkpoints, st.Evictions)
-		if st.WriteStalls == 0 {
-			t.Fatalf("0 stalls, %d checkpoints: the writer never waited for the held checkpoint", st.Checkpoints)
+		if st.WriteStalls == 0 || st.CheckpointWaitMax <= 0 {
+			t.Fatalf("%d stalls (longest wait %v), %d checkpoints: the writer never waited for the held checkpoint",
+				st.WriteStalls, st.CheckpointWaitMax, st.Checkpoints)
+		}
+		if st.WALFullWaits != 0 {
+			t.Errorf("%d waits for WAL space in a WAL of 256 MiB", st.WALFullWaits)
 		}
 		bounded(t, maxCache)
 	})

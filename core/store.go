@@ -89,6 +89,8 @@ type counters struct {
 	checkpointLSN                       atomic.Uint64
 	lastCkptNanos, lastCkptBytes        atomic.Int64
 	lastCkptEnd                         atomic.Int64 // Unix ns of the end of the last checkpoint
+	walFullWaits                        atomic.Uint64
+	ckptWaitMax                         atomic.Int64 // ns: longest wait of a mutation for a checkpoint
 	buckets                             atomic.Int64
 	globalDepth                         atomic.Int64
 }
@@ -337,7 +339,9 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 			// since the last checkpoint passes what memory may pin; wait
 			// for a checkpoint to make it evictable, then evict.
 			s.wmu.Unlock()
+			t0 := time.Now()
 			err := s.checkpointForMemory()
+			s.noteCheckpointWait(t0)
 			if err == nil {
 				err = ctx.Err()
 			}
@@ -734,6 +738,8 @@ func (s *Store) Stats() Stats {
 		Evictions:              s.cache.evictions.Load(),
 		CachePinnedBytes:       s.cache.pinned(),
 		WriteStalls:            s.cache.stalls.Load(),
+		WALFullWaits:           c.walFullWaits.Load(),
+		CheckpointWaitMax:      time.Duration(c.ckptWaitMax.Load()),
 	}
 	if s.wal != nil {
 		s.wal.fillStats(&st)

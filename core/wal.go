@@ -178,7 +178,10 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		// lock is released meanwhile, so the caller must prepare the batch
 		// again (the evictor may have dropped what it loaded) and retry.
 		s.wmu.Unlock()
+		s.stats.walFullWaits.Add(1)
+		t0 := time.Now()
 		cerr := s.checkpointForSpace(int64(len(recs)))
+		s.noteCheckpointWait(t0)
 		if cerr == nil {
 			cerr = ctx.Err()
 		}
@@ -227,6 +230,18 @@ func (s *Store) checkpointForSpace(n int64) error {
 		return nil
 	}
 	return s.checkpoint()
+}
+
+// noteCheckpointWait records a mutation's wait for a checkpoint that began
+// at t0, keeping the longest.
+func (s *Store) noteCheckpointWait(t0 time.Time) {
+	d := int64(time.Since(t0))
+	for m := &s.stats.ckptWaitMax; ; {
+		cur := m.Load()
+		if d <= cur || m.CompareAndSwap(cur, d) {
+			return
+		}
+	}
 }
 
 // walWait returns once lsn is durable under the sync policy.

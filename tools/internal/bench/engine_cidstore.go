@@ -135,6 +135,8 @@ func (e *cidstoreEngine) stats() map[string]any {
 		"evictions":              s.Evictions,
 		"cache_pinned_bytes":     s.CachePinnedBytes,
 		"write_stalls":           s.WriteStalls,
+		"wal_full_waits":         s.WALFullWaits,
+		"ckpt_wait_max_ms":       float64(s.CheckpointWaitMax.Microseconds()) / 1000,
 		"wal_syncs":              s.WALSyncs,
 		"wal_sync_seconds":       s.WALSyncSeconds,
 		"checkpoints":            s.Checkpoints,
