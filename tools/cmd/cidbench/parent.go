@@ -147,6 +147,7 @@ func runJob(ctx context.Context, f *flags, self string, j job, stderr io.Writer)
 		"--seed", strconv.FormatUint(f.seed, 10),
 		"--cache-bytes", strconv.FormatInt(bench.CacheBytes, 10),
 		"--index-bytes", strconv.FormatInt(bench.IndexBytes, 10),
+		"--wal-bytes", strconv.FormatInt(bench.WALBytes, 10),
 		"--readers", strconv.Itoa(f.readers),
 		"--big-values", strconv.Itoa(f.bigValues),
 		"--wal-records", strconv.Itoa(f.walRecords),

@@ -53,6 +53,18 @@ var CacheBytes int64
 // (h5store.Options.IndexCacheBytes); cidbench sets it from --index-bytes.
 var IndexBytes int64
 
+// WALBytes, when positive, is the WAL size of the durable cidstore engines
+// (cidstore.Options.WALSizeBytes) unless a workload sets its own (W5);
+// cidbench sets it from --wal-bytes.
+var WALBytes int64
+
+// walSize applies WALBytes to opts.
+func walSize(opts *cidstore.Options) {
+	if WALBytes > 0 && opts.WALSizeBytes == 0 {
+		opts.WALSizeBytes = WALBytes
+	}
+}
+
 // openCIDStoreMemDurable opens the durable layout in dir: the memstore
 // snapshot file "snapshot" and the WAL "wal", with opts otherwise as given.
 func openCIDStoreMemDurable(dir string, opts cidstore.Options) (Engine, error) {
@@ -64,6 +76,7 @@ func openCIDStoreMemDurable(dir string, opts cidstore.Options) (Engine, error) {
 		return nil, fmt.Errorf("open memstore: %w", err)
 	}
 	opts.WALPath = filepath.Join(dir, "wal")
+	walSize(&opts)
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = CacheBytes
 	}
@@ -150,6 +163,7 @@ func (e *cidstoreEngine) stats() map[string]any {
 		"compactions":            s.Compactions,
 		"recovered_records":      s.RecoveredRecords,
 		"wal_used_bytes":         s.WALUsedBytes,
+		"wal_capacity_bytes":     s.WALCapacityBytes,
 		"gc_scans":               s.Maintenance.GCScans,
 		"gc_last_scan_ms":        s.Maintenance.GCLastScan.Milliseconds(),
 		"gc_max_lock_hold_ms":    s.Maintenance.GCMaxLockHold.Milliseconds(),

@@ -50,6 +50,7 @@ func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) 
 		return nil, fmt.Errorf("open h5store: %w", err)
 	}
 	opts.WALPath = filepath.Join(dir, "wal")
+	walSize(&opts)
 	opts.CacheBytes = coreBytes
 	st, err := cidstore.Open(backend, opts)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	cidstore "github.com/cidstore/cidstore/core"
 )
 
 // TestEngines is the contract suite every adapter passes: set semantics,
@@ -186,5 +188,34 @@ func testEngineDeletes(t *testing.T, spec EngineSpec, sync bool) {
 	err, eng = eng.Close(), nil
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// --wal-bytes (WALBytes) sizes the WAL of the durable cidstore engines.
+func TestWALBytes(t *testing.T) {
+	defer func(w int64) { WALBytes = w }(WALBytes)
+	for _, name := range []string{"cidstore-hdf5", "cidstore-mem"} {
+		spec, err := LookupEngine(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{0, 3 << 20} {
+			WALBytes = size
+			eng, err := spec.Open(t.TempDir(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := eng.(Statser).Stats()["wal_capacity_bytes"]
+			if err := eng.Close(); err != nil {
+				t.Fatal(err)
+			}
+			want := size
+			if want == 0 {
+				want = cidstore.DefaultWALSizeBytes
+			}
+			if c, ok := got.(int64); !ok || c > want || c < want-want/64 {
+				t.Errorf("%s, --wal-bytes %d: WAL capacity %v, want about %d", name, size, got, want)
+			}
+		}
 	}
 }
