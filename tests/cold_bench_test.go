@@ -26,15 +26,7 @@ func BenchmarkColdGet(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "s.h5")
 	r := rand.New(rand.NewPCG(42, 42))
-	keys := make([]cidstore.E, 1_000_000)
-	var pairs []cidstore.Pair
-	for j := range keys {
-		keys[j] = randE(r)
-		for n := 1 + r.IntN(5); n > 0; n-- {
-			pairs = append(pairs, cidstore.Pair{Key: keys[j], Value: randE(r)})
-		}
-	}
-	r.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
+	keys, pairs := w1Shaped(r, 1_000_000)
 	ctx := context.Background()
 	open := func() *cidstore.Store {
 		be, err := h5store.Open(path, h5store.Options{})

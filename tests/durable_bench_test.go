@@ -20,18 +20,25 @@ var (
 	ckptEvery time.Duration
 )
 
-// BenchmarkDurableInsert inserts a W1-shaped workload (1M keys, ~3M pairs,
-// batches of 1000, sync always) into each durable backend.
-func BenchmarkDurableInsert(b *testing.B) {
-	r := rand.New(rand.NewPCG(42, 42))
+// w1Shaped returns n random keys and their pairs, shaped like W1's: 1 to 5
+// random values per key (3 on average), all pairs shuffled.
+func w1Shaped(r *rand.Rand, n int) ([]cidstore.E, []cidstore.Pair) {
+	keys := make([]cidstore.E, n)
 	var pairs []cidstore.Pair
-	for j := 0; j < 1_000_000; j++ {
-		k := randE(r)
-		for n := 1 + r.IntN(5); n > 0; n-- {
-			pairs = append(pairs, cidstore.Pair{Key: k, Value: randE(r)})
+	for j := range keys {
+		keys[j] = randE(r)
+		for v := 1 + r.IntN(5); v > 0; v-- {
+			pairs = append(pairs, cidstore.Pair{Key: keys[j], Value: randE(r)})
 		}
 	}
 	r.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
+	return keys, pairs
+}
+
+// BenchmarkDurableInsert inserts a W1-shaped workload (1M keys, ~3M pairs,
+// batches of 1000, sync always) into each durable backend.
+func BenchmarkDurableInsert(b *testing.B) {
+	_, pairs := w1Shaped(rand.New(rand.NewPCG(42, 42)), 1_000_000)
 	for _, bk := range []struct {
 		name string
 		open func(dir string) (port.Backend, error)
