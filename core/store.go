@@ -36,6 +36,7 @@ type Store struct {
 	nextVSID   uint64
 	capacity   int
 	splitSide  []uint64 // split's scratch: which half each entry goes to (writer only)
+	warmth     warmState
 	maxDepth   uint8
 	created    int64
 
@@ -262,7 +263,9 @@ func (s *Store) InsertBatch(ctx context.Context, pairs []Pair) error {
 	if len(pairs) == 0 {
 		return nil
 	}
-	ops := make([]walOp, len(pairs))
+	buf := getOps(len(pairs))
+	defer putOps(buf)
+	ops := *buf
 	for i, p := range pairs {
 		if p.Key.IsZero() || p.Value.IsZero() {
 			return fmt.Errorf("%w: pair %d: zero identifier", ErrInvalid, i)
@@ -270,6 +273,29 @@ func (s *Store) InsertBatch(ctx context.Context, pairs []Pair) error {
 		ops[i] = walOp{op: OpInsert, key: p.Key, value: p.Value}
 	}
 	return s.mutate(ctx, ops, true)
+}
+
+// opsPool recycles the op arrays of batches: a batch of 1 000 pairs is 40
+// KiB, and fresh memory is costly on the machines measured (BENCHMARKS.md:
+// ~13 µs per page fault). mutate keeps nothing of ops once it returns.
+var opsPool sync.Pool // *[]walOp
+
+// opsPoolMax bounds the arrays kept: a rare huge batch is not held on to.
+const opsPoolMax = 1 << 16
+
+func getOps(n int) *[]walOp {
+	if p, ok := opsPool.Get().(*[]walOp); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	ops := make([]walOp, n, max(n, 1024))
+	return &ops
+}
+
+func putOps(p *[]walOp) {
+	if cap(*p) <= opsPoolMax {
+		opsPool.Put(p)
+	}
 }
 
 // Delete removes key and all its values. Deleting an absent key is a no-op.
@@ -298,7 +324,9 @@ func (s *Store) DeleteBatch(ctx context.Context, dels []Deletion) error {
 	if len(dels) == 0 {
 		return nil
 	}
-	ops := make([]walOp, len(dels))
+	buf := getOps(len(dels))
+	defer putOps(buf)
+	ops := *buf
 	for i, d := range dels {
 		if d.Key.IsZero() {
 			return fmt.Errorf("%w: deletion %d: zero key", ErrInvalid, i)
@@ -380,6 +408,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		}
 		break
 	}
+	s.warm(ops)
 	for i := range ops {
 		s.apply(&ops[i])
 	}
