@@ -79,6 +79,8 @@ func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 		m("cidstore_cache_pinned_bytes", "Bytes in memory that only a checkpoint can make evictable (changed since the last one, or frozen by the one running).", g, func(s *cidstore.Stats) float64 { return float64(s.CachePinnedBytes) }),
 		m("cidstore_write_stalls_total", "Mutations that waited for a checkpoint to unpin memory.", c, func(s *cidstore.Stats) float64 { return float64(s.WriteStalls) }),
 		m("cidstore_wal_full_waits_total", "Mutations that waited for a checkpoint to free WAL space.", c, func(s *cidstore.Stats) float64 { return float64(s.WALFullWaits) }),
+		m("cidstore_wal_delays_total", "Mutations held back while a checkpoint ran, so that the WAL would not fill (delayed writes).", c, func(s *cidstore.Stats) float64 { return float64(s.WALDelays) }),
+		m("cidstore_wal_delay_seconds_total", "Time mutations were held back by delayed writes.", c, func(s *cidstore.Stats) float64 { return s.WALDelayTotal.Seconds() }),
 		m("cidstore_checkpoint_wait_max_seconds", "Longest time a mutation waited for a checkpoint (memory or WAL space) since the store opened.", g, func(s *cidstore.Stats) float64 { return s.CheckpointWaitMax.Seconds() }),
 		m("cidstore_maintenance_backlog_buckets", "Buckets with a maintenance danger score above 0.5 (last scoring pass).", g, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Backlog) }),
 		m("cidstore_maintenance_ticks_total", "Maintenance scheduler ticks.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Ticks) }),

@@ -63,6 +63,11 @@ type Stats struct {
 	CachePinnedBytes int64
 	WriteStalls      uint64 // mutations that waited for a checkpoint to unpin memory
 	WALFullWaits     uint64 // mutations that waited for a checkpoint to free WAL space
+	// WALDelays counts mutations held back (delayed writes: paced while a
+	// checkpoint runs so that the WAL does not fill) and WALDelayTotal is
+	// the time they were held, since Open.
+	WALDelays     uint64
+	WALDelayTotal time.Duration
 	// CheckpointWaitMax is the longest a mutation waited for a checkpoint,
 	// for memory (WriteStalls) or WAL space (WALFullWaits), since Open.
 	CheckpointWaitMax time.Duration

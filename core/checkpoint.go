@@ -43,6 +43,8 @@ func (s *Store) checkpoint() error {
 		return nil
 	}
 	cp, buckets, sets, capt := s.freeze()
+	s.stats.ckptStart.Store(time.Now().UnixNano()) // writers pace themselves until it ends (walDelay)
+	defer s.stats.ckptStart.Store(0)
 	s.wmu.Unlock()
 	// Writers run again: a frozen bucket or set they touch is captured by
 	// them first (lockBucket, touchSet); the backend pulls the rest from
@@ -73,7 +75,11 @@ func (s *Store) checkpoint() error {
 	s.failpoint("checkpoint.after-commit")
 	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
 	s.stats.checkpoints.Add(1)
-	s.stats.lastCkptNanos.Store(int64(time.Since(start)))
+	d := int64(time.Since(start))
+	s.stats.lastCkptNanos.Store(d)
+	copy(s.ckptDurs[1:], s.ckptDurs[:])
+	s.ckptDurs[0] = d
+	s.stats.ckptEst.Store(slices.Max(s.ckptDurs[:]))
 	s.stats.lastCkptBytes.Store(capt.bytes.Load() + int64(4*len(cp.Directory)))
 	s.stats.lastCkptEnd.Store(time.Now().UnixNano())
 	if s.wal != nil {

@@ -69,8 +69,9 @@ type Store struct {
 	wal         *walState // nil without a WAL
 	restoredLSN uint64    // checkpoint LSN the state was loaded from
 
-	ckptMu sync.Mutex // serializes checkpoints
-	gcMu   sync.Mutex // serializes garbage-collection passes (gc.go)
+	ckptMu   sync.Mutex // serializes checkpoints
+	ckptDurs [3]int64   // durations of the last checkpoints, newest first (under ckptMu)
+	gcMu     sync.Mutex // serializes garbage-collection passes (gc.go)
 	// gcw is the running full scan's record of bucket loads, or nil (gc.go).
 	gcw   atomic.Pointer[gcWalk]
 	stats counters
@@ -91,6 +92,10 @@ type counters struct {
 	lastCkptNanos, lastCkptBytes        atomic.Int64
 	lastCkptEnd                         atomic.Int64 // Unix ns of the end of the last checkpoint
 	walFullWaits                        atomic.Uint64
+	walDelays                           atomic.Uint64
+	walDelayNanos                       atomic.Int64
+	ckptStart                           atomic.Int64 // Unix ns of the running checkpoint's freeze, 0 when none
+	ckptEst                             atomic.Int64 // ns: expected duration of a checkpoint (walDelay)
 	ckptWaitMax                         atomic.Int64 // ns: longest wait of a mutation for a checkpoint
 	buckets                             atomic.Int64
 	globalDepth                         atomic.Int64
@@ -361,6 +366,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		return ErrClosed
 	}
 	var first, last uint64
+	var hold time.Duration // delayed write (walDelay)
 	for {
 		if c := &s.cache; c.mustWait() {
 			// Backpressure: the cache is over budget and what changed
@@ -398,7 +404,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 			break
 		}
 		var err error
-		first, last, err = s.walAppend(ctx, ops, txn)
+		first, last, hold, err = s.walAppend(ctx, ops, txn)
 		if errors.Is(err, errWALWaited) {
 			continue
 		}
@@ -426,6 +432,11 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	s.wmu.Unlock()
 	if s.cache.over() {
 		s.kickEvict()
+	}
+	if hold > 0 {
+		s.stats.walDelays.Add(1)
+		s.stats.walDelayNanos.Add(int64(hold))
+		time.Sleep(hold)
 	}
 	if s.wal != nil {
 		if err := s.walWait(last); err != nil {
@@ -768,6 +779,8 @@ func (s *Store) Stats() Stats {
 		CachePinnedBytes:       s.cache.pinned(),
 		WriteStalls:            s.cache.stalls.Load(),
 		WALFullWaits:           c.walFullWaits.Load(),
+		WALDelays:              c.walDelays.Load(),
+		WALDelayTotal:          time.Duration(c.walDelayNanos.Load()),
 		CheckpointWaitMax:      time.Duration(c.ckptWaitMax.Load()),
 	}
 	if s.wal != nil {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // abandon stops s the way a crash would: no final checkpoint, the WAL left
@@ -160,5 +162,104 @@ func TestNotifyReportsLSNs(t *testing.T) {
 	want := []Mutation{{OpInsert, e(1), e(2), 1}, {OpInsert, e(3), e(4), 3}, {OpInsert, e(5), e(6), 4}, {OpDeleteKey, e(1), E{}, 6}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("notified %+v\nwant %+v", got, want)
+	}
+}
+
+func TestWALDelay(t *testing.T) {
+	const ms = time.Millisecond
+	for _, c := range []struct {
+		name                      string
+		n, free                   int64
+		est, elapsed, since, want time.Duration
+	}{
+		{"no estimate yet", 1000, 10, 0, 0, 0, 0},
+		{"paced", 1000, 1_000_000, 4000 * ms, 1000 * ms, 1 * ms, 2 * ms}, // 3 s left for 1000 batches
+		{"already slow enough", 1000, 1_000_000, 4000 * ms, 1000 * ms, 5 * ms, 0},
+		{"overdue: half the estimate left", 1000, 1_000_000, 4000 * ms, 9000 * ms, 0, 2 * ms},
+		{"nearly full", 1000, 5000, 4000 * ms, 0, 0, walDelayMax},
+		{"full", 10, 0, 4000 * ms, 0, 0, walDelayMax},
+	} {
+		if got := walDelay(c.n, c.free, c.est, c.elapsed, c.since); got != c.want {
+			t.Errorf("%s: walDelay = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// While a checkpoint runs and the WAL is half full, a writer that would
+// fill the WAL before the checkpoint is expected to end is held back batch
+// by batch (delayed writes), and loses nothing.
+func TestDelayedWrites(t *testing.T) {
+	ctx := context.Background()
+	var holding atomic.Bool
+	release := make(chan struct{})
+	opts := Options{
+		WALPath:             filepath.Join(t.TempDir(), "wal"),
+		WALSizeBytes:        64 << 10, // 960 records
+		CheckpointInterval:  -1,
+		CheckpointFillRatio: 1,
+		Sync:                SyncNone,
+		Failpoint: func(name string) {
+			if name != "checkpoint.before-commit" {
+				return
+			}
+			if holding.Load() {
+				<-release
+			} else {
+				time.Sleep(50 * time.Millisecond) // the estimate: checkpoints take 50+ ms
+			}
+		},
+	}
+	s := openTest(t, newTestBackend(), opts)
+	defer s.Close()
+	next := uint64(1)
+	insert := func() {
+		t.Helper()
+		batch := make([]Pair, 100) // 102 records
+		for j := range batch {
+			batch[j] = Pair{e(next), e(7)}
+			next++
+		}
+		if err := s.InsertBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert()
+	if err := s.Checkpoint(ctx); err != nil { // sets the estimate
+		t.Fatal(err)
+	}
+	for range 5 { // 510 records: past half the WAL
+		insert()
+	}
+	if st := s.Stats(); st.WALDelays != 0 {
+		t.Fatalf("%d batches delayed with no checkpoint running", st.WALDelays)
+	}
+	holding.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.Checkpoint(ctx) }()
+	for s.stats.ckptStart.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// At most 450 records left for a checkpoint expected to need 25+ ms
+	// more: a batch of 102 records is paced to 5+ ms.
+	for range 3 {
+		insert()
+	}
+	st := s.Stats()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d delayed batches (%v), %d waits for WAL space", st.WALDelays, st.WALDelayTotal, st.WALFullWaits)
+	if st.WALDelays < 2 || st.WALDelayTotal <= 0 {
+		t.Fatalf("%d of 3 batches delayed (%v) during a checkpoint with the WAL half full",
+			st.WALDelays, st.WALDelayTotal)
+	}
+	if st.WALFullWaits != 0 {
+		t.Fatalf("%d waits for WAL space: the WAL was never full", st.WALFullWaits)
+	}
+	for k := uint64(1); k < next; k++ {
+		if vals, err := s.Get(ctx, e(k)); err != nil || len(vals) != 1 || vals[0] != e(7) {
+			t.Fatalf("key %d: %v, %v", k, vals, err)
+		}
 	}
 }

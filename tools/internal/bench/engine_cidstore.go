@@ -149,6 +149,8 @@ func (e *cidstoreEngine) stats() map[string]any {
 		"cache_pinned_bytes":     s.CachePinnedBytes,
 		"write_stalls":           s.WriteStalls,
 		"wal_full_waits":         s.WALFullWaits,
+		"wal_delays":             s.WALDelays,
+		"wal_delay_ms":           s.WALDelayTotal.Milliseconds(),
 		"ckpt_wait_max_ms":       float64(s.CheckpointWaitMax.Microseconds()) / 1000,
 		"wal_syncs":              s.WALSyncs,
 		"wal_sync_seconds":       s.WALSyncSeconds,
