@@ -255,6 +255,11 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	for i := range d.slots {
 		cp.Directory[i] = d.slots[i].Load().id
 	}
+	// The writer is stopped: no bucket lock is needed to set frozen. The
+	// usual (incremental) case takes one pass over the dirty lists: each
+	// bucket or set visited is a cache miss at 10M keys, and three passes
+	// over 460k sets held the writer lock for up to 340 ms (BENCHMARKS.md,
+	// session 10).
 	var buckets []*bucket
 	var sets []*valueSet
 	if full {
@@ -266,30 +271,35 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 		}
 		s.sets.each(func(vs *valueSet) { sets = append(sets, vs) })
 		slices.SortFunc(sets, func(a, b *valueSet) int { return cmp.Compare(a.id, b.id) })
-	} else {
 		for _, b := range s.dirtyBuckets {
+			b.dirty = false
+		}
+		for _, vs := range s.dirtySets {
+			vs.dirty = false
+		}
+		for _, b := range buckets {
+			b.frozen = true
+		}
+		for _, vs := range sets {
+			vs.frozen.Store(true)
+		}
+	} else {
+		buckets = make([]*bucket, 0, len(s.dirtyBuckets))
+		for _, b := range s.dirtyBuckets {
+			b.dirty = false
 			if !b.retired {
+				b.frozen = true
 				buckets = append(buckets, b)
 			}
 		}
+		sets = make([]*valueSet, 0, len(s.dirtySets))
 		for _, vs := range s.dirtySets {
+			vs.dirty = false
 			if !vs.freed {
+				vs.frozen.Store(true)
 				sets = append(sets, vs)
 			}
 		}
-	}
-	for _, b := range s.dirtyBuckets {
-		b.dirty = false
-	}
-	for _, vs := range s.dirtySets {
-		vs.dirty = false
-	}
-	// The writer is stopped: no bucket lock is needed to set frozen.
-	for _, b := range buckets {
-		b.frozen = true
-	}
-	for _, vs := range sets {
-		vs.frozen.Store(true)
 	}
 	s.dirtyBuckets, s.dirtySets = nil, nil
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil

@@ -159,7 +159,8 @@ func (s *Store) appliedLSN() uint64 {
 
 // walAppend logs ops. It is called with the writer lock held and returns
 // with it held; while the WAL is full it releases the lock, runs a
-// checkpoint and tries again.
+// checkpoint and tries again. hold is how long the caller should hold the
+// batch back once the lock is released (delayed writes, below).
 func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, last uint64, hold time.Duration, err error) {
 	w := s.wal
 	now := uint64(time.Now().UnixNano())
