@@ -219,7 +219,7 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		}
 	}
 	t := time.Now()
-	if start := s.stats.ckptStart.Load(); start != 0 && !w.lastAppend.IsZero() && used*2 >= w.log.CapacityRecords() {
+	if start := s.stats.ckptStart.Load(); start != 0 && !w.lastAppend.IsZero() && used >= w.log.CapacityRecords()/walDelayFrom {
 		hold = walDelay(int64(len(recs)), w.log.CapacityRecords()-used,
 			time.Duration(s.stats.ckptEst.Load()), t.Sub(time.Unix(0, start)), t.Sub(w.lastAppend))
 	}
@@ -240,9 +240,14 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 // sync runs; a WAL that fills anyway (a checkpoint slower than the
 // estimate) still makes writers wait for space.
 
-// walDelayMax bounds the hold of one batch: beyond it, waiting for space
-// takes over.
-const walDelayMax = 100 * time.Millisecond
+const (
+	// walDelayFrom: appends are paced only once the WAL is at least
+	// 1/walDelayFrom full (half).
+	walDelayFrom = 2
+	// walDelayMax bounds the hold of one batch: beyond it, waiting for
+	// space takes over.
+	walDelayMax = 100 * time.Millisecond
+)
 
 // walDelay is how long to hold a batch of n records just appended, with
 // free records left in the WAL, for the appends to last the remaining
