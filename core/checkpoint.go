@@ -213,8 +213,9 @@ func (s *Store) idle() bool {
 // capture collects the persisted forms of the buckets and value sets of one
 // checkpoint, as they were when it was frozen.
 type capture struct {
-	seq     uint64 // checkpoint sequence number (cache.go: savedSeq)
-	bytes   atomic.Int64
+	seq     uint64                // checkpoint sequence number (cache.go: savedSeq)
+	todo    int64                 // bytes of entries and values frozen (walDelay's progress)
+	bytes   atomic.Int64          // bytes of entries and values encoded so far
 	mu      sync.Mutex            // serializes captureSet with the stream
 	buckets []port.BucketRecord   // copies the writer made (lockBucket)
 	sets    []port.ValueSetRecord // copies the writer made (touchSet)
@@ -262,6 +263,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	// session 10).
 	var buckets []*bucket
 	var sets []*valueSet
+	var todo int64 // what the stream will encode, for walDelay (full: not counted)
 	if full {
 		cp.FreedBuckets, cp.FreedValueSets = nil, nil
 		for _, b := range s.buckets {
@@ -290,14 +292,17 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 			if !b.retired {
 				b.frozen = true
 				buckets = append(buckets, b)
+				todo += int64(len(b.entries))
 			}
 		}
+		todo *= port.EntrySize
 		sets = make([]*valueSet, 0, len(s.dirtySets))
 		for _, vs := range s.dirtySets {
 			vs.dirty = false
 			if !vs.freed {
 				vs.frozen.Store(true)
 				sets = append(sets, vs)
+				todo += int64(port.ValueSize * len(vs.vals))
 			}
 		}
 	}
@@ -307,7 +312,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	s.cache.frozen.Store(s.cache.dirty.Load() + s.cache.growth.Load())
 	s.cache.growth.Store(0)
 	s.cache.dirty.Store(0)
-	s.capt = &capture{seq: s.ckptSeq}
+	s.capt = &capture{seq: s.ckptSeq, todo: todo}
 	return cp, buckets, sets, s.capt
 }
 

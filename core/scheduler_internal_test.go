@@ -229,14 +229,20 @@ func TestDemotionHysteresis(t *testing.T) {
 func TestThrottleAndProtection(t *testing.T) {
 	s, advance := openStepped(t, newTestBackend(), Options{BucketCapacity: 16, MaintenanceIngestLimit: 10})
 	step(t, s) // first tick: sets the rate baseline
+	// 16 mutations of the bucket (capacity 16) since that tick: 15 keys,
+	// and a second value for the first (no split).
 	for i := uint64(1); i <= 15; i++ {
 		mustInsertQuiet(t, s, e(i), e(100+i))
 	}
 	b := s.buckets[0]
+	if len(s.maint.urgent) != 0 {
+		t.Fatalf("bucket named after 15 of 16 mutations: %v", s.maint.urgent)
+	}
+	mustInsertQuiet(t, s, e(1), e(200))
 	if len(s.maint.urgent) != 1 || s.maint.urgent[0] != b {
 		t.Fatalf("writer did not name the saturated bucket: %v", s.maint.urgent)
 	}
-	advance(DefaultMaintenanceAgeSaturation) // 15 mutations in 30s is under the limit...
+	advance(DefaultMaintenanceAgeSaturation) // 16 mutations in 30s is under the limit...
 	s.maint.writes += 1_000_000
 	rep := step(t, s) // ...but a million is not
 	if !rep.throttled || rep.protected != 1 || rep.passes != 0 {

@@ -124,6 +124,16 @@ func Open(backend port.Backend, opts Options) (*Store, error) {
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, backend.Close())
 	}
+	if s.needFull && !opts.ReadOnly {
+		// A new store commits its empty state at once: its hash seed and
+		// layout are in the backend from the start, and the first
+		// checkpoint of its data is incremental like every later one
+		// (streamed; a full checkpoint is collected in memory and holds
+		// the backend's readers while it is written).
+		if err := s.checkpoint(); err != nil {
+			return nil, errors.Join(fmt.Errorf("create: %w", err), backend.Close())
+		}
+	}
 	if opts.WALPath != "" {
 		if err := s.openWAL(); err != nil {
 			return nil, errors.Join(err, backend.Close())

@@ -133,6 +133,15 @@ func TestStreamWithWriter(t *testing.T) {
 	if err := s.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// What freeze counted for the writer's pacing (walDelay) is what the
+	// stream encoded.
+	progress := func() {
+		t.Helper()
+		if c := s.capt; c.todo <= 0 || c.bytes.Load() != c.todo {
+			t.Fatalf("checkpoint encoded %d bytes, freeze counted %d", c.bytes.Load(), c.todo)
+		}
+	}
+	progress()
 	moreValues(t, s, want, 1) // dirty again, then frozen by the next checkpoint
 	cut := cloneModel(want)
 	b.during = func() {
@@ -145,6 +154,7 @@ func TestStreamWithWriter(t *testing.T) {
 	if b.records < 100 {
 		t.Fatalf("the checkpoint streamed %d records; the test needs many", b.records)
 	}
+	progress() // the writer's copies count too
 	snap := b.snapshot()
 	checkSets(t, s, want)
 	if err := s.Validate(); err != nil {

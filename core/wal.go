@@ -220,8 +220,9 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 	}
 	t := time.Now()
 	if start := s.stats.ckptStart.Load(); start != 0 && !w.lastAppend.IsZero() && used >= w.log.CapacityRecords()/walDelayFrom {
-		hold = walDelay(int64(len(recs)), w.log.CapacityRecords()-used,
-			time.Duration(s.stats.ckptEst.Load()), t.Sub(time.Unix(0, start)), t.Sub(w.lastAppend))
+		ck := ckptClock{est: time.Duration(s.stats.ckptEst.Load()), elapsed: t.Sub(time.Unix(0, start)),
+			done: s.capt.bytes.Load(), todo: s.capt.todo}
+		hold = walDelay(int64(len(recs)), w.log.CapacityRecords()-used, ck, t.Sub(w.lastAppend))
 	}
 	w.lastAppend = t
 	return first, last, hold, nil
@@ -233,12 +234,19 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 // checkpoints and stops of several seconds (DESIGN-NOTES, next steps).
 // Instead, while a checkpoint runs and the WAL is at least half full,
 // appends are paced so that the free space lasts until the checkpoint is
-// expected to end, the longest of the last three checkpoints being the
-// estimate (durations vary by half from one to the next at 10M keys):
-// the same wait, spread over many batches as milliseconds each. The
-// writer holds a paced batch after releasing the writer lock, while its
-// sync runs; a WAL that fills anyway (a checkpoint slower than the
-// estimate) still makes writers wait for space.
+// expected to end: the same wait, spread over many batches as
+// milliseconds each. The writer holds a paced batch after releasing the
+// writer lock, while its sync runs; a WAL that fills anyway (a checkpoint
+// slower than the estimate) still makes writers wait for space.
+//
+// The expected end is the later of two estimates (ckptClock.remaining):
+// the longest of the last three checkpoints (durations vary by half from
+// one to the next at 10M keys), and the running checkpoint's own pace, the
+// bytes it has encoded against those it froze, once it is past
+// 1/walProgressFrom of them. The first covers the commit's work after the
+// stream (index, directory, fsync); the second a checkpoint much larger
+// than the last three, which the first alone underestimated into a WAL-full
+// wait of 4-6 s at 10M keys (BENCHMARKS.md, session 10).
 
 const (
 	// walDelayFrom: appends are paced only once the WAL is at least
@@ -247,21 +255,45 @@ const (
 	// walDelayMax bounds the hold of one batch: beyond it, waiting for
 	// space takes over.
 	walDelayMax = 100 * time.Millisecond
+	// walProgressFrom: a checkpoint's pace is trusted once it has encoded
+	// 1/walProgressFrom of what it froze.
+	walProgressFrom = 16
 )
+
+// ckptClock is what walDelay knows of the running checkpoint.
+type ckptClock struct {
+	est     time.Duration // expected duration (the last three checkpoints); 0: none yet
+	elapsed time.Duration // since it froze the state
+	// done of todo bytes of entries and values encoded; todo is 0 when
+	// not counted (a full checkpoint).
+	done, todo int64
+}
+
+// remaining is the time the checkpoint is expected to run still, 0 when
+// nothing is known. An overdue checkpoint is assumed to need half its
+// estimate more.
+func (c ckptClock) remaining() time.Duration {
+	var r time.Duration
+	if c.est > 0 {
+		r = max(c.est-c.elapsed, c.est/2)
+	}
+	if c.todo > 0 && c.done > 0 && c.done >= c.todo/walProgressFrom && c.done < c.todo {
+		r = max(r, time.Duration(float64(c.elapsed)*float64(c.todo-c.done)/float64(c.done)))
+	}
+	return r
+}
 
 // walDelay is how long to hold a batch of n records just appended, with
 // free records left in the WAL, for the appends to last the remaining
-// time of a checkpoint estimated to take est and running for elapsed,
-// when the previous append was sinceLast ago. An overdue checkpoint is
-// assumed to need half its estimate more.
-func walDelay(n, free int64, est, elapsed, sinceLast time.Duration) time.Duration {
-	if est <= 0 {
-		return 0 // no checkpoint has ended yet: nothing to estimate with
+// time of the checkpoint ck, when the previous append was sinceLast ago.
+func walDelay(n, free int64, ck ckptClock, sinceLast time.Duration) time.Duration {
+	remaining := ck.remaining()
+	if remaining <= 0 {
+		return 0 // nothing to estimate with
 	}
 	if free <= 0 {
 		return walDelayMax
 	}
-	remaining := max(est-elapsed, est/2)
 	interval := time.Duration(float64(remaining) * float64(n) / float64(free))
 	return min(max(interval-sinceLast, 0), walDelayMax)
 }

@@ -72,6 +72,7 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 			lsn, cp.TrimDeletions, r.deletions-r.delStart)
 	}
 	tx := s.newTxn(cp)
+	defer func() { s.spareAllocs = tx.allocs[:0] }()
 	if cp.Full {
 		// A full checkpoint replaces the tables at once: readers wait for
 		// it (it happens when a store is created).
@@ -196,7 +197,9 @@ func (tx *txn) sync(f *os.File) error {
 
 func (s *Store) newTxn(cp *port.Checkpoint) *txn {
 	tx := &txn{s: s, cp: cp, gen: s.st.root.gen + 1, root: s.st.root,
-		w: &pwriter{buf: s.wbuf[:0], files: map[*os.File]struct{}{}}}
+		w:      &pwriter{buf: s.wbuf[:0], files: map[*os.File]struct{}{}},
+		allocs: s.spareAllocs[:0], frees: s.spareFrees[:0]}
+	s.spareAllocs, s.spareFrees = nil, nil
 	tx.root.gen = tx.gen
 	tx.root.flags |= flagHasMeta
 	tx.root.meta = cp.Meta
@@ -378,6 +381,7 @@ func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) er
 		return fmt.Errorf("commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
 	}
 	tx := s.newTxn(cp)
+	defer func() { s.spareAllocs = tx.allocs[:0] }()
 	tx.stream, tx.noUndo, tx.exclusive = stream, true, true
 	if err := tx.apply(); err != nil {
 		s.failed = err
@@ -800,6 +804,9 @@ func (tx *txn) finish() {
 		}
 		for _, e := range b.extents {
 			s.st.pools[e.pool].release(e.ref, e.n)
+		}
+		if cap(b.extents) > cap(s.spareFrees) {
+			s.spareFrees = b.extents[:0]
 		}
 		n++
 	}

@@ -36,10 +36,14 @@ type Store struct {
 	// version), by group/name; they are not mirrored.
 	missingAttrs map[string]bool
 	pending      []freeBatch
-	closed       bool
-	failed       error
-	wbuf         []byte
-	stats        Stats
+	// spareAllocs and spareFrees are the emptied lists of earlier commits,
+	// for the next (a commit of 1M value sets appends 1M extents to each:
+	// 24 MB grown by doubling, every page faulted in again).
+	spareAllocs, spareFrees []pext
+	closed                  bool
+	failed                  error
+	wbuf                    []byte
+	stats                   Stats
 
 	// failpoint, when set, is called at named steps of Commit and growth;
 	// crash tests kill the process there.

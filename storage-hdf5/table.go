@@ -38,8 +38,12 @@ import (
 type table struct {
 	mu    sync.RWMutex
 	pages map[uint64]*page // by id>>pageBits; nil: known, on disk only (paged)
-	over  map[uint64]loc   // the commit in progress (paged)
-	src   *tsrc            // where pages come from (paged); nil: resident
+	// over is the commit in progress (paged). Emptied, not dropped,
+	// between commits: it keeps the space of the largest commit (at 10M
+	// keys ~1M value sets) instead of faulting it in again, map growth
+	// and all, at every commit.
+	over map[uint64]loc
+	src  *tsrc // where pages come from (paged); nil: resident
 	// budget bounds the bytes of resident pages (paged); resident counts
 	// them.
 	budget, resident int64
@@ -468,7 +472,7 @@ func (t *table) resolve(free func(base loc)) error {
 func (t *table) discard(live, dirty int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.over = nil
+	clear(t.over)
 	t.live, t.dirty = live, dirty
 }
 
@@ -522,7 +526,7 @@ func (t *table) commit(src *tsrc, snapshot bool) {
 		}
 	}
 	t.absorbing = false
-	t.over = nil
+	clear(t.over)
 	if snapshot {
 		for pn, p := range t.pages {
 			if p == nil {
