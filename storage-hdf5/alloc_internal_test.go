@@ -1,8 +1,11 @@
 package h5store
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
 )
 
 // Every data pool's padding fits zeroPad: put pads objects to whole
@@ -59,5 +62,34 @@ func TestAllocRuns(t *testing.T) {
 	p.release(hole, 3)
 	if r, _ := p.alloc(3); r == hole {
 		t.Fatal("a one-granule hole was reused while the run had room")
+	}
+}
+
+// Rebuilding the free space at Open refuses extents that overlap, are
+// misaligned or lie outside their segment: a corrupt index must not make
+// two objects share rows.
+func TestMarkUsedRefusesBadExtents(t *testing.T) {
+	p := newPool(poolValues)
+	p.addSegment(nil, 0, 1<<10, true)
+	g := p.granule
+	if err := p.markUsed(mkRef(0, 4*g), 2*g); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		r    ref
+		n    uint64
+	}{
+		{"overlapping", mkRef(0, 5*g), g},
+		{"misaligned", mkRef(0, 8*g+1), g},
+		{"past the segment", mkRef(0, 1<<10-g), 2 * g},
+		{"in a missing segment", mkRef(3, 0), g},
+	} {
+		if err := p.markUsed(c.r, c.n); !errors.Is(err, port.ErrCorrupt) {
+			t.Errorf("%s extent %v+%d: err = %v, want ErrCorrupt", c.name, c.r, c.n, err)
+		}
+	}
+	if err := p.markUsed(mkRef(0, 6*g), g); err != nil {
+		t.Fatalf("the extent right after a used one: %v", err)
 	}
 }

@@ -206,23 +206,23 @@ func (p *pool) startRun(g uint64) bool {
 
 // markUsed claims an extent found in a committed state; an extent outside
 // its segment or overlapping another is corruption.
-func (p *pool) markUsed(r ref, n uint64, what string) error {
+func (p *pool) markUsed(r ref, n uint64) error {
 	if n == 0 {
 		return nil
 	}
 	if _, _, err := p.locate(r, n); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return err
 	}
 	s := p.segs[r.seg()]
 	if s.free == nil {
 		return nil
 	}
 	if r.rec()%p.granule != 0 {
-		return fmt.Errorf("%s: %w: ref %v not aligned to %d records", what, port.ErrCorrupt, r, p.granule)
+		return fmt.Errorf("%w: ref %v not aligned to %d records", port.ErrCorrupt, r, p.granule)
 	}
 	g0, g := r.rec()/p.granule, p.granules(n)
 	if s.free.anySet(g0, g) {
-		return fmt.Errorf("%s: %w: extent %v+%d in %s overlaps another object", what, port.ErrCorrupt, r, n, poolSpecs[p.id].name)
+		return fmt.Errorf("%w: extent %v+%d in %s overlaps another object", port.ErrCorrupt, r, n, poolSpecs[p.id].name)
 	}
 	s.free.set(g0, g)
 	return nil

@@ -165,19 +165,19 @@ func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int
 		}
 		return st, nil
 	}
-	if err := pools[poolDirectory].markUsed(root.dir.ref, root.dir.count, "directory"); err != nil {
-		return nil, err
+	if err := pools[poolDirectory].markUsed(root.dir.ref, root.dir.count); err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
 	}
 	for k := range numKinds {
 		mp := pools[metaPool[k]]
 		if root.hasSnap[k] {
-			if err := mp.markUsed(root.snap[k].ref, root.snap[k].count, kindName[k]+" index snapshot"); err != nil {
-				return nil, err
+			if err := mp.markUsed(root.snap[k].ref, root.snap[k].count); err != nil {
+				return nil, fmt.Errorf("%s index snapshot: %w", kindName[k], err)
 			}
 		}
 		for _, d := range root.deltas[k] {
-			if err := mp.markUsed(d.ref, d.count, kindName[k]+" index delta"); err != nil {
-				return nil, err
+			if err := mp.markUsed(d.ref, d.count); err != nil {
+				return nil, fmt.Errorf("%s index delta: %w", kindName[k], err)
 			}
 		}
 		dp := pools[dataPool[k]]
@@ -185,7 +185,10 @@ func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int
 			if !l.live() {
 				return nil
 			}
-			return dp.markUsed(l.ref, l.records(), fmt.Sprintf("%s %d", kindName[k], id))
+			if err := dp.markUsed(l.ref, l.records()); err != nil {
+				return fmt.Errorf("%s %d: %w", kindName[k], id, err) // formatted only on error: this runs per object
+			}
+			return nil
 		})
 		if err != nil {
 			return nil, err
