@@ -37,8 +37,9 @@ type Store struct {
 	missingAttrs map[string]bool
 	pending      []freeBatch
 	// spareAllocs and spareFrees are the emptied lists of earlier commits,
-	// for the next (a commit of 1M value sets appends 1M extents to each:
-	// 24 MB grown by doubling, every page faulted in again).
+	// for the next: a commit of 1M value sets appends 1M extents to each,
+	// 24 MB that would otherwise be grown by doubling, copied at every
+	// step (BENCHMARKS.md, session 11).
 	spareAllocs, spareFrees []pext
 	closed                  bool
 	failed                  error

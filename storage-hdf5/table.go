@@ -40,8 +40,8 @@ type table struct {
 	pages map[uint64]*page // by id>>pageBits; nil: known, on disk only (paged)
 	// over is the commit in progress (paged). Emptied, not dropped,
 	// between commits: it keeps the space of the largest commit (at 10M
-	// keys ~1M value sets) instead of faulting it in again, map growth
-	// and all, at every commit.
+	// keys ~1M value sets) instead of growing again, step by step, at
+	// every commit (BENCHMARKS.md, session 11).
 	over map[uint64]loc
 	src  *tsrc // where pages come from (paged); nil: resident
 	// budget bounds the bytes of resident pages (paged); resident counts
