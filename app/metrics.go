@@ -81,6 +81,8 @@ func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 		m("cidstore_wal_full_waits_total", "Mutations that waited for a checkpoint to free WAL space.", c, func(s *cidstore.Stats) float64 { return float64(s.WALFullWaits) }),
 		m("cidstore_wal_delays_total", "Mutations held back while a checkpoint ran, so that the WAL would not fill (delayed writes).", c, func(s *cidstore.Stats) float64 { return float64(s.WALDelays) }),
 		m("cidstore_wal_delay_seconds_total", "Time mutations were held back by delayed writes.", c, func(s *cidstore.Stats) float64 { return s.WALDelayTotal.Seconds() }),
+		m("cidstore_memory_delays_total", "Mutations held back while a checkpoint ran, so that pinned memory would not reach its limit (delayed writes on memory).", c, func(s *cidstore.Stats) float64 { return float64(s.MemoryDelays) }),
+		m("cidstore_memory_delay_seconds_total", "Time mutations were held back by delayed writes on memory.", c, func(s *cidstore.Stats) float64 { return s.MemoryDelayTotal.Seconds() }),
 		m("cidstore_checkpoint_wait_max_seconds", "Longest time a mutation waited for a checkpoint (memory or WAL space) since the store opened.", g, func(s *cidstore.Stats) float64 { return s.CheckpointWaitMax.Seconds() }),
 		m("cidstore_maintenance_backlog_buckets", "Buckets with a maintenance danger score above 0.5 (last scoring pass).", g, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Backlog) }),
 		m("cidstore_maintenance_ticks_total", "Maintenance scheduler ticks.", c, func(s *cidstore.Stats) float64 { return float64(s.Maintenance.Ticks) }),

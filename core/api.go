@@ -68,6 +68,12 @@ type Stats struct {
 	// the time they were held, since Open.
 	WALDelays     uint64
 	WALDelayTotal time.Duration
+	// MemoryDelays counts mutations held back so that pinned memory would
+	// not reach its limit before the running checkpoint ends (delayed
+	// writes on memory; a batch held for both is counted where it waited
+	// longer) and MemoryDelayTotal is the time they were held.
+	MemoryDelays     uint64
+	MemoryDelayTotal time.Duration
 	// CheckpointWaitMax is the longest a mutation waited for a checkpoint,
 	// for memory (WriteStalls) or WAL space (WALFullWaits), since Open.
 	CheckpointWaitMax time.Duration

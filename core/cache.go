@@ -98,7 +98,8 @@ func (c *cache) setPinLimit() {
 }
 
 // mustWait reports whether a mutation must wait for a checkpoint: the
-// cache is over its budget and what pins it passes pinLimit.
+// cache is over its budget and what pins it passes pinLimit. The writer
+// tries an eviction first (mutate).
 func (c *cache) mustWait() bool {
 	return c.pinLimit > 0 && c.over() && c.pinned() > c.pinLimit
 }
@@ -106,8 +107,29 @@ func (c *cache) mustWait() bool {
 // wantCheckpoint reports whether a checkpoint should start early: the
 // cache is within an eighth of its budget and half of pinLimit is pinned.
 func (c *cache) wantCheckpoint() bool {
-	return c.pinLimit > 0 && c.used.Load()+c.growth.Load() > c.budget-c.budget/8 && c.pinned() > c.pinLimit/2
+	return c.pinLimit > 0 && c.fill() > c.budget-c.budget/8 && c.pinned() > c.pinLimit/2
 }
+
+// memRoom is how much pinned memory and the cache's fill may still grow
+// before a writer must wait for a checkpoint (mustWait: it waits once
+// both are past their limits), when delayed writes pace on memory
+// (wal.go): the cache is within an eighth of its budget and more than
+// half of pinLimit is pinned. Either is negative once past its limit.
+func (c *cache) memRoom() (pin, fill int64, ok bool) {
+	f := c.fill()
+	if c.pinLimit <= 0 || f <= c.budget-c.budget/8 {
+		return 0, 0, false
+	}
+	p := c.pinned()
+	if p <= c.pinLimit/2 {
+		return 0, 0, false
+	}
+	return c.pinLimit - p, c.budget - f, true
+}
+
+// fill is the cache's estimated size: the charges of what is loaded and
+// the growth of the mutations since the last checkpoint.
+func (c *cache) fill() int64 { return c.used.Load() + c.growth.Load() }
 
 // checkpointForMemory runs a checkpoint unless the one that was running
 // when the caller found too much memory pinned already freed enough
@@ -124,7 +146,7 @@ func (s *Store) checkpointForMemory() error {
 }
 
 func (c *cache) over() bool {
-	return c.budget > 0 && c.used.Load()+c.growth.Load() > c.budget
+	return c.budget > 0 && c.fill() > c.budget
 }
 
 func (c *cache) admit(b *bucket) {
@@ -380,7 +402,7 @@ func (s *Store) evict() bool {
 	c.inMu.Unlock()
 	target := c.budget - c.budget/8
 	committed := s.committedSeq.Load()
-	for steps, n := 0, 2*len(c.ring); steps < n && len(c.ring) > 0 && c.used.Load()+c.growth.Load() > target; steps++ {
+	for steps, n := 0, 2*len(c.ring); steps < n && len(c.ring) > 0 && c.fill() > target; steps++ {
 		if c.hand >= len(c.ring) {
 			c.hand = 0
 		}
@@ -400,7 +422,7 @@ func (s *Store) evict() bool {
 		c.ring[last] = nil
 		c.ring = c.ring[:last]
 	}
-	return c.used.Load()+c.growth.Load() > c.budget
+	return c.fill() > c.budget
 }
 
 // evictBucket drops b's entries and value sets if they are clean and b's

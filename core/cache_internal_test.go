@@ -60,6 +60,16 @@ func deleteEvery(ctx context.Context, s *Store, want map[E][]E, every int) error
 	return nil
 }
 
+// sortModel sorts and deduplicates a model's values in place, as Get
+// returns them, and returns it.
+func sortModel(want map[E][]E) map[E][]E {
+	for k := range want {
+		slices.SortFunc(want[k], E.Compare)
+		want[k] = slices.Compact(want[k])
+	}
+	return want
+}
+
 func checkModel(t *testing.T, s *Store, want map[E][]E) {
 	t.Helper()
 	for k, vals := range want {
@@ -605,11 +615,7 @@ func TestWriterBackpressure(t *testing.T) {
 			maxCache = max(maxCache, s.Stats().CacheBytes)
 		}
 		done.Store(true)
-		for k := range want {
-			slices.SortFunc(want[k], E.Compare)
-			want[k] = slices.Compact(want[k])
-		}
-		checkModel(t, s, want)
+		checkModel(t, s, sortModel(want))
 		if err := s.Validate(); err != nil {
 			t.Fatal(err)
 		}

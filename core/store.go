@@ -94,6 +94,8 @@ type counters struct {
 	walFullWaits                        atomic.Uint64
 	walDelays                           atomic.Uint64
 	walDelayNanos                       atomic.Int64
+	memDelays                           atomic.Uint64
+	memDelayNanos                       atomic.Int64
 	ckptStart                           atomic.Int64 // Unix ns of the running checkpoint's freeze, 0 when none
 	ckptEst                             atomic.Int64 // ns: expected duration of a checkpoint (walDelay)
 	ckptWaitMax                         atomic.Int64 // ns: longest wait of a mutation for a checkpoint
@@ -376,12 +378,14 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		return ErrClosed
 	}
 	var first, last uint64
-	var hold time.Duration // delayed write (walDelay)
+	var fill0 int64 // the cache's fill before the batch (delayed writes)
 	for {
-		if c := &s.cache; c.mustWait() {
-			// Backpressure: the cache is over budget and what changed
-			// since the last checkpoint passes what memory may pin; wait
-			// for a checkpoint to make it evictable, then evict.
+		if c := &s.cache; c.mustWait() && s.evict() {
+			// Backpressure: the cache is over budget, eviction cannot
+			// bring it back (the evictor runs on its own and may not have
+			// caught up with this writer's loads: try first), and what
+			// changed since the last checkpoint passes what memory may
+			// pin; wait for a checkpoint to make it evictable, then evict.
 			s.wmu.Unlock()
 			t0 := time.Now()
 			err := s.checkpointForMemory()
@@ -406,6 +410,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		// Load what the batch touches before it is logged, so that applying
 		// it cannot fail; again after walAppend (or the backpressure above)
 		// waited without the writer lock (the evictor may have run).
+		fill0 = s.cache.fill()
 		if err := s.prepare(ops); err != nil {
 			s.wmu.Unlock()
 			return err
@@ -414,7 +419,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 			break
 		}
 		var err error
-		first, last, hold, err = s.walAppend(ctx, ops, txn)
+		first, last, err = s.walAppend(ctx, ops, txn)
 		if errors.Is(err, errWALWaited) {
 			continue
 		}
@@ -424,6 +429,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		}
 		break
 	}
+	pin0 := s.cache.pinned()
 	s.warm(ops)
 	for i := range ops {
 		s.apply(&ops[i])
@@ -439,14 +445,23 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 			}
 		}
 	}
+	var walHold, memHold time.Duration // delayed write (wal.go)
+	if s.wal != nil {
+		walHold, memHold = s.pace(s.cache.pinned()-pin0, s.cache.fill()-fill0)
+	}
 	s.wmu.Unlock()
 	if s.cache.over() {
 		s.kickEvict()
 	}
-	if hold > 0 {
+	switch { // a batch held for both is counted where it waited longer
+	case walHold >= memHold && walHold > 0:
 		s.stats.walDelays.Add(1)
-		s.stats.walDelayNanos.Add(int64(hold))
-		time.Sleep(hold)
+		s.stats.walDelayNanos.Add(int64(walHold))
+		time.Sleep(walHold)
+	case memHold > walHold:
+		s.stats.memDelays.Add(1)
+		s.stats.memDelayNanos.Add(int64(memHold))
+		time.Sleep(memHold)
 	}
 	if s.wal != nil {
 		if err := s.walWait(last); err != nil {
@@ -781,7 +796,7 @@ func (s *Store) Stats() Stats {
 		LastCheckpointDuration: time.Duration(c.lastCkptNanos.Load()),
 		LastCheckpointBytes:    c.lastCkptBytes.Load(),
 		RecoveredRecords:       c.recovered.Load(),
-		CacheBytes:             s.cache.used.Load() + s.cache.growth.Load(),
+		CacheBytes:             s.cache.fill(),
 		CacheBudget:            s.cache.budget,
 		BucketLoads:            s.cache.bucketLoads.Load(),
 		ValueSetLoads:          s.cache.setLoads.Load(),
@@ -791,6 +806,8 @@ func (s *Store) Stats() Stats {
 		WALFullWaits:           c.walFullWaits.Load(),
 		WALDelays:              c.walDelays.Load(),
 		WALDelayTotal:          time.Duration(c.walDelayNanos.Load()),
+		MemoryDelays:           c.memDelays.Load(),
+		MemoryDelayTotal:       time.Duration(c.memDelayNanos.Load()),
 		CheckpointWaitMax:      time.Duration(c.ckptWaitMax.Load()),
 	}
 	if s.wal != nil {

@@ -159,9 +159,8 @@ func (s *Store) appliedLSN() uint64 {
 
 // walAppend logs ops. It is called with the writer lock held and returns
 // with it held; while the WAL is full it releases the lock, runs a
-// checkpoint and tries again. hold is how long the caller should hold the
-// batch back once the lock is released (delayed writes, below).
-func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, last uint64, hold time.Duration, err error) {
+// checkpoint and tries again.
+func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, last uint64, err error) {
 	w := s.wal
 	now := uint64(time.Now().UnixNano())
 	recs := w.recs[:0]
@@ -191,18 +190,18 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		}
 		s.wmu.Lock()
 		if cerr != nil {
-			return 0, 0, 0, fmt.Errorf("wal full, checkpoint: %w", cerr)
+			return 0, 0, fmt.Errorf("wal full, checkpoint: %w", cerr)
 		}
 		if s.closed.Load() {
-			return 0, 0, 0, ErrClosed
+			return 0, 0, ErrClosed
 		}
-		return 0, 0, 0, errWALWaited
+		return 0, 0, errWALWaited
 	}
 	if errors.Is(err, wal.ErrTooLarge) {
-		return 0, 0, 0, fmt.Errorf("%w: batch of %d records is larger than the WAL", ErrInvalid, len(recs))
+		return 0, 0, fmt.Errorf("%w: batch of %d records is larger than the WAL", ErrInvalid, len(recs))
 	}
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("wal append: %w", err)
+		return 0, 0, fmt.Errorf("wal append: %w", err)
 	}
 	w.last = last
 	if w.sync == SyncAlways {
@@ -211,21 +210,41 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		default:
 		}
 	}
-	used := w.log.UsedRecords()
-	if used > w.fillMax {
+	if w.log.UsedRecords() > w.fillMax {
 		select {
 		case w.ckpt <- struct{}{}:
 		default:
 		}
 	}
+	return first, last, nil
+}
+
+// pace returns how long to hold the batch just appended and applied
+// (writer lock held) so that neither the WAL nor pinned memory runs out
+// before the running checkpoint is expected to end (delayed writes,
+// below); pinned and filled are how many bytes preparing and applying it
+// pinned and added to the cache. The holds are apart so that they are
+// counted apart (Stats).
+func (s *Store) pace(pinned, filled int64) (walHold, memHold time.Duration) {
+	w := s.wal
 	t := time.Now()
-	if start := s.stats.ckptStart.Load(); start != 0 && !w.lastAppend.IsZero() && used >= w.log.CapacityRecords()/walDelayFrom {
-		ck := ckptClock{est: time.Duration(s.stats.ckptEst.Load()), elapsed: t.Sub(time.Unix(0, start)),
-			done: s.capt.bytes.Load(), todo: s.capt.todo}
-		hold = walDelay(int64(len(recs)), w.log.CapacityRecords()-used, ck, t.Sub(w.lastAppend))
-	}
+	last := w.lastAppend
 	w.lastAppend = t
-	return first, last, hold, nil
+	start := s.stats.ckptStart.Load()
+	if start == 0 || last.IsZero() {
+		return 0, 0
+	}
+	ck := ckptClock{est: time.Duration(s.stats.ckptEst.Load()), elapsed: t.Sub(time.Unix(0, start)),
+		done: s.capt.bytes.Load(), todo: s.capt.todo}
+	if used, capacity := w.log.UsedRecords(), w.log.CapacityRecords(); used >= capacity/walDelayFrom {
+		walHold = walDelay(int64(len(w.recs)), capacity-used, ck, t.Sub(last))
+	}
+	if pin, fill, ok := s.cache.memRoom(); ok {
+		// A writer waits only once both run out: the one that lasts
+		// longer sets the pace.
+		memHold = min(walDelay(pinned, pin, ck, t.Sub(last)), walDelay(filled, fill, ck, t.Sub(last)))
+	}
+	return walHold, memHold
 }
 
 // Delayed writes. A checkpoint frees WAL space only when it ends, and a
@@ -247,6 +266,17 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 // stream (index, directory, fsync); the second a checkpoint much larger
 // than the last three, which the first alone underestimated into a WAL-full
 // wait of 4-6 s at 10M keys (BENCHMARKS.md, session 10).
+//
+// Pinned memory (cache.go) is paced the same way: a checkpoint unpins
+// what it froze only when it commits, and a writer that pins the rest of
+// pinLimit first waits for the remainder of the checkpoint at once (up
+// to 4.3 s at 20M keys under 2 GiB, session 11). Once the cache is near
+// its budget with more than half of pinLimit pinned, a batch is held so
+// that what is left of pinLimit, or of the budget, whichever lasts
+// longer at the rate the batch used them, lasts until the checkpoint is
+// expected to end: a writer waits only once both are used up, and a
+// cache whose data fits the budget (10M keys under 2 GiB) stays under it
+// however much is pinned.
 
 const (
 	// walDelayFrom: appends are paced only once the WAL is at least

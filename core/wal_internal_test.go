@@ -3,9 +3,11 @@ package cidstore
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -268,5 +270,151 @@ func TestDelayedWrites(t *testing.T) {
 		if vals, err := s.Get(ctx, e(k)); err != nil || len(vals) != 1 || vals[0] != e(7) {
 			t.Fatalf("key %d: %v, %v", k, vals, err)
 		}
+	}
+}
+
+// While a checkpoint runs with the cache full and more than half of
+// pinLimit pinned, a writer whose batches load and pin buckets is held
+// back batch by batch so that pinLimit lasts until the checkpoint is
+// expected to end (delayed writes on memory), counted apart from the
+// WAL's delays, and loses nothing.
+func TestMemoryDelayedWrites(t *testing.T) {
+	ctx := context.Background()
+	const budget = 4 << 20 // pinLimit 2 MiB
+	var slow, holding atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	defer unhold()
+	opts := Options{
+		WALPath:             filepath.Join(t.TempDir(), "wal"),
+		WALSizeBytes:        256 << 20, // never half full here
+		CheckpointInterval:  -1,
+		CheckpointFillRatio: 1,
+		Sync:                SyncNone,
+		CacheBytes:          budget,
+		Failpoint: func(name string) {
+			if name != "checkpoint.before-commit" {
+				return
+			}
+			if holding.Load() {
+				<-release
+			} else if slow.Load() {
+				time.Sleep(200 * time.Millisecond) // the estimate: checkpoints take 200+ ms
+			}
+		},
+	}
+	s := openTest(t, newTestBackend(), opts)
+	defer s.Close()
+	pinLimit := s.cache.pinLimit
+	if pinLimit != budget/2 {
+		t.Fatalf("pin limit %d, want %d", pinLimit, budget/2)
+	}
+	want := map[E][]E{}
+	insert := func(batch []Pair) {
+		t.Helper()
+		if err := s.InsertBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range batch {
+			want[p.Key] = append(want[p.Key], p.Value)
+		}
+	}
+	// Twice as many keys as the budget holds: the cache is full and
+	// evicts.
+	const keys = 100_000
+	for k := uint64(1); k <= keys; k += 100 {
+		batch := make([]Pair, 100)
+		for j := range batch {
+			batch[j] = Pair{e(k + uint64(j)), e(7)}
+		}
+		insert(batch)
+	}
+	slow.Store(true)
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insert([]Pair{{e(1), e(8)}}) // something for the held checkpoint to write
+	before := s.Stats()
+	if before.Evictions == 0 {
+		t.Fatalf("cache %d of %d bytes, no eviction: not full", before.CacheBytes, budget)
+	}
+	holding.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.Checkpoint(ctx) }()
+	for s.stats.ckptStart.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// Add values to random keys while the checkpoint cannot end: each
+	// batch loads evicted buckets and pins what it changes. Stop short of
+	// pinLimit, where the writer would wait for this checkpoint.
+	rng := rand.New(rand.NewPCG(3, 3))
+	var st Stats
+	for v := uint64(8); v < 1000; v++ {
+		batch := make([]Pair, 10)
+		for j := range batch {
+			batch[j] = Pair{e(1 + rng.Uint64N(keys)), e(v)}
+		}
+		insert(batch)
+		st = s.Stats()
+		if st.MemoryDelays-before.MemoryDelays >= 3 || st.CachePinnedBytes > pinLimit-pinLimit/4 {
+			break
+		}
+	}
+	unhold()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d delayed batches (%v), %d bytes pinned of %d, %d stalls",
+		st.MemoryDelays-before.MemoryDelays, st.MemoryDelayTotal-before.MemoryDelayTotal,
+		st.CachePinnedBytes, pinLimit, st.WriteStalls-before.WriteStalls)
+	if st.MemoryDelays-before.MemoryDelays < 3 {
+		t.Fatalf("%d batches delayed (%v) during a checkpoint with %d of %d bytes pinned",
+			st.MemoryDelays-before.MemoryDelays, st.MemoryDelayTotal-before.MemoryDelayTotal, st.CachePinnedBytes, pinLimit)
+	}
+	if st.WALDelays != 0 || st.WALFullWaits != 0 || st.WriteStalls != before.WriteStalls {
+		t.Fatalf("%d WAL delays, %d waits for WAL space, %d stalls: only memory should hold the writer",
+			st.WALDelays, st.WALFullWaits, st.WriteStalls-before.WriteStalls)
+	}
+	checkModel(t, s, sortModel(want))
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMemRoom(t *testing.T) {
+	const budget = 8 << 20 // pinLimit 4 MiB
+	for _, c := range []struct {
+		name                        string
+		used, growth, dirty, frozen int64
+		pin, fill                   int64
+		ok                          bool
+	}{
+		{"cache far from its budget", 4 << 20, 0, 3 << 20, 0, 0, 0, false},
+		{"near the budget, little pinned", 7<<20 + 1, 0, 1 << 20, 0, 0, 0, false},
+		{"near the budget through growth", 7 << 20, 1, 3 << 20, 0, 1<<20 - 1, 1<<20 - 1, true},
+		{"frozen counts", 7<<20 + 1, 0, 1 << 20, 2 << 20, 1 << 20, 1<<20 - 1, true},
+		{"pinned past its limit", 8 << 20, 0, 5 << 20, 0, -(1 << 20), 0, true},
+		{"over the budget", 9 << 20, 0, 3 << 20, 0, 1 << 20, -(1 << 20), true},
+		// The data fits: pinned past its limit, but the writer waits only
+		// once the cache is over its budget too (pace takes the longer).
+		{"pinned past its limit, data fits", 7<<20 + 1, 0, 7 << 20, 0, -(3 << 20), 1<<20 - 1, true},
+	} {
+		var k cache
+		k.budget = budget
+		k.setPinLimit()
+		k.used.Store(c.used)
+		k.growth.Store(c.growth)
+		k.dirty.Store(c.dirty)
+		k.frozen.Store(c.frozen)
+		if pin, fill, ok := k.memRoom(); pin != c.pin || fill != c.fill || ok != c.ok {
+			t.Errorf("%s: memRoom = %d, %d, %v; want %d, %d, %v", c.name, pin, fill, ok, c.pin, c.fill, c.ok)
+		}
+	}
+	var none cache // no budget: never paced
+	none.used.Store(1 << 30)
+	none.dirty.Store(1 << 30)
+	if _, _, ok := none.memRoom(); ok {
+		t.Error("memRoom paced a cache without a budget")
 	}
 }

@@ -151,6 +151,8 @@ func (e *cidstoreEngine) stats() map[string]any {
 		"wal_full_waits":         s.WALFullWaits,
 		"wal_delays":             s.WALDelays,
 		"wal_delay_ms":           s.WALDelayTotal.Milliseconds(),
+		"mem_delays":             s.MemoryDelays,
+		"mem_delay_ms":           s.MemoryDelayTotal.Milliseconds(),
 		"ckpt_wait_max_ms":       float64(s.CheckpointWaitMax.Microseconds()) / 1000,
 		"wal_syncs":              s.WALSyncs,
 		"wal_sync_seconds":       s.WALSyncSeconds,
