@@ -220,11 +220,11 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 }
 
 // pace returns how long to hold the batch just appended and applied
-// (writer lock held) so that neither the WAL nor pinned memory runs out
-// before the running checkpoint is expected to end (delayed writes,
-// below); pinned and filled are how many bytes preparing and applying it
-// pinned and added to the cache. The holds are apart so that they are
-// counted apart (Stats).
+// (writer lock held) so that neither the WAL nor memory runs out before
+// the running checkpoint is expected to end (delayed writes, below);
+// pinned is how many bytes applying it pinned, filled how many preparing
+// (loads) and applying it added to the cache. The holds are apart so that
+// they are counted apart (Stats).
 func (s *Store) pace(pinned, filled int64) (walHold, memHold time.Duration) {
 	w := s.wal
 	t := time.Now()
