@@ -300,12 +300,18 @@ type ckptClock struct {
 }
 
 // remaining is the time the checkpoint is expected to run still, 0 when
-// nothing is known. An overdue checkpoint is assumed to need half its
-// estimate more.
+// nothing is known. Once a checkpoint passes half its estimate it is
+// expected to need half the estimate more, plus however long it is
+// overdue: checkpoint durations have a long tail (at 2M keys under
+// 256 MiB, 2.1 s after three of 0.3-0.4 s), and the longer one has run,
+// the longer it is likely to run still. With a constant half estimate,
+// the writer of such a checkpoint ran unpaced until the WAL was nearly
+// full and then waited for the rest at once (a WAL-full wait of 1.1-1.6 s
+// in most 2M runs, BENCHMARKS.md session 13).
 func (c ckptClock) remaining() time.Duration {
 	var r time.Duration
 	if c.est > 0 {
-		r = max(c.est-c.elapsed, c.est/2)
+		r = max(c.est-c.elapsed, c.est/2+max(c.elapsed-c.est, 0))
 	}
 	if c.todo > 0 && c.done > 0 && c.done >= c.todo/walProgressFrom && c.done < c.todo {
 		r = max(r, time.Duration(float64(c.elapsed)*float64(c.todo-c.done)/float64(c.done)))

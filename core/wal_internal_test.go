@@ -178,7 +178,8 @@ func TestWALDelay(t *testing.T) {
 		{"no estimate yet", 1000, 10, ckptClock{}, 0, 0},
 		{"paced", 1000, 1_000_000, ckptClock{est: 4000 * ms, elapsed: 1000 * ms}, 1 * ms, 2 * ms}, // 3 s left for 1000 batches
 		{"already slow enough", 1000, 1_000_000, ckptClock{est: 4000 * ms, elapsed: 1000 * ms}, 5 * ms, 0},
-		{"overdue: half the estimate left", 1000, 1_000_000, ckptClock{est: 4000 * ms, elapsed: 9000 * ms}, 0, 2 * ms},
+		{"just overdue: half the estimate left", 1000, 1_000_000, ckptClock{est: 4000 * ms, elapsed: 4000 * ms}, 0, 2 * ms},
+		{"long overdue: half the estimate and the delay left", 1000, 1_000_000, ckptClock{est: 4000 * ms, elapsed: 9000 * ms}, 0, 7 * ms},
 		{"nearly full", 1000, 5000, ckptClock{est: 4000 * ms}, 0, walDelayMax},
 		{"full", 10, 0, ckptClock{est: 4000 * ms}, 0, walDelayMax},
 		// The checkpoint's own pace: a quarter done after 1 s, 3 s to go.
@@ -265,6 +266,94 @@ func TestDelayedWrites(t *testing.T) {
 	}
 	if st.WALFullWaits != 0 {
 		t.Fatalf("%d waits for WAL space: the WAL was never full", st.WALFullWaits)
+	}
+	for k := uint64(1); k < next; k++ {
+		if vals, err := s.Get(ctx, e(k)); err != nil || len(vals) != 1 || vals[0] != e(7) {
+			t.Fatalf("key %d: %v, %v", k, vals, err)
+		}
+	}
+}
+
+// A checkpoint that runs far past its estimate (at 2M keys under 256 MiB,
+// 2.1 s against 0.4 s) must not let the writer fill the WAL: the longer it
+// has run, the longer it is expected to run still, and the writer is held
+// back more and more instead of filling the WAL and then waiting for the
+// rest of the checkpoint at once.
+func TestDelayedWritesOverdueCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	var holding atomic.Bool
+	opts := Options{
+		WALPath:             filepath.Join(t.TempDir(), "wal"),
+		WALSizeBytes:        4 << 20, // ~61k records
+		CheckpointInterval:  -1,
+		CheckpointFillRatio: 1,
+		Sync:                SyncNone,
+		Failpoint: func(name string) {
+			if name != "checkpoint.before-commit" {
+				return
+			}
+			if holding.Load() {
+				time.Sleep(400 * time.Millisecond) // 8 times the estimate
+			} else {
+				time.Sleep(50 * time.Millisecond) // the estimate
+			}
+		},
+	}
+	s := openTest(t, newTestBackend(), opts)
+	defer s.Close()
+	next := uint64(1)
+	insert := func() {
+		t.Helper()
+		batch := make([]Pair, 100) // 102 records
+		for j := range batch {
+			batch[j] = Pair{e(next), e(7)}
+			next++
+		}
+		if err := s.InsertBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert()
+	if err := s.Checkpoint(ctx); err != nil { // sets the estimate
+		t.Fatal(err)
+	}
+	for st := s.Stats(); st.WALUsedBytes < st.WALCapacityBytes/2+st.WALCapacityBytes/16; st = s.Stats() {
+		insert()
+	}
+	holding.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.Checkpoint(ctx) }()
+	for s.stats.ckptStart.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// Unpaced, the writer fills the rest of the WAL in milliseconds; paced
+	// as if an overdue checkpoint had a constant time left (half its
+	// estimate), in ~0.15 s.
+	batches := 0
+	minFree := int64(1 << 62)
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+			insert()
+			batches++
+			if st := s.Stats(); st.WALCapacityBytes-st.WALUsedBytes < minFree {
+				minFree = st.WALCapacityBytes - st.WALUsedBytes
+			}
+		}
+	}
+	st := s.Stats()
+	t.Logf("min free %d of %d bytes", minFree, st.WALCapacityBytes)
+	t.Logf("%d batches during the checkpoint, %d delayed (%v), %d waits for WAL space", batches, st.WALDelays, st.WALDelayTotal, st.WALFullWaits)
+	if st.WALFullWaits != 0 {
+		t.Fatalf("%d waits for WAL space during a checkpoint 8 times longer than its estimate", st.WALFullWaits)
+	}
+	if st.WALDelays == 0 {
+		t.Fatal("no batch delayed")
 	}
 	for k := uint64(1); k < next; k++ {
 		if vals, err := s.Get(ctx, e(k)); err != nil || len(vals) != 1 || vals[0] != e(7) {
