@@ -90,6 +90,10 @@ func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
 // Env is the environment variable of s.
 func (s Setting) Env() string { return EnvPrefix + strings.ToUpper(s.Key) }
 
+// emptyMeansOff lists the settings whose empty value switches something
+// off: an environment variable set to the empty string sets them (Load).
+var emptyMeansOff = map[string]bool{"pull_endpoint": true, "pub_endpoint": true, "jwt_secret": true}
+
 // configKey is the setting naming the YAML file; it cannot be set in the file.
 const configKey = "config"
 
@@ -295,7 +299,10 @@ type Sources struct {
 	Flags map[string]string
 	// LookupEnv reads the environment; default os.LookupEnv. A variable set
 	// to the empty string counts as unset, so that an empty CIDSTORE_X in a
-	// container spec never overrides the file or the default.
+	// container spec never overrides the file or the default — except for
+	// the settings whose empty value switches something off (emptyMeansOff):
+	// CIDSTORE_PULL_ENDPOINT= turns the PULL socket off, as PROTOCOL.md §4
+	// and the settings table say "empty = off".
 	LookupEnv func(string) (string, bool)
 	// ReadFile reads the YAML file and the JWT secret file; default os.ReadFile.
 	ReadFile func(string) ([]byte, error)
@@ -313,7 +320,7 @@ func Load(src Sources) (Config, error) {
 	}
 	env := func(s Setting) (string, bool) {
 		v, ok := src.LookupEnv(s.Env())
-		return v, ok && v != ""
+		return v, ok && (v != "" || emptyMeansOff[s.Key])
 	}
 	table := Settings()
 

@@ -42,6 +42,7 @@ cache_bytes: 2GiB
 rate_limit: 2.5
 `,
 		"/other.yaml": "data_dir: /other/data\n",
+		"/pub.yaml":   "data_dir: /pub/data\npub_endpoint: tcp://127.0.0.1:5559\njwt_secret: from-file\n",
 		"/secret":     "s3cret-from-file\n",
 	}
 	cases := []struct {
@@ -135,6 +136,18 @@ rate_limit: 2.5
 			env:  map[string]string{"CIDSTORE_CONFIG": "/etc/cidstore.yaml", "CIDSTORE_DATA_DIR": ""},
 			check: func(t *testing.T, c app.Config) {
 				eq(t, c.DataDir, "/file/data")
+			},
+		},
+		{
+			// "empty = off" (PROTOCOL.md §4): an empty variable turns the
+			// socket off even over the default and the file.
+			name: "empty env var switches off what empty means off",
+			env:  map[string]string{"CIDSTORE_CONFIG": "/pub.yaml", "CIDSTORE_PULL_ENDPOINT": "", "CIDSTORE_PUB_ENDPOINT": "", "CIDSTORE_JWT_SECRET": "", "CIDSTORE_DATA_DIR": ""},
+			check: func(t *testing.T, c app.Config) {
+				eq(t, c.PullEndpoint, "")
+				eq(t, c.PubEndpoint, "")
+				eq(t, len(c.JWTSecret), 0)
+				eq(t, c.DataDir, "/pub/data") // an empty CIDSTORE_DATA_DIR still counts as unset
 			},
 		},
 		{

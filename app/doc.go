@@ -11,7 +11,9 @@
 // (Settings lists them; `cidstore help settings` prints the table).
 // Precedence: flag > environment (CIDSTORE_*) > YAML file (--config /
 // CIDSTORE_CONFIG) > default. An environment variable set to the empty
-// string counts as unset.
+// string counts as unset, except for the settings whose empty value means
+// off (pull_endpoint, pub_endpoint, jwt_secret): CIDSTORE_PULL_ENDPOINT=
+// turns the PULL socket off.
 //
 // # Lifecycle
 //

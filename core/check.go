@@ -27,6 +27,9 @@ const maxProblems = 20
 func (s *Store) Validate() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if err := s.loadAll(); err != nil {
 		return err
 	}

@@ -15,13 +15,13 @@ import (
 // mark and halves the directory while it can. Readers keep running; writers
 // wait. Every task is idempotent.
 func (s *Store) Compact(ctx context.Context) error {
-	if s.opts.ReadOnly {
-		return ErrReadOnly
-	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return ErrReadOnly
 	}
 	now := time.Now().UnixNano()
 	for _, b := range s.buckets {

@@ -768,6 +768,9 @@ func (s *Store) PromotionThreshold() int { return int(s.promote.Load()) }
 // SetPromotionThreshold changes the promotion threshold (1 or 2) for
 // future promotions; existing entries keep their form until maintenance.
 func (s *Store) SetPromotionThreshold(n int) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if n < 1 || n > 2 {
 		return fmt.Errorf("%w: promotion threshold %d not in [1, 2]", ErrInvalid, n)
 	}

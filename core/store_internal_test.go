@@ -183,6 +183,22 @@ func TestInvalidAndClosed(t *testing.T) {
 	if _, err := s.Get(ctx, e(1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
 	}
+	_, gcErr := s.GC(ctx)
+	for name, err := range map[string]error{ // "any call after it returns ErrClosed" (PROTOCOL.md §3)
+		"InsertBatch":           s.InsertBatch(ctx, []Pair{{e(1), e(2)}}),
+		"Delete":                s.Delete(ctx, e(1)),
+		"DeleteValue":           s.DeleteValue(ctx, e(1), e(2)),
+		"DeleteBatch":           s.DeleteBatch(ctx, []Deletion{{Key: e(1)}}),
+		"Checkpoint":            s.Checkpoint(ctx),
+		"Compact":               s.Compact(ctx),
+		"GC":                    gcErr,
+		"Validate":              s.Validate(),
+		"SetPromotionThreshold": s.SetPromotionThreshold(1),
+	} {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
 }
 
 func TestReopenRestoresState(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 )
@@ -59,7 +61,7 @@ func (h *handler) getSetting(s intSetting) gin.HandlerFunc {
 
 func (h *handler) putSetting(s intSetting) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		var body map[string]*int
+		var body map[string]json.RawMessage
 		if !decodeBody(c, &body) {
 			return
 		}
@@ -69,13 +71,14 @@ func (h *handler) putSetting(s intSetting) gin.HandlerFunc {
 				return
 			}
 		}
-		if body[s.name] == nil {
+		raw := body[s.name]
+		if len(raw) == 0 || string(raw) == "null" {
 			abort(c, http.StatusBadRequest, "missing field "+s.name)
 			return
 		}
-		n := *body[s.name]
-		if n < s.min || n > s.max {
-			abort(c, http.StatusUnprocessableEntity, fmt.Sprintf("%s %d not in [%d, %d]", s.name, n, s.min, s.max))
+		n, code, msg := s.parse(raw)
+		if code != 0 {
+			abort(c, code, msg)
 			return
 		}
 		if _, ok := s.get(); !ok {
@@ -89,6 +92,38 @@ func (h *handler) putSetting(s intSetting) gin.HandlerFunc {
 		h.log.Info("rest: setting changed", s.name, n, "client", c.RemoteIP())
 		c.JSON(http.StatusOK, gin.H{s.name: n})
 	}
+}
+
+// parse checks a PUT's number: an integer, written with or without a
+// fraction or exponent (64, 64.0, 6.4e1: JSON Schema's integer), in
+// [min, max]. Outside the range, however large, is 422 (PROTOCOL.md §2);
+// a number with a fractional part is mistyped, 400. code is 0 when n is
+// valid.
+func (s intSetting) parse(raw json.RawMessage) (n, code int, msg string) {
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') { // a string, bool, array or object
+		return 0, http.StatusBadRequest, fmt.Sprintf("malformed JSON body: %s %s is not a number", s.name, raw)
+	}
+	num := json.Number(raw) // valid: the decoder checked the syntax
+	outside := func() (int, int, string) {
+		return 0, http.StatusUnprocessableEntity, fmt.Sprintf("%s %s not in [%d, %d]", s.name, num, s.min, s.max)
+	}
+	if i, err := num.Int64(); err == nil {
+		if i < int64(s.min) || i > int64(s.max) {
+			return outside()
+		}
+		return int(i), 0, ""
+	}
+	f, err := num.Float64() // an integer literal past int64, or with a fraction or exponent
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, http.StatusBadRequest, fmt.Sprintf("malformed JSON body: %s %s is not a number", s.name, num)
+	}
+	if err == nil && f != math.Trunc(f) {
+		return 0, http.StatusBadRequest, fmt.Sprintf("malformed JSON body: %s %s is not an integer", s.name, num)
+	}
+	if err != nil || f < float64(s.min) || f > float64(s.max) {
+		return outside()
+	}
+	return int(f), 0, ""
 }
 
 // decodeBody decodes exactly one JSON object with known fields into v. On

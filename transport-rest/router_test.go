@@ -333,6 +333,12 @@ func TestConfigEndpoints(t *testing.T) {
 		{"promotion malformed", "/config/promotion_threshold", `{"promotion_threshold": `, 400},
 		{"promotion string", "/config/promotion_threshold", `{"promotion_threshold": "1"}`, 400},
 		{"promotion float", "/config/promotion_threshold", `{"promotion_threshold": 1.5}`, 400},
+		{"promotion integral float", "/config/promotion_threshold", `{"promotion_threshold": 1.0}`, 200},
+		{"promotion exponent", "/config/promotion_threshold", `{"promotion_threshold": 2e0}`, 200},
+		{"promotion huge", "/config/promotion_threshold", `{"promotion_threshold": 100000000000000000000000}`, 422},
+		{"promotion huge exponent", "/config/promotion_threshold", `{"promotion_threshold": 1e30}`, 422},
+		{"promotion past float64", "/config/promotion_threshold", `{"promotion_threshold": -1e400}`, 422},
+		{"promotion fraction out of range", "/config/promotion_threshold", `{"promotion_threshold": 7.5}`, 400},
 		{"promotion missing", "/config/promotion_threshold", `{}`, 400},
 		{"promotion null", "/config/promotion_threshold", `null`, 400},
 		{"promotion empty", "/config/promotion_threshold", ``, 400},
@@ -346,7 +352,7 @@ func TestConfigEndpoints(t *testing.T) {
 		{"batch 1025", "/config/batch_size", `{"batch_size": 1025}`, 422},
 		{"batch malformed", "/config/batch_size", `batch_size=64`, 400},
 		{"batch wrong field", "/config/batch_size", `{"promotion_threshold": 1}`, 400},
-		{"batch overflow", "/config/batch_size", `{"batch_size": 99999999999999999999}`, 400},
+		{"batch overflow", "/config/batch_size", `{"batch_size": 99999999999999999999}`, 422}, // out of range, however large
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -360,7 +366,7 @@ func TestConfigEndpoints(t *testing.T) {
 				return
 			}
 			// The reply and a following GET both show the new value.
-			var sent map[string]int
+			var sent map[string]float64 // 1.0 and 2e0 are integers too
 			if err := json.Unmarshal([]byte(tc.body), &sent); err != nil {
 				t.Fatal(err)
 			}

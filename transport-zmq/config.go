@@ -38,10 +38,10 @@ type Config struct {
 	// PubEndpoint is the PUB bind (change notifications). Empty = off.
 	PubEndpoint string
 
-	// MaxFrameBytes bounds one frame; it is set as ZMQ_MAXMSGSIZE on the
-	// ROUTER and PULL sockets, so libzmq drops the connection of a peer that
-	// sends a larger frame (no 413 reply is possible: see doc.go). Default
-	// 16 MiB.
+	// MaxFrameBytes bounds one frame: a larger one is answered 413. Twice
+	// it is set as ZMQ_MAXMSGSIZE on the ROUTER and PULL sockets, so libzmq
+	// drops the connection of a peer that sends a frame over twice the
+	// limit, which gets no reply (see doc.go). Default 16 MiB.
 	MaxFrameBytes int
 	// MaxBatchEntries bounds the entries of one BATCH_* request (413 above).
 	// Default 100 000.

@@ -25,6 +25,9 @@ func TestHandle(t *testing.T) {
 	}{
 		{name: "frame over limit", cfg: Config{MaxFrameBytes: 1024},
 			in: msg("op_code", "GET", "key", tk, "pad", strings.Repeat("x", 1100)), code: 413, reply: "exceeds the limit of 1024"},
+		{name: "frame over limit echoes request_id and version", cfg: Config{MaxFrameBytes: 1024},
+			in: msg("rolling_version", 2, "op_code", "GET", "request_id", "big", "key", tk, "pad", strings.Repeat("x", 1100)), code: 413,
+			reply: "request_id:big rolling_version:2"},
 		{name: "store internal error", setup: func(s *fakestore.Store) { s.Err = errors.New("disk on fire") },
 			in: msg("op_code", "GET", "request_id", "r9", "key", tk), code: 500, reply: "error_msg:internal error request_id:r9"},
 		{name: "store read-only", setup: func(s *fakestore.Store) { s.Err = fmt.Errorf("commit: %w", cidstore.ErrReadOnly) },
