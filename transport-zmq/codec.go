@@ -504,6 +504,16 @@ func (d *decoder) decodeEntries() (int, *wireError) {
 	return missing, nil
 }
 
+// peekRequest is what an error reply to an undecoded frame echoes: its
+// rolling_version, request_id and op (aliases resolved, for the metrics).
+func peekRequest(p []byte) request {
+	version, id, hasID, o := peekHeader(p)
+	if o == opDelete {
+		o = opDeleteKey
+	}
+	return request{version: version, op: o, id: id, hasID: hasID}
+}
+
 // peekHeader extracts rolling_version, request_id and op_code from a
 // request without decoding the rest, for replies the server makes before
 // (or instead of) a full decode, such as 503 "overloaded". Anything it

@@ -53,11 +53,7 @@ func (h *handler) handle(payload []byte, pull bool) (out outcome) {
 		// Not decoded, but the reply still echoes the request's version
 		// and request_id (PROTOCOL.md §1.2), as the worker pool's
 		// Server.tooLarge does.
-		version, id, hasID, o := peekHeader(payload)
-		if o == opDelete {
-			o = opDeleteKey
-		}
-		*req = request{version: version, op: o, id: id, hasID: hasID}
+		*req = peekRequest(payload)
 		return h.fail(errorf(codeTooLarge, "frame of %d bytes exceeds the limit of %d", len(payload), s.cfg.MaxFrameBytes), pull)
 	}
 	if werr := h.d.decode(payload, req); werr != nil {

@@ -176,12 +176,17 @@ func (s *Server) reply(peer []byte, delim bool, out *outcome, received time.Time
 // overloaded answers 503 without queueing the request; it decodes only the
 // header, to echo request_id and label the metric.
 func (s *Server) overloaded(peer []byte, delim bool, payload []byte, now time.Time, lim *logLimiter) {
-	version, id, hasID, o := peekHeader(payload)
-	if o == opDelete {
-		o = opDeleteKey
+	s.rejectUndecoded(peer, delim, payload, errOverloaded, now, lim)
+}
+
+// rejectUndecoded answers werr to a request it has not decoded, echoing
+// what peekRequest reads of its header.
+func (s *Server) rejectUndecoded(peer []byte, delim bool, payload []byte, werr *wireError, now time.Time, lim *logLimiter) {
+	r := peekRequest(payload)
+	out := outcome{op: r.op, code: werr.code, err: werr, reply: appendError(nil, r.version, r.id, r.hasID, werr)}
+	if r.hasID {
+		out.id = string(r.id)
 	}
-	out := outcome{op: o, code: errOverloaded.code, err: errOverloaded,
-		reply: appendError(nil, version, id, hasID, errOverloaded)}
 	s.reply(peer, delim, &out, now, true, lim)
 }
 
@@ -203,13 +208,8 @@ func readInline(payload []byte) bool {
 // tooLarge answers 413 to a frame over MaxFrameBytes (libzmq delivers
 // frames up to twice the limit, see maxMsgSize) without queueing it.
 func (s *Server) tooLarge(peer []byte, delim bool, payload []byte, now time.Time, lim *logLimiter) {
-	version, id, hasID, o := peekHeader(payload)
-	if o == opDelete {
-		o = opDeleteKey
-	}
-	werr := errorf(codeTooLarge, "frame of %d bytes exceeds the limit of %d", len(payload), s.cfg.MaxFrameBytes)
-	out := outcome{op: o, code: werr.code, err: werr, reply: appendError(nil, version, id, hasID, werr)}
-	s.reply(peer, delim, &out, now, true, lim)
+	s.rejectUndecoded(peer, delim, payload,
+		errorf(codeTooLarge, "frame of %d bytes exceeds the limit of %d", len(payload), s.cfg.MaxFrameBytes), now, lim)
 }
 
 // routerEnvelope splits a ROUTER message: [id, payload] from a DEALER,
