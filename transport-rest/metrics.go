@@ -8,9 +8,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics serves deps.Gatherer in the Prometheus text format (or OpenMetrics
-// or protobuf, by content negotiation). A collector failing is reported in
-// the log and the remaining metrics are still served.
+// metrics serves deps.Gatherer in the Prometheus text format (PROTOCOL.md
+// §2), or in Prometheus's protobuf format to a scraper whose Accept header
+// asks for it (promhttp's content negotiation; OpenMetrics is not offered).
+// A collector failing is reported in the log and the remaining metrics are
+// still served.
 func (h *handler) metrics() gin.HandlerFunc {
 	g := h.deps.Gatherer
 	if g == nil {
