@@ -3,6 +3,7 @@ package cidstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,9 @@ type cache struct {
 
 	ring []*bucket // resident buckets in CLOCK order (writer lock)
 	hand int
+	// passLeft is how many more buckets the eviction pass in progress
+	// may look at (writer lock; 0: none in progress).
+	passLeft int
 
 	kick chan struct{}
 
@@ -392,17 +396,41 @@ func (s *Store) loadAll() error {
 // under 7/8 of its budget or a full CLOCK turn found nothing more to evict
 // (writer lock held). It reports whether the cache is still over budget.
 func (s *Store) evict() bool {
+	s.cache.passLeft = 0 // a whole pass of its own
+	over, _ := s.evictSteps(math.MaxInt)
+	return over
+}
+
+// evictChunk is how many buckets the evictor goroutine looks at per hold
+// of the writer lock.
+const evictChunk = 1024
+
+// evictSteps is evict looking at no more than limit buckets. It also
+// reports whether the pass ended (under 7/8 of the budget, nothing left in
+// the ring, or two CLOCK turns done) rather than at the limit.
+func (s *Store) evictSteps(limit int) (over, ended bool) {
 	c := &s.cache
 	if c.budget <= 0 {
-		return false
+		return false, true
 	}
 	c.inMu.Lock()
 	c.ring = append(c.ring, c.incoming...)
 	c.incoming = c.incoming[:0]
 	c.inMu.Unlock()
+	if c.passLeft <= 0 {
+		c.passLeft = 2 * len(c.ring) // a new pass: at most two turns
+	}
 	target := c.budget - c.budget/8
 	committed := s.committedSeq.Load()
-	for steps, n := 0, 2*len(c.ring); steps < n && len(c.ring) > 0 && c.fill() > target; steps++ {
+	steps := 0
+	defer func() {
+		c.passLeft -= steps
+		if ended = c.passLeft <= 0 || len(c.ring) == 0 || c.fill() <= target; ended {
+			c.passLeft = 0
+		}
+		over = c.fill() > c.budget
+	}()
+	for ; steps < c.passLeft && steps < limit && len(c.ring) > 0 && c.fill() > target; steps++ {
 		if c.hand >= len(c.ring) {
 			c.hand = 0
 		}
@@ -422,7 +450,7 @@ func (s *Store) evict() bool {
 		c.ring[last] = nil
 		c.ring = c.ring[:last]
 	}
-	return c.fill() > c.budget
+	return false, false // set by the deferred function
 }
 
 // evictBucket drops b's entries and value sets if they are clean and b's
@@ -484,9 +512,24 @@ func (s *Store) startEvictor() {
 			if c.futileSeq == s.committedSeq.Load() && time.Since(c.futileTime) < time.Second {
 				continue // nothing became evictable since the last pass
 			}
-			s.wmu.Lock()
-			still := !s.closed.Load() && s.evict()
-			s.wmu.Unlock()
+			// The pass runs evictChunk buckets at a time, releasing the
+			// writer lock in between: a whole pass over a ring of mostly
+			// pinned buckets held it for up to 0.7 s at 20M keys
+			// (BENCHMARKS.md, session 13).
+			still := false
+			for {
+				s.wmu.Lock()
+				if s.closed.Load() {
+					s.wmu.Unlock()
+					return
+				}
+				over, ended := s.evictSteps(evictChunk)
+				s.wmu.Unlock()
+				if ended {
+					still = over
+					break
+				}
+			}
 			if still {
 				// What is left is pinned: mutate asks for the checkpoint
 				// that frees it.

@@ -275,6 +275,59 @@ func TestEvictionUnderBudget(t *testing.T) {
 	}
 }
 
+// The evictor runs a pass a chunk at a time (evictSteps), so that a pass
+// over a ring of buckets it cannot evict does not hold the writer lock
+// for the whole pass; a pass ends after two CLOCK turns or once the cache
+// is under its target, however it is cut.
+func TestEvictionInChunks(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, newTestBackend(), Options{BucketCapacity: 16, HashSeed: 9, CacheBytes: 64 << 10})
+	want := cacheModel(t, s, 4000, 4, 4)
+	const limit = 100
+	// Nothing is evictable before a checkpoint: the pass looks at every
+	// bucket twice, limit at a time. The writer lock is held throughout
+	// so that the evictor goroutine cannot run a pass meanwhile.
+	s.wmu.Lock()
+	calls, ended, over := 0, false, false
+	for !ended {
+		over, ended = s.evictSteps(limit)
+		calls++
+		if calls > 1_000_000 {
+			s.wmu.Unlock()
+			t.Fatal("the pass never ends")
+		}
+	}
+	ring := len(s.cache.ring)
+	s.wmu.Unlock()
+	if ring <= limit || calls != (2*ring+limit-1)/limit {
+		t.Fatalf("a pass over %d pinned buckets took %d calls of %d, want %d", ring, calls, limit, (2*ring+limit-1)/limit)
+	}
+	if !over || s.Stats().Evictions != 0 {
+		t.Fatalf("over %v, %d evictions before any checkpoint", over, s.Stats().Evictions)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	for ended, calls = false, 0; !ended; calls++ {
+		before := s.Stats().Evictions
+		over, ended = s.evictSteps(limit)
+		if n := s.Stats().Evictions - before; n > limit {
+			s.wmu.Unlock()
+			t.Fatalf("one call of %d steps evicted %d buckets", limit, n)
+		}
+	}
+	fill, target := s.cache.fill(), s.cache.budget-s.cache.budget/8
+	s.wmu.Unlock()
+	if over || fill > target || calls < 2 {
+		t.Fatalf("after %d calls: over %v, fill %d, target %d", calls, over, fill, target)
+	}
+	checkModel(t, s, want)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A bucket captured by a checkpoint that has not committed yet must not be
 // evicted: reading it back would return the older committed version.
 func TestNoEvictionBeforeCommit(t *testing.T) {
