@@ -42,11 +42,28 @@ type setTable struct {
 	mu    sync.Mutex
 	n     int // sets in the table (under mu)
 	tombs int // tombstones in the current array (under mu)
+	mig   int // next slot of the current array's prev to move (under mu)
 }
+
+// A resize does not rehash every set at once: at 20M keys under 2 GiB that
+// held the table's lock, and the writer, for 0.4-1.4 s each time the table
+// doubled or halved (BENCHMARKS.md, session 13). The new array keeps the
+// one it replaced as prev, and every add or remove moves setMigrateStep of
+// prev's slots over, until none are left and prev is dropped. A lookup
+// searches the current array, then prev if one was set when it started:
+// prev is only ever tombstoned (by removes), never emptied, so a set the
+// move has not reached yet, or has copied, is found in one or the other.
+// Before a resize starts, whatever is left of the previous move is
+// finished (it fits: the current array is at most 3/4 full counting every
+// set of both).
+const setMigrateStep = 64
 
 type setSlots struct {
 	shift uint // 64 - log2(len(slot))
 	slot  []setSlot
+	// prev is the array this one replaced while its sets are being moved
+	// over, nil once all are.
+	prev atomic.Pointer[setSlots]
 }
 
 type setSlot struct {
@@ -68,22 +85,37 @@ const (
 
 func (ts *setSlots) home(id uint64) uint64 { return (id * 0x9E3779B97F4A7C15) >> ts.shift }
 
+// find returns the slot holding id, or nil.
+func (ts *setSlots) find(id uint64) *setSlot {
+	mask := uint64(len(ts.slot) - 1)
+	for i := ts.home(id); ; i = (i + 1) & mask {
+		sl := &ts.slot[i]
+		switch sl.id.Load() {
+		case id:
+			return sl
+		case 0:
+			return nil
+		}
+	}
+}
+
 // get returns the set with id, or nil if it is not in the table.
 func (t *setTable) get(id uint64) *valueSet {
 	ts := t.tab.Load()
 	if ts == nil {
 		return nil
 	}
-	mask := uint64(len(ts.slot) - 1)
-	for i := ts.home(id); ; i = (i + 1) & mask {
-		sl := &ts.slot[i]
-		switch sl.id.Load() {
-		case id:
+	// prev before the search: nil means every set it held was in ts.
+	prev := ts.prev.Load()
+	if sl := ts.find(id); sl != nil {
+		return sl.vs.Load()
+	}
+	if prev != nil {
+		if sl := prev.find(id); sl != nil {
 			return sl.vs.Load()
-		case 0:
-			return nil
 		}
 	}
+	return nil
 }
 
 // lookup is get for ids that may be absent or freed; it returns nil then.
@@ -108,6 +140,24 @@ func (t *setTable) alloc(id uint64) *valueSet {
 	if ts == nil || (t.n+t.tombs+1)*4 > len(ts.slot)*3 {
 		ts = t.resize(t.n + 1)
 	}
+	replaced := false
+	if prev := ts.prev.Load(); prev != nil {
+		if sl := prev.find(id); sl != nil { // not moved yet: drop the old one
+			sl.id.Store(setTomb)
+			sl.vs.Store(nil)
+			replaced = true
+		}
+	}
+	if t.place(ts, id, vs) && !replaced {
+		t.n++
+	}
+	t.migrate(ts, setMigrateStep)
+	return vs
+}
+
+// place stores vs under id in ts, replacing the set there if any; it
+// reports whether id took a new slot (mu held).
+func (t *setTable) place(ts *setSlots, id uint64, vs *valueSet) bool {
 	mask := uint64(len(ts.slot) - 1)
 	free := -1
 	for i := ts.home(id); ; i = (i + 1) & mask {
@@ -115,7 +165,7 @@ func (t *setTable) alloc(id uint64) *valueSet {
 		switch sl.id.Load() {
 		case id:
 			sl.vs.Store(vs)
-			return vs
+			return false
 		case setTomb:
 			if free < 0 {
 				free = int(i)
@@ -135,31 +185,43 @@ func (t *setTable) alloc(id uint64) *valueSet {
 	sl := &ts.slot[free]
 	sl.vs.Store(vs)
 	sl.id.Store(id)
-	t.n++
-	return vs
+	return true
 }
 
-// resize swaps in a slot array for n sets, at most half full (mu held).
+// migrate moves up to k slots of ts.prev into ts, and drops prev once all
+// are moved (mu held). A set already in ts (added since) stays.
+func (t *setTable) migrate(ts *setSlots, k int) {
+	prev := ts.prev.Load()
+	if prev == nil {
+		return
+	}
+	end := min(t.mig+k, len(prev.slot))
+	for ; t.mig < end; t.mig++ {
+		o := &prev.slot[t.mig]
+		if id := o.id.Load(); id != 0 && id != setTomb && ts.find(id) == nil {
+			t.place(ts, id, o.vs.Load())
+		}
+	}
+	if t.mig == len(prev.slot) {
+		ts.prev.Store(nil)
+		t.mig = 0
+	}
+}
+
+// resize swaps in a slot array for n sets, at most half full, whose sets
+// the next adds and removes move over (mu held).
 func (t *setTable) resize(n int) *setSlots {
 	size := setMinSlots
 	for size < 2*n {
 		size *= 2
 	}
 	ts := &setSlots{shift: uint(64 - bits.Len(uint(size-1))), slot: make([]setSlot, size)}
-	mask := uint64(size - 1)
 	if old := t.tab.Load(); old != nil {
-		for i := range old.slot {
-			o := &old.slot[i]
-			id := o.id.Load()
-			if id == 0 || id == setTomb {
-				continue
-			}
-			j := ts.home(id)
-			for ts.slot[j].id.Load() != 0 {
-				j = (j + 1) & mask
-			}
-			ts.slot[j].vs.Store(o.vs.Load())
-			ts.slot[j].id.Store(id)
+		if prev := old.prev.Load(); prev != nil {
+			t.migrate(old, len(prev.slot)) // finish the previous move first
+		}
+		if t.n > 0 {
+			ts.prev.Store(old)
 		}
 	}
 	t.tombs = 0
@@ -189,23 +251,29 @@ func (t *setTable) remove(id uint64) {
 	if ts == nil || id == 0 || id == setTomb {
 		return
 	}
-	mask := uint64(len(ts.slot) - 1)
-	for i := ts.home(id); ; i = (i + 1) & mask {
-		sl := &ts.slot[i]
-		switch sl.id.Load() {
-		case id:
+	found := false
+	if sl := ts.find(id); sl != nil {
+		sl.id.Store(setTomb)
+		sl.vs.Store(nil)
+		t.tombs++
+		found = true
+	}
+	if prev := ts.prev.Load(); prev != nil {
+		if sl := prev.find(id); sl != nil { // a copy not moved yet, or moved
 			sl.id.Store(setTomb)
 			sl.vs.Store(nil)
-			t.n--
-			t.tombs++
-			if len(ts.slot) > setMinSlots && t.n*16 < len(ts.slot)*3 {
-				t.resize(t.n) // shrink: memory follows the resident sets
-			}
-			return
-		case 0:
-			return
+			found = true
 		}
 	}
+	if !found {
+		return
+	}
+	t.n--
+	if len(ts.slot) > setMinSlots && t.n*16 < len(ts.slot)*3 {
+		t.resize(t.n) // shrink: memory follows the resident sets
+		return
+	}
+	t.migrate(ts, setMigrateStep)
 }
 
 // live counts the sets in the table.
@@ -233,6 +301,9 @@ func (t *setTable) each(fn func(*valueSet)) {
 	ts := t.tab.Load()
 	if ts == nil {
 		return
+	}
+	if prev := ts.prev.Load(); prev != nil {
+		t.migrate(ts, len(prev.slot)) // every set in one array
 	}
 	for i := range ts.slot {
 		if id := ts.slot[i].id.Load(); id != 0 && id != setTomb {

@@ -137,3 +137,46 @@ func TestSetTableConcurrentReaders(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// A resize moves the sets over setMigrateStep slots per add or remove,
+// not all at once, and every set stays found meanwhile.
+func TestSetTableIncrementalResize(t *testing.T) {
+	var tab setTable
+	var all []*valueSet
+	next := uint64(1)
+	add := func() {
+		all = append(all, tab.alloc(next))
+		next++
+	}
+	for tab.tab.Load() == nil || tab.tab.Load().prev.Load() == nil || len(tab.tab.Load().slot) < 1<<14 {
+		add()
+	}
+	ts := tab.tab.Load()
+	old := len(ts.prev.Load().slot)
+	ops := 0
+	for ts.prev.Load() != nil {
+		add()
+		ops++
+		if tab.tab.Load() != ts {
+			t.Fatal("resized again before the move ended")
+		}
+		if ops%97 == 0 {
+			for _, vs := range all {
+				if tab.lookup(vs.id) != vs {
+					t.Fatalf("after %d adds: set %d not found", ops, vs.id)
+				}
+			}
+		}
+	}
+	if want := (old + setMigrateStep - 1) / setMigrateStep; ops < want-1 || ops > want {
+		t.Fatalf("a move of %d slots took %d adds, want %d", old, ops, want)
+	}
+	for _, vs := range all {
+		if tab.lookup(vs.id) != vs {
+			t.Fatalf("set %d not found", vs.id)
+		}
+	}
+	if tab.live() != len(all) {
+		t.Fatalf("%d sets, want %d", tab.live(), len(all))
+	}
+}
