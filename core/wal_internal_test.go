@@ -195,16 +195,15 @@ func TestWALDelay(t *testing.T) {
 	}
 }
 
-// While a checkpoint runs and the WAL is half full, a writer that would
-// fill the WAL before the checkpoint is expected to end is held back batch
-// by batch (delayed writes), and loses nothing.
-func TestDelayedWrites(t *testing.T) {
-	ctx := context.Background()
-	var holding atomic.Bool
-	release := make(chan struct{})
+// pacedStore opens a store over a WAL of walBytes whose checkpoints take
+// 50 ms (the estimate delayed writes start from), or call hold instead once
+// *holding is set, and returns it with a function inserting a batch of 100
+// new keys (102 records) and the number of keys inserted so far.
+func pacedStore(t *testing.T, walBytes int64, holding *atomic.Bool, hold func()) (s *Store, insert func(), inserted func() uint64) {
+	t.Helper()
 	opts := Options{
 		WALPath:             filepath.Join(t.TempDir(), "wal"),
-		WALSizeBytes:        64 << 10, // 960 records
+		WALSizeBytes:        walBytes,
 		CheckpointInterval:  -1,
 		CheckpointFillRatio: 1,
 		Sync:                SyncNone,
@@ -213,26 +212,37 @@ func TestDelayedWrites(t *testing.T) {
 				return
 			}
 			if holding.Load() {
-				<-release
+				hold()
 			} else {
-				time.Sleep(50 * time.Millisecond) // the estimate: checkpoints take 50+ ms
+				time.Sleep(50 * time.Millisecond)
 			}
 		},
 	}
-	s := openTest(t, newTestBackend(), opts)
-	defer s.Close()
+	s = openTest(t, newTestBackend(), opts)
 	next := uint64(1)
-	insert := func() {
+	insert = func() {
 		t.Helper()
-		batch := make([]Pair, 100) // 102 records
+		batch := make([]Pair, 100)
 		for j := range batch {
 			batch[j] = Pair{e(next), e(7)}
 			next++
 		}
-		if err := s.InsertBatch(ctx, batch); err != nil {
+		if err := s.InsertBatch(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return s, insert, func() uint64 { return next - 1 }
+}
+
+// While a checkpoint runs and the WAL is half full, a writer that would
+// fill the WAL before the checkpoint is expected to end is held back batch
+// by batch (delayed writes), and loses nothing.
+func TestDelayedWrites(t *testing.T) {
+	ctx := context.Background()
+	var holding atomic.Bool
+	release := make(chan struct{})
+	s, insert, inserted := pacedStore(t, 64<<10, &holding, func() { <-release }) // 960 records
+	defer s.Close()
 	insert()
 	if err := s.Checkpoint(ctx); err != nil { // sets the estimate
 		t.Fatal(err)
@@ -267,7 +277,7 @@ func TestDelayedWrites(t *testing.T) {
 	if st.WALFullWaits != 0 {
 		t.Fatalf("%d waits for WAL space: the WAL was never full", st.WALFullWaits)
 	}
-	for k := uint64(1); k < next; k++ {
+	for k := uint64(1); k <= inserted(); k++ {
 		if vals, err := s.Get(ctx, e(k)); err != nil || len(vals) != 1 || vals[0] != e(7) {
 			t.Fatalf("key %d: %v, %v", k, vals, err)
 		}
@@ -282,37 +292,10 @@ func TestDelayedWrites(t *testing.T) {
 func TestDelayedWritesOverdueCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	var holding atomic.Bool
-	opts := Options{
-		WALPath:             filepath.Join(t.TempDir(), "wal"),
-		WALSizeBytes:        4 << 20, // ~61k records
-		CheckpointInterval:  -1,
-		CheckpointFillRatio: 1,
-		Sync:                SyncNone,
-		Failpoint: func(name string) {
-			if name != "checkpoint.before-commit" {
-				return
-			}
-			if holding.Load() {
-				time.Sleep(400 * time.Millisecond) // 8 times the estimate
-			} else {
-				time.Sleep(50 * time.Millisecond) // the estimate
-			}
-		},
-	}
-	s := openTest(t, newTestBackend(), opts)
+	s, insert, inserted := pacedStore(t, 4<<20, &holding, func() { // ~61k records
+		time.Sleep(400 * time.Millisecond) // 8 times the estimate
+	})
 	defer s.Close()
-	next := uint64(1)
-	insert := func() {
-		t.Helper()
-		batch := make([]Pair, 100) // 102 records
-		for j := range batch {
-			batch[j] = Pair{e(next), e(7)}
-			next++
-		}
-		if err := s.InsertBatch(ctx, batch); err != nil {
-			t.Fatal(err)
-		}
-	}
 	insert()
 	if err := s.Checkpoint(ctx); err != nil { // sets the estimate
 		t.Fatal(err)
@@ -355,7 +338,7 @@ func TestDelayedWritesOverdueCheckpoint(t *testing.T) {
 	if st.WALDelays == 0 {
 		t.Fatal("no batch delayed")
 	}
-	for k := uint64(1); k < next; k++ {
+	for k := uint64(1); k <= inserted(); k++ {
 		if vals, err := s.Get(ctx, e(k)); err != nil || len(vals) != 1 || vals[0] != e(7) {
 			t.Fatalf("key %d: %v, %v", k, vals, err)
 		}
