@@ -17,9 +17,10 @@ import (
 //
 // It is an open-addressing hash table (linear probing, Fibonacci hashing
 // of the id) whose slots are an atomic id and an atomic pointer: lookups
-// take no lock; adds and removes serialize on mu, and a resize builds a new
-// slot array and swaps it in. (core imports only the stdlib; Go's map
-// under read-write locks cost W1 ingest ~25 %, see DESIGN-NOTES.)
+// take no lock; adds and removes serialize on mu, and a resize swaps in a
+// new slot array that the next adds and removes fill from the old one
+// (below). (core imports only the stdlib; Go's map under read-write locks
+// cost W1 ingest ~25 %, see DESIGN-NOTES.)
 //
 // Ids are never reused. A set enters the table when it is created or
 // loaded, and leaves it when it is freed (its key deleted or demoted) or
@@ -46,12 +47,13 @@ type setTable struct {
 }
 
 // A resize does not rehash every set at once: at 20M keys under 2 GiB that
-// held the table's lock, and the writer, for 0.4-1.4 s each time the table
+// held the table's lock, and the writer, for 0.4-1.75 s each time the table
 // doubled or halved (BENCHMARKS.md, session 13). The new array keeps the
 // one it replaced as prev, and every add or remove moves setMigrateStep of
 // prev's slots over, until none are left and prev is dropped. A lookup
 // searches the current array, then prev if one was set when it started:
-// prev is only ever tombstoned (by removes), never emptied, so a set the
+// prev is only ever tombstoned (by removes, and by adds replacing a set
+// not moved yet), never emptied, so a set the
 // move has not reached yet, or has copied, is found in one or the other.
 // Before a resize starts, whatever is left of the previous move is
 // finished (it fits: the current array is at most 3/4 full counting every
