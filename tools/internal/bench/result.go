@@ -52,15 +52,21 @@ type Result struct {
 
 	DiskApparentBytes int64 `json:"disk_apparent_bytes"`
 	// Storage I/O of the whole process during the insert phase
-	// (/proc/self/io; Linux only).
-	InsertReadBytes  int64          `json:"insert_read_bytes,omitempty"`
-	InsertWriteBytes int64          `json:"insert_write_bytes,omitempty"`
-	DatasetRSSBytes  int64          `json:"dataset_rss_bytes"` // RSS once the data set is generated, before the engine opens
-	CloseMs          float64        `json:"close_ms"`
-	GOMAXPROCS       int            `json:"gomaxprocs"`
-	MemBytes         int64          `json:"mem_bytes"`
-	Load1            float64        `json:"load1"` // at the start of the run
-	EngineStats      map[string]any `json:"engine_stats,omitempty"`
+	// (/proc/self/io; Linux only). InsertWriteBytes is the kernel's
+	// write_bytes, which charges whole page-cache folios and overstates
+	// what reaches the disk (IOBytes); InsertWcharBytes is what the process
+	// passed to write calls, InsertDeviceWriteBytes what the device holding
+	// the store wrote meanwhile (every process's writes, the journal's).
+	InsertReadBytes        int64          `json:"insert_read_bytes,omitempty"`
+	InsertWriteBytes       int64          `json:"insert_write_bytes,omitempty"`
+	InsertWcharBytes       int64          `json:"insert_wchar_bytes,omitempty"`
+	InsertDeviceWriteBytes int64          `json:"insert_device_write_bytes,omitempty"`
+	DatasetRSSBytes        int64          `json:"dataset_rss_bytes"` // RSS once the data set is generated, before the engine opens
+	CloseMs                float64        `json:"close_ms"`
+	GOMAXPROCS             int            `json:"gomaxprocs"`
+	MemBytes               int64          `json:"mem_bytes"`
+	Load1                  float64        `json:"load1"` // at the start of the run
+	EngineStats            map[string]any `json:"engine_stats,omitempty"`
 	// ColdReadBytes is what the cold lookups read from storage (not from
 	// the page cache; /proc/self/io, Linux only).
 	ColdReadBytes int64 `json:"cold_read_bytes,omitempty"`

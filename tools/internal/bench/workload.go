@@ -91,6 +91,7 @@ func prepare(cfg Config) (*W1, Engine, Result, error) {
 func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int)) error {
 	bl := NewLatency()
 	rd0, wr0 := IOBytes()
+	wc0, dev0 := WrittenChars(), DeviceWrittenBytes(cfg.Dir)
 	t0 := time.Now()
 	for b := range w.NumBatches() {
 		tb := time.Now()
@@ -106,6 +107,12 @@ func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int
 	r.setBatches(bl)
 	if rd, wr := IOBytes(); rd0 >= 0 && rd >= 0 {
 		r.InsertReadBytes, r.InsertWriteBytes = rd-rd0, wr-wr0
+	}
+	if wc := WrittenChars(); wc0 >= 0 && wc >= 0 {
+		r.InsertWcharBytes = wc - wc0
+	}
+	if dev := DeviceWrittenBytes(cfg.Dir); dev0 >= 0 && dev >= 0 {
+		r.InsertDeviceWriteBytes = dev - dev0
 	}
 	cfg.logf("inserted %d pairs in %v: %.0f pairs/s", w.P(), el.Round(time.Millisecond), r.InsertPairsPerS)
 	return nil
