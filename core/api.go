@@ -51,7 +51,18 @@ type Stats struct {
 	Checkpoints            uint64
 	LastCheckpointDuration time.Duration
 	LastCheckpointBytes    int64
-	RecoveredRecords       uint64 // WAL records replayed by Open
+	// What the checkpoints committed since Open encoded: buckets' entries
+	// and value sets' values, written whole (CheckpointBucketBytes,
+	// CheckpointSetBytes), and what delta checkpoints of buckets (not
+	// built: DESIGN-NOTES, next step 1) would have written instead of
+	// CheckpointBucketBytes — per bucket, one entry per mutation since its
+	// last capture, or the whole bucket when it was split, merged,
+	// compacted or new, or when its deltas since its last whole write
+	// would pass half its size.
+	CheckpointBucketBytes int64
+	CheckpointDeltaBytes  int64
+	CheckpointSetBytes    int64
+	RecoveredRecords      uint64 // WAL records replayed by Open
 
 	CacheBytes    int64  // bytes charged by resident buckets and value sets (estimated between checkpoints)
 	CacheBudget   int64  // Options.CacheBytes; 0 = unbounded

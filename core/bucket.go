@@ -58,7 +58,20 @@ type bucket struct {
 	// writer skips looking for sets to load (prepare).
 	cold  atomic.Int32
 	maint bucketMaint // scheduler counters (scheduler.go)
+
+	// What a delta checkpoint would write (DESIGN-NOTES, next step 1;
+	// measured, not built: Stats.CheckpointBucketDeltaBytes). changes
+	// counts the mutations since b was last captured, an upper bound on
+	// the entries a delta would carry, or is rewriteWhole when b has no
+	// persisted base to be a delta of (new, split, merged, compacted).
+	// deltaSince is what the deltas since b's last whole write came to.
+	// Writer only.
+	changes    int32
+	deltaSince int64
 }
+
+// rewriteWhole marks a bucket whose next capture can only be whole.
+const rewriteWhole = -1
 
 func (b *bucket) owns(h uint64) bool {
 	return !b.retired && topBits(h, b.depth) == b.prefix

@@ -58,7 +58,7 @@ func (s *Store) tryMerge(b *bucket) (bool, error) {
 	d.point(keep)
 	gone.mu.Unlock()
 	keep.mu.Unlock()
-	s.markDirty(keep)
+	s.markRewritten(keep)
 	s.stats.merges.Add(1)
 	return true, nil
 }

@@ -89,6 +89,6 @@ func (s *Store) split(b *bucket) {
 	// on b and finds it no longer owns its hash finds the buddy instead.
 	d.point(nb)
 	b.mu.Unlock()
-	s.markDirty(b)
+	s.markRewritten(b)
 	s.stats.splits.Add(1)
 }

@@ -75,6 +75,9 @@ func (s *Store) checkpoint() error {
 	s.failpoint("checkpoint.after-commit")
 	s.stats.checkpointLSN.Store(cp.Meta.CheckpointLSN)
 	s.stats.checkpoints.Add(1)
+	s.stats.ckptBucketBytes.Add(capt.bucketBytes)
+	s.stats.ckptBucketDeltaBytes.Add(capt.bucketDeltaBytes)
+	s.stats.ckptSetBytes.Add(capt.setBytes)
 	d := int64(time.Since(start))
 	s.stats.lastCkptNanos.Store(d)
 	copy(s.ckptDurs[1:], s.ckptDurs[:])
@@ -188,7 +191,7 @@ func (s *Store) requeue(cp *port.Checkpoint, buckets []*bucket, sets []*valueSet
 		b.frozen = false
 		b.mu.Unlock()
 		if int(b.id) < len(s.buckets) && s.buckets[b.id] != nil {
-			s.markDirty(s.buckets[b.id])
+			s.markRewritten(s.buckets[b.id]) // what it had is uncounted
 		}
 	}
 	for _, vs := range sets {
@@ -220,6 +223,31 @@ type capture struct {
 	buckets []port.BucketRecord   // copies the writer made (lockBucket)
 	sets    []port.ValueSetRecord // copies the writer made (touchSet)
 	spare   [][]byte              // entry buffers of drained bucket copies, for reuse
+
+	// Bucket bytes this checkpoint writes whole, what delta checkpoints
+	// would write instead, and value-set bytes (frozen sizes; see
+	// projectDelta). Added to the stats when it commits.
+	bucketBytes, bucketDeltaBytes, setBytes int64
+}
+
+// projectDelta counts what b's capture writes whole and what a delta
+// checkpoint would write (writer only, at the freeze): the changed entries
+// (at most one per mutation), or the whole bucket when it has no base or
+// when its deltas since the last whole write would pass half its size (a
+// delta store folds them into a new base then, so that a load reads a
+// bounded amount). The count restarts at every capture.
+func (c *capture) projectDelta(b *bucket) {
+	whole := int64(len(b.entries)) * port.EntrySize
+	c.bucketBytes += whole
+	d := int64(b.changes) * port.EntrySize
+	if b.changes == rewriteWhole || b.deltaSince+d > whole/2 {
+		c.bucketDeltaBytes += whole
+		b.deltaSince = 0
+	} else {
+		c.bucketDeltaBytes += d
+		b.deltaSince += d
+	}
+	b.changes = 0
 }
 
 // freeze takes the consistent cut of a checkpoint (writer lock held): the
@@ -281,6 +309,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 		}
 		for _, b := range buckets {
 			b.frozen = true
+			b.changes = rewriteWhole // a full checkpoint writes it whole
 		}
 		for _, vs := range sets {
 			vs.frozen.Store(true)
@@ -312,8 +341,15 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	s.cache.frozen.Store(s.cache.dirty.Load() + s.cache.growth.Load())
 	s.cache.growth.Store(0)
 	s.cache.dirty.Store(0)
-	s.capt = &capture{seq: s.ckptSeq, todo: todo}
-	return cp, buckets, sets, s.capt
+	capt := &capture{seq: s.ckptSeq, todo: todo}
+	for _, b := range buckets {
+		capt.projectDelta(b)
+	}
+	for _, vs := range sets {
+		capt.setBytes += int64(len(vs.vals)) * port.ValueSize
+	}
+	s.capt = capt
+	return cp, buckets, sets, capt
 }
 
 // lockBucket write-locks b for the writer, first capturing it for the

@@ -91,7 +91,7 @@ func (s *Store) compactBucket(b *bucket, now int64) error {
 	}
 	b.mu.Unlock()
 	if changed {
-		s.markDirty(b)
+		s.markRewritten(b)
 	}
 	return nil
 }

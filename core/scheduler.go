@@ -639,7 +639,7 @@ func (s *Store) maintainBucket(b *bucket, now int64) {
 		b.mu.Unlock()
 	}
 	if changed {
-		s.markDirty(b)
+		s.markRewritten(b)
 	}
 	b.maint.pending, b.maint.gen, b.maint.lastMerge = 0, s.maint.gen, now
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,8 @@ type counters struct {
 	checkpoints, recovered              atomic.Uint64
 	checkpointLSN                       atomic.Uint64
 	lastCkptNanos, lastCkptBytes        atomic.Int64
+	ckptBucketBytes, ckptSetBytes       atomic.Int64 // encoded by committed checkpoints
+	ckptBucketDeltaBytes                atomic.Int64 // what delta checkpoints would have written
 	lastCkptEnd                         atomic.Int64 // Unix ns of the end of the last checkpoint
 	walFullWaits                        atomic.Uint64
 	walDelays                           atomic.Uint64
@@ -198,6 +201,14 @@ func (s *Store) setDir(d *directory) {
 	s.stats.globalDepth.Store(int64(d.depth))
 }
 
+// markRewritten is markDirty for a change that leaves b with no
+// persisted base to be a delta of (splits, merges, compaction, new
+// buckets).
+func (s *Store) markRewritten(b *bucket) {
+	b.changes = rewriteWhole
+	s.markDirty(b)
+}
+
 // newBucket allocates a bucket id and registers the bucket (writer only).
 func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
 	var id uint32
@@ -214,7 +225,7 @@ func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
 	s.buckets[id] = b
 	s.depthCount[depth]++
 	s.stats.buckets.Add(1)
-	s.markDirty(b)
+	s.markRewritten(b)
 	return b
 }
 
@@ -233,6 +244,9 @@ func (s *Store) freeBucket(b *bucket) {
 
 func (s *Store) markDirty(b *bucket) {
 	s.noteWrite(b)
+	if b.changes >= 0 && b.changes < math.MaxInt32 {
+		b.changes++
+	}
 	if !b.dirty {
 		b.dirty = true
 		s.dirtyBuckets = append(s.dirtyBuckets, b)
@@ -798,6 +812,9 @@ func (s *Store) Stats() Stats {
 		Checkpoints:            c.checkpoints.Load(),
 		LastCheckpointDuration: time.Duration(c.lastCkptNanos.Load()),
 		LastCheckpointBytes:    c.lastCkptBytes.Load(),
+		CheckpointBucketBytes:  c.ckptBucketBytes.Load(),
+		CheckpointDeltaBytes:   c.ckptBucketDeltaBytes.Load(),
+		CheckpointSetBytes:     c.ckptSetBytes.Load(),
 		RecoveredRecords:       c.recovered.Load(),
 		CacheBytes:             s.cache.fill(),
 		CacheBudget:            s.cache.budget,
