@@ -209,3 +209,57 @@ func TestRecycleEntries(t *testing.T) {
 	}
 	t.Logf("%d of 256 reads reused recycled Entries", reused)
 }
+
+// BenchmarkOpen opens (and closes) a store of 2M value sets of 3 values
+// and 20k buckets of 64 entries, written by four commits (an index
+// snapshot and deltas): Open reads the whole index to rebuild the free
+// space (DESIGN-NOTES, next step 13), so this is O(objects).
+func BenchmarkOpen(b *testing.B) {
+	const (
+		sets     = 2_000_000
+		buckets  = 20_000
+		commits  = 4
+		setVals  = 3
+		bEntries = 64
+	)
+	path := filepath.Join(b.TempDir(), "open.h5")
+	s, err := h5store.Open(path, h5store.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	vals := make([]byte, setVals*port.ValueSize)
+	for c := range commits {
+		cp := buckets1000(buckets/commits, bEntries)
+		for i := range cp.Buckets {
+			cp.Buckets[i].ID += uint32(c * buckets / commits)
+		}
+		cp.Meta.CheckpointLSN = uint64(c + 1)
+		cp.Meta.NextBucketID = uint32((c + 1) * buckets / commits)
+		for id := uint64(c * sets / commits); id < uint64((c+1)*sets/commits); id++ {
+			for i := 0; i < len(vals); i += 8 {
+				binary.LittleEndian.PutUint64(vals[i:], r.Uint64())
+			}
+			cp.ValueSets = append(cp.ValueSets, port.ValueSetRecord{ID: id + 1, SortedCount: setVals, Values: bytes.Clone(vals)})
+		}
+		cp.Meta.NextValueSetID = uint64((c+1)*sets/commits) + 1
+		if err := s.Commit(cp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		s, err := h5store.Open(path, h5store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
