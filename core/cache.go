@@ -68,6 +68,10 @@ type cache struct {
 	// passLeft is how many more buckets the eviction pass in progress
 	// may look at (writer lock; 0: none in progress).
 	passLeft int
+	// refill asks the evictor for a pass although the cache is not over
+	// its budget: the writer stopped its own eviction just under it
+	// (evictForWriter).
+	refill atomic.Bool
 
 	kick chan struct{}
 
@@ -396,8 +400,29 @@ func (s *Store) loadAll() error {
 // under 7/8 of its budget or a full CLOCK turn found nothing more to evict
 // (writer lock held). It reports whether the cache is still over budget.
 func (s *Store) evict() bool {
-	s.cache.passLeft = 0 // a whole pass of its own
-	over, _ := s.evictSteps(math.MaxInt)
+	return s.evictTo(s.cache.budget - s.cache.budget/8)
+}
+
+// evictForWriter is the eviction a writer runs before it would wait for a
+// checkpoint (mutate): it stops as soon as the cache is a sixty-fourth
+// under its budget, enough for the batch at hand, and leaves the rest of
+// the way to 7/8 to the evictor goroutine, which releases the writer lock
+// every evictChunk buckets. Going to 7/8 itself, in one hold, cost a batch
+// 160-430 ms in 9 of the 24 batches over 150 ms of a 20M-key W1 run
+// (BENCHMARKS.md, session 14).
+func (s *Store) evictForWriter() bool {
+	over := s.evictTo(s.cache.budget - s.cache.budget/64)
+	if !over && s.cache.fill() > s.cache.budget-s.cache.budget/8 {
+		s.cache.refill.Store(true) // the evictor takes it on to 7/8
+		s.kickEvict()
+	}
+	return over
+}
+
+// evictTo runs a whole eviction pass of its own down to target bytes.
+func (s *Store) evictTo(target int64) bool {
+	s.cache.passLeft = 0
+	over, _ := s.evictSteps(math.MaxInt, target)
 	return over
 }
 
@@ -405,10 +430,10 @@ func (s *Store) evict() bool {
 // of the writer lock.
 const evictChunk = 1024
 
-// evictSteps is evict looking at no more than limit buckets. It also
-// reports whether the pass ended (under 7/8 of the budget, nothing left in
-// the ring, or two CLOCK turns done) rather than at the limit.
-func (s *Store) evictSteps(limit int) (over, ended bool) {
+// evictSteps is evictTo looking at no more than limit buckets. It also
+// reports whether the pass ended (under target, nothing left in the ring,
+// or two CLOCK turns done) rather than at the limit.
+func (s *Store) evictSteps(limit int, target int64) (over, ended bool) {
 	c := &s.cache
 	if c.budget <= 0 {
 		return false, true
@@ -420,7 +445,6 @@ func (s *Store) evictSteps(limit int) (over, ended bool) {
 	if c.passLeft <= 0 {
 		c.passLeft = 2 * len(c.ring) // a new pass: at most two turns
 	}
-	target := c.budget - c.budget/8
 	committed := s.committedSeq.Load()
 	steps := 0
 	for ; steps < c.passLeft && steps < limit && len(c.ring) > 0 && c.fill() > target; steps++ {
@@ -502,10 +526,10 @@ func (s *Store) startEvictor() {
 			case <-t.C:
 			case <-s.cache.kick:
 			}
-			if !s.cache.over() {
+			c := &s.cache
+			if !c.over() && !c.refill.Swap(false) {
 				continue
 			}
-			c := &s.cache
 			if c.futileSeq == s.committedSeq.Load() && time.Since(c.futileTime) < time.Second {
 				continue // nothing became evictable since the last pass
 			}
@@ -520,7 +544,7 @@ func (s *Store) startEvictor() {
 					s.wmu.Unlock()
 					return
 				}
-				over, ended := s.evictSteps(evictChunk)
+				over, ended := s.evictSteps(evictChunk, s.cache.budget-s.cache.budget/8)
 				s.wmu.Unlock()
 				if ended {
 					still = over

@@ -290,7 +290,7 @@ func TestEvictionInChunks(t *testing.T) {
 	s.wmu.Lock()
 	calls, ended, over := 0, false, false
 	for !ended {
-		over, ended = s.evictSteps(limit)
+		over, ended = s.evictSteps(limit, s.cache.budget-s.cache.budget/8)
 		calls++
 		if calls > 1_000_000 {
 			s.wmu.Unlock()
@@ -311,7 +311,7 @@ func TestEvictionInChunks(t *testing.T) {
 	s.wmu.Lock()
 	for ended, calls = false, 0; !ended; calls++ {
 		before := s.Stats().Evictions
-		over, ended = s.evictSteps(limit)
+		over, ended = s.evictSteps(limit, s.cache.budget-s.cache.budget/8)
 		if n := s.Stats().Evictions - before; n > limit {
 			s.wmu.Unlock()
 			t.Fatalf("one call of %d steps evicted %d buckets", limit, n)
@@ -730,4 +730,38 @@ func (s *Store) countSpilled(b *bucket) (n int32) {
 		}
 	}
 	return n
+}
+
+// The writer's own eviction stops a sixty-fourth under the budget, not at
+// 7/8 of it, and the evictor goroutine does the rest in chunks.
+func TestWriterEvictsToBudget(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, newTestBackend(), Options{BucketCapacity: 16, HashSeed: 9, CacheBytes: 64 << 10})
+	want := cacheModel(t, s, 4000, 4, 4)
+	if err := s.Checkpoint(ctx); err != nil { // everything evictable
+		t.Fatal(err)
+	}
+	c := &s.cache
+	s.wmu.Lock()
+	push := c.budget + c.budget/32 - c.fill() // over budget, whatever the evictor did
+	c.growth.Add(push)
+	over := s.evictForWriter()
+	fill := c.fill()
+	s.wmu.Unlock()
+	if over || fill > c.budget-c.budget/64 || fill <= c.budget-c.budget/8 {
+		t.Fatalf("over %v, fill %d after the writer's eviction; want within (%d, %d]", over, fill, c.budget-c.budget/8, c.budget-c.budget/64)
+	}
+	// The evictor goroutine, kicked, takes it the rest of the way.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.fill() > c.budget-c.budget/8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fill %d 10 s after the writer's eviction; the evictor should bring it to %d", c.fill(), c.budget-c.budget/8)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.growth.Add(-push)
+	checkModel(t, s, want)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
 }

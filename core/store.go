@@ -394,7 +394,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	var first, last uint64
 	var fill0 int64 // the cache's fill before the batch (delayed writes)
 	for {
-		if c := &s.cache; c.mustWait() && s.evict() {
+		if c := &s.cache; c.mustWait() && s.evictForWriter() {
 			// Backpressure: the cache is over budget, eviction cannot
 			// bring it back (the evictor runs on its own and may not have
 			// caught up with this writer's loads: try first), and what
