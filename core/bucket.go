@@ -60,7 +60,7 @@ type bucket struct {
 	maint bucketMaint // scheduler counters (scheduler.go)
 
 	// What a delta checkpoint would write (DESIGN-NOTES, next step 1;
-	// measured, not built: Stats.CheckpointBucketDeltaBytes). changes
+	// measured, not built: Stats.CheckpointDeltaBytes). changes
 	// counts the mutations since b was last captured, an upper bound on
 	// the entries a delta would carry, or is rewriteWhole when b has no
 	// persisted base to be a delta of (new, split, merged, compacted).

@@ -226,7 +226,8 @@ type capture struct {
 
 	// Bucket bytes this checkpoint writes whole, what delta checkpoints
 	// would write instead, and value-set bytes (frozen sizes; see
-	// projectDelta). Added to the stats when it commits.
+	// projectDelta), counted in the freeze's one pass over what it
+	// captures. Added to the stats when it commits.
 	bucketBytes, bucketDeltaBytes, setBytes int64
 }
 
@@ -292,6 +293,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	var buckets []*bucket
 	var sets []*valueSet
 	var todo int64 // what the stream will encode, for walDelay (full: not counted)
+	capt := new(capture)
 	if full {
 		cp.FreedBuckets, cp.FreedValueSets = nil, nil
 		for _, b := range s.buckets {
@@ -310,9 +312,11 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 		for _, b := range buckets {
 			b.frozen = true
 			b.changes = rewriteWhole // a full checkpoint writes it whole
+			capt.projectDelta(b)
 		}
 		for _, vs := range sets {
 			vs.frozen.Store(true)
+			capt.setBytes += int64(port.ValueSize * len(vs.vals))
 		}
 	} else {
 		buckets = make([]*bucket, 0, len(s.dirtyBuckets))
@@ -322,6 +326,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 				b.frozen = true
 				buckets = append(buckets, b)
 				todo += int64(len(b.entries))
+				capt.projectDelta(b)
 			}
 		}
 		todo *= port.EntrySize
@@ -334,6 +339,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 				todo += int64(port.ValueSize * len(vs.vals))
 			}
 		}
+		capt.setBytes = todo - capt.bucketBytes
 	}
 	s.dirtyBuckets, s.dirtySets = nil, nil
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
@@ -341,13 +347,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 	s.cache.frozen.Store(s.cache.dirty.Load() + s.cache.growth.Load())
 	s.cache.growth.Store(0)
 	s.cache.dirty.Store(0)
-	capt := &capture{seq: s.ckptSeq, todo: todo}
-	for _, b := range buckets {
-		capt.projectDelta(b)
-	}
-	for _, vs := range sets {
-		capt.setBytes += int64(len(vs.vals)) * port.ValueSize
-	}
+	capt.seq, capt.todo = s.ckptSeq, todo
 	s.capt = capt
 	return cp, buckets, sets, capt
 }
