@@ -527,10 +527,13 @@ func (s *Store) startEvictor() {
 			case <-s.cache.kick:
 			}
 			c := &s.cache
-			if !c.over() && !c.refill.Swap(false) {
+			refill := c.refill.Swap(false)
+			if !c.over() && !refill {
 				continue
 			}
-			if c.futileSeq == s.committedSeq.Load() && time.Since(c.futileTime) < time.Second {
+			// A refill follows a writer's pass that found buckets to
+			// evict: the futile mark of an earlier pass is stale then.
+			if !refill && c.futileSeq == s.committedSeq.Load() && time.Since(c.futileTime) < time.Second {
 				continue // nothing became evictable since the last pass
 			}
 			// The pass runs evictChunk buckets at a time, releasing the
