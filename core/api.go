@@ -51,14 +51,11 @@ type Stats struct {
 	Checkpoints            uint64
 	LastCheckpointDuration time.Duration
 	LastCheckpointBytes    int64
-	// What the checkpoints committed since Open encoded: buckets' entries
-	// and value sets' values, written whole (CheckpointBucketBytes,
-	// CheckpointSetBytes), and what delta checkpoints of buckets (not
-	// built: DESIGN-NOTES, next step 1) would have written instead of
-	// CheckpointBucketBytes — per bucket, one entry per mutation since its
-	// last capture, or the whole bucket when it was split, merged,
-	// compacted or new, or when its deltas since its last whole write
-	// would pass half its size.
+	// What the checkpoints committed since Open wrote: bucket rows,
+	// whole buckets and deltas (CheckpointBucketBytes), the part of them
+	// in deltas (CheckpointDeltaBytes: rows of the keys changed since a
+	// bucket's last whole write, to a backend that takes deltas), and
+	// value sets' values, written whole (CheckpointSetBytes).
 	CheckpointBucketBytes int64
 	CheckpointDeltaBytes  int64
 	CheckpointSetBytes    int64

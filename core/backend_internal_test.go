@@ -20,6 +20,9 @@ type testData struct {
 	buckets map[uint32]port.BucketRecord
 	sets    map[uint64]port.ValueSetRecord
 	commits int
+	// deltas, when not nil, makes the backend take bucket deltas: it
+	// holds each bucket's latest delta beside its base in buckets.
+	deltas map[uint32]port.BucketRecord
 }
 
 // testBackend is a minimal in-memory port.Backend for white-box tests (the
@@ -30,8 +33,19 @@ type testBackend struct {
 }
 
 func newTestBackend() *testBackend {
-	return &testBackend{d: &testData{buckets: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{}}}
+	return &testBackend{d: &testData{buckets: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{}, deltas: map[uint32]port.BucketRecord{}}}
 }
+
+// newWholeTestBackend returns a testBackend that takes no bucket deltas
+// (newTestBackend's do, as do the backends built on them).
+func newWholeTestBackend() *testBackend {
+	b := newTestBackend()
+	b.d.deltas = nil
+	return b
+}
+
+// BucketDeltas implements port.BucketDeltas.
+func (b *testBackend) BucketDeltas() bool { return b.d.deltas != nil }
 
 // reopen returns a fresh handle on the same data.
 func (b *testBackend) reopen() *testBackend { return &testBackend{d: b.d} }
@@ -55,6 +69,14 @@ func (b *testBackend) ReadBucket(id uint32) (port.BucketRecord, error) {
 		return r, fmt.Errorf("bucket %d: %w", id, port.ErrNotFound)
 	}
 	r.Entries = slices.Clone(r.Entries)
+	if d, ok := b.d.deltas[id]; ok {
+		merged, keys, err := port.ApplyBucketDelta(nil, nil, r.Entries, d.Entries)
+		if err != nil {
+			return port.BucketRecord{}, fmt.Errorf("bucket %d: %w: %w", id, port.ErrCorrupt, err)
+		}
+		r.Entries, r.DeltaKeys, r.SortedCount = merged, keys, uint32(len(merged)/port.EntrySize)
+		r.LocalDepth, r.LastCompacted = d.LocalDepth, d.LastCompacted
+	}
 	return r, nil
 }
 
@@ -78,17 +100,43 @@ func (b *testBackend) Commit(cp *port.Checkpoint) error {
 	}
 	b.d.mu.Lock()
 	defer b.d.mu.Unlock()
+	for _, r := range cp.Buckets {
+		if r.Delta {
+			if b.d.deltas == nil {
+				return fmt.Errorf("bucket %d: a delta sent to a backend that takes none", r.ID)
+			}
+			if slices.Contains(cp.FreedBuckets, r.ID) {
+				return fmt.Errorf("bucket %d: a delta of a freed bucket", r.ID)
+			}
+			base, ok := b.d.buckets[r.ID]
+			if !ok || cp.Full {
+				return fmt.Errorf("bucket %d: a delta without a base", r.ID)
+			}
+			if _, _, err := port.ApplyBucketDelta(nil, nil, base.Entries, r.Entries); err != nil {
+				return fmt.Errorf("bucket %d: %w", r.ID, err)
+			}
+		}
+	}
 	if cp.Full {
 		b.d.buckets, b.d.sets = map[uint32]port.BucketRecord{}, map[uint64]port.ValueSetRecord{}
+		if b.d.deltas != nil {
+			b.d.deltas = map[uint32]port.BucketRecord{}
+		}
 	}
 	for _, id := range cp.FreedBuckets {
 		delete(b.d.buckets, id)
+		delete(b.d.deltas, id)
 	}
 	for _, id := range cp.FreedValueSets {
 		delete(b.d.sets, id)
 	}
 	for _, r := range cp.Buckets {
-		b.d.buckets[r.ID] = r
+		if r.Delta {
+			b.d.deltas[r.ID] = r
+		} else {
+			b.d.buckets[r.ID] = r
+			delete(b.d.deltas, r.ID)
+		}
 	}
 	for _, r := range cp.ValueSets {
 		b.d.sets[r.ID] = r

@@ -1,6 +1,7 @@
 package cidstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -83,6 +84,7 @@ const (
 	bucketOverhead = int64(unsafe.Sizeof(bucket{}))
 	setOverhead    = int64(unsafe.Sizeof(valueSet{})) + setMapBytes
 	entryBytes     = int64(unsafe.Sizeof(entry{})) + 1 // entry and tag
+	keyBytes       = int64(unsafe.Sizeof(E{}))         // a key of bucket.since
 	mapEntryBytes  = 48                                // per map[E]struct{} element, measured order of magnitude
 	growthPerOp    = entryBytes + 16
 )
@@ -175,7 +177,7 @@ func (s *Store) kickEvict() {
 }
 
 func bucketCharge(b *bucket) int64 {
-	return bucketOverhead + int64(cap(b.entries))*(entryBytes-1) + int64(cap(b.tags))
+	return bucketOverhead + int64(cap(b.entries))*(entryBytes-1) + int64(cap(b.tags)) + int64(cap(b.since))*keyBytes
 }
 
 func setCharge(vs *valueSet) int64 {
@@ -257,6 +259,14 @@ func (s *Store) readBucket(b *bucket) error {
 	}
 	if r, ok := s.backend.(port.EntriesRecycler); ok {
 		r.RecycleEntries(rec.Entries) // decoded: nothing refers to it
+	}
+	if len(rec.DeltaKeys)%port.KeySize != 0 {
+		return fmt.Errorf("%w: bucket %d: %d delta key bytes", ErrCorrupt, b.id, len(rec.DeltaKeys))
+	}
+	// What b's next delta must carry on: the keys of the one committed.
+	b.since = b.since[:0]
+	for k := 0; s.deltas && k < len(rec.DeltaKeys); k += port.KeySize {
+		b.since = append(b.since, E{binary.LittleEndian.Uint64(rec.DeltaKeys[k:]), binary.LittleEndian.Uint64(rec.DeltaKeys[k+8:])})
 	}
 	b.entries, b.tags, b.sorted = entries, tags, int(rec.SortedCount)
 	b.lastCompacted = rec.LastCompacted
@@ -502,6 +512,7 @@ func (s *Store) evictBucket(b *bucket, committed uint64) bool {
 	}
 	b.loaded.Store(false)
 	b.entries, b.tags, b.sorted = nil, nil, 0
+	b.since = nil // the committed delta's keys: the next load reads them back
 	s.cache.used.Add(-b.charge)
 	b.charge = 0
 	s.cache.evictions.Add(1)

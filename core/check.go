@@ -143,6 +143,17 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 		bad("bucket %d: %d tags for %d entries", b.id, len(b.tags), len(b.entries))
 		return
 	}
+	if b.whole && len(b.since) > 0 {
+		bad("bucket %d: %d changed keys tracked for a bucket written whole next", b.id, len(b.since))
+	}
+	if !s.deltas && len(b.since) > 0 {
+		bad("bucket %d: %d changed keys tracked for a backend without deltas", b.id, len(b.since))
+	}
+	for _, k := range b.since {
+		if topBits(s.hash(k), b.depth) != b.prefix {
+			bad("bucket %d: changed key %v hashes outside the bucket", b.id, k)
+		}
+	}
 	keysSeen := make(map[E]struct{}, len(b.entries))
 	var buf [64]byte
 	for i := range b.entries {

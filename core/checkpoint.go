@@ -224,31 +224,34 @@ type capture struct {
 	sets    []port.ValueSetRecord // copies the writer made (touchSet)
 	spare   [][]byte              // entry buffers of drained bucket copies, for reuse
 
-	// Bucket bytes this checkpoint writes whole, what delta checkpoints
-	// would write instead, and value-set bytes (frozen sizes; see
-	// projectDelta), counted in the freeze's one pass over what it
-	// captures. Added to the stats when it commits.
+	// Bucket bytes this checkpoint writes (whole records and deltas),
+	// the part of them in deltas, and value-set bytes, counted at the
+	// freeze (chooseCapture). Added to the stats when it commits.
 	bucketBytes, bucketDeltaBytes, setBytes int64
 }
 
-// projectDelta counts what b's capture writes whole and what a delta
-// checkpoint would write (writer only, at the freeze): the changed entries
-// (at most one per mutation), or the whole bucket when it has no base or
-// when its deltas since the last whole write would pass half its size (a
-// delta store folds them into a new base then, so that a load reads a
-// bounded amount). The count restarts at every capture.
-func (c *capture) projectDelta(b *bucket) {
-	whole := int64(len(b.entries)) * port.EntrySize
-	c.bucketBytes += whole
-	d := int64(b.changes) * port.EntrySize
-	if b.changes == rewriteWhole || b.deltaSince+d > whole/2 {
-		c.bucketDeltaBytes += whole
-		b.deltaSince = 0
-	} else {
-		c.bucketDeltaBytes += d
-		b.deltaSince += d
+// chooseCapture decides at the freeze (writer lock held) whether b's
+// capture in checkpoint c is a delta of b's base or whole, and returns
+// the bytes it will write. A delta carries the rows of the keys changed
+// since the base (cumulative: each replaces the previous one, so a load
+// reads the base and one delta); b is written whole when it has no base,
+// when the backend takes no deltas, in a full checkpoint, and when its
+// changed keys pass foldAt.
+func (s *Store) chooseCapture(c *capture, b *bucket, full bool) int64 {
+	b.delta = false
+	if s.deltas && !full && !b.whole {
+		b.compactSince()
+		b.delta = len(b.since) <= foldAt(len(b.entries))
 	}
-	b.changes = 0
+	var n int64
+	if b.delta {
+		n = int64(len(b.since)) * port.EntrySize
+		c.bucketDeltaBytes += n
+	} else {
+		n = int64(len(b.entries)) * port.EntrySize
+	}
+	c.bucketBytes += n
+	return n
 }
 
 // freeze takes the consistent cut of a checkpoint (writer lock held): the
@@ -311,8 +314,7 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 		}
 		for _, b := range buckets {
 			b.frozen = true
-			b.changes = rewriteWhole // a full checkpoint writes it whole
-			capt.projectDelta(b)
+			s.chooseCapture(capt, b, true)
 		}
 		for _, vs := range sets {
 			vs.frozen.Store(true)
@@ -325,21 +327,20 @@ func (s *Store) freeze() (*port.Checkpoint, []*bucket, []*valueSet, *capture) {
 			if !b.retired {
 				b.frozen = true
 				buckets = append(buckets, b)
-				todo += int64(len(b.entries))
-				capt.projectDelta(b)
+				todo += s.chooseCapture(capt, b, false)
 			}
 		}
-		todo *= port.EntrySize
 		sets = make([]*valueSet, 0, len(s.dirtySets))
 		for _, vs := range s.dirtySets {
 			vs.dirty = false
 			if !vs.freed {
 				vs.frozen.Store(true)
 				sets = append(sets, vs)
-				todo += int64(port.ValueSize * len(vs.vals))
+				n := int64(port.ValueSize * len(vs.vals))
+				todo += n
+				capt.setBytes += n
 			}
 		}
-		capt.setBytes = todo - capt.bucketBytes
 	}
 	s.dirtyBuckets, s.dirtySets = nil, nil
 	s.freedBuckets, s.freedSets, s.deletions = nil, nil, nil
@@ -389,6 +390,27 @@ func (s *Store) encodeBucket(c *capture, b *bucket, dst []byte) port.BucketRecor
 	b.frozen = false
 	b.savedSeq = c.seq
 	s.rechargeBucket(b)
+	if b.delta {
+		// b.since is sorted and without repeats (chooseCapture), and b
+		// has not changed since the freeze.
+		b.delta = false
+		n := port.EntrySize * len(b.since)
+		rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.since)), LastCompacted: b.lastCompacted,
+			Entries: slices.Grow(dst[:0], n)[:n], Delta: true}
+		for k, key := range b.since {
+			row := rec.Entries[k*port.EntrySize:]
+			if i := b.find(key, tagOf(s.hash(key))); i >= 0 {
+				encodeEntry(row, &b.entries[i])
+			} else {
+				port.PutRemovalRow(row, key.High, key.Low)
+			}
+		}
+		c.bytes.Add(int64(n))
+		return rec
+	}
+	// A whole record is b's new base once it commits (a failed commit
+	// marks b whole again: requeue).
+	b.since, b.whole = b.since[:0], false
 	n := port.EntrySize * len(b.entries)
 	rec := port.BucketRecord{ID: b.id, LocalDepth: b.depth, SortedCount: uint32(len(b.entries)), LastCompacted: b.lastCompacted, Entries: slices.Grow(dst[:0], n)[:n]}
 	var buf [bucketTailMax]entry // appendEntry keeps tails this short: no allocation

@@ -114,6 +114,11 @@ type Options struct {
 	// h5store SWMR reader): no WAL, every mutation, Compact and Checkpoint
 	// return ErrReadOnly, and Close writes nothing.
 	ReadOnly bool
+	// WholeBuckets makes checkpoints write every changed bucket whole,
+	// even to a backend that takes bucket deltas (port.BucketDeltas),
+	// where by default a bucket with few changes since its last whole
+	// write is written as a delta of it. For comparisons and tests.
+	WholeBuckets bool
 	// Failpoint, when set, is called with a step name at each crash point
 	// of the WAL (wal.*), of checkpoints (checkpoint.*), of directory
 	// doubling and of promotion (store.*), and inside maintenance tasks

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +46,7 @@ type Store struct {
 	freedSets    []uint64
 	deletions    []port.DeletionRecord
 	needFull     bool // the next checkpoint must write everything
+	deltas       bool // the backend takes bucket deltas (port.BucketDeltas)
 
 	sets setTable // value sets by id
 
@@ -120,6 +120,9 @@ func Open(backend port.Backend, opts Options) (*Store, error) {
 	s := &Store{opts: opts, backend: backend, log: opts.Logger, stop: make(chan struct{})}
 	s.promote.Store(int32(opts.PromotionThreshold))
 	s.cache.kick = make(chan struct{}, 1)
+	if d, ok := backend.(port.BucketDeltas); ok && !opts.WholeBuckets && !opts.ReadOnly {
+		s.deltas = d.BucketDeltas()
+	}
 	if !opts.ReadOnly {
 		// A read-only store's backend may move on to a newer checkpoint: it
 		// keeps everything it loaded at Open.
@@ -205,8 +208,8 @@ func (s *Store) setDir(d *directory) {
 // persisted base to be a delta of (splits, merges, compaction, new
 // buckets).
 func (s *Store) markRewritten(b *bucket) {
-	b.changes = rewriteWhole
-	s.markDirty(b)
+	b.whole, b.since = true, nil
+	s.markChanged(b)
 }
 
 // newBucket allocates a bucket id and registers the bucket (writer only).
@@ -232,7 +235,7 @@ func (s *Store) newBucket(depth uint8, prefix uint64) *bucket {
 // freeBucket retires b and releases its id (writer only; b.mu held).
 func (s *Store) freeBucket(b *bucket) {
 	b.retired = true
-	b.entries, b.tags = nil, nil
+	b.entries, b.tags, b.since = nil, nil, nil
 	s.cache.used.Add(-b.charge)
 	b.charge = 0
 	s.buckets[b.id] = nil
@@ -242,11 +245,24 @@ func (s *Store) freeBucket(b *bucket) {
 	s.stats.buckets.Add(-1)
 }
 
-func (s *Store) markDirty(b *bucket) {
-	s.noteWrite(b)
-	if b.changes >= 0 && b.changes < math.MaxInt32 {
-		b.changes++
+// markDirty records a change of key k's entry in b (added, changed or
+// removed; writer only, after b.mu is released).
+func (s *Store) markDirty(b *bucket, k E) {
+	if s.deltas && !b.whole {
+		b.since = append(b.since, k)
+		if n := len(b.since); n > 2*foldAt(len(b.entries))+8 {
+			b.compactSince()
+			if len(b.since) > foldAt(len(b.entries)) {
+				b.whole, b.since = true, nil // the next capture is a new base
+			}
+		}
 	}
+	s.markChanged(b)
+}
+
+// markChanged queues b for the next checkpoint.
+func (s *Store) markChanged(b *bucket) {
+	s.noteWrite(b)
 	if !b.dirty {
 		b.dirty = true
 		s.dirtyBuckets = append(s.dirtyBuckets, b)
@@ -554,7 +570,7 @@ func (s *Store) applyInsert(k, v E) {
 		s.lockBucket(b)
 		b.appendEntry(entry{key: k, s0: v}, tag, s.capacity)
 		b.mu.Unlock()
-		s.markDirty(b)
+		s.markDirty(b, k)
 		s.nkeys++
 		s.nvalues++
 		return
@@ -614,7 +630,7 @@ func (s *Store) addValue(b *bucket, i int, v E) {
 		s.stats.promotions.Add(1)
 	}
 	b.mu.Unlock()
-	s.markDirty(b)
+	s.markDirty(b, e.key)
 	s.nvalues++
 }
 
@@ -648,7 +664,7 @@ func (s *Store) applyDeleteKey(k E) {
 			s.nvalues--
 		}
 	}
-	s.markDirty(b)
+	s.markDirty(b, k)
 	s.nkeys--
 }
 
@@ -689,7 +705,7 @@ func (s *Store) applyDeleteValue(k, v E) {
 		s.nvalues--
 		if empty {
 			s.dropSet(vs, k)
-			s.markDirty(b)
+			s.markDirty(b, k)
 			s.nkeys--
 			return
 		}
@@ -713,7 +729,7 @@ func (s *Store) applyDeleteValue(k, v E) {
 	default:
 		return
 	}
-	s.markDirty(b)
+	s.markDirty(b, k)
 	s.nvalues--
 }
 

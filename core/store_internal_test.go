@@ -8,13 +8,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/cidstore/cidstore/core/port"
 )
 
 // createCommits is the commits Open makes when it creates a store: its
 // empty state, so that the first checkpoint of data is incremental.
 const createCommits = 1
 
-func openTest(t *testing.T, b *testBackend, opts Options) *Store {
+func openTest(t *testing.T, b port.Backend, opts Options) *Store {
 	t.Helper()
 	if opts.HashSeed == 0 {
 		opts.HashSeed = 7

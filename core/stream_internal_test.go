@@ -66,7 +66,7 @@ func (b *testBackend) snapshot() *testBackend {
 	b.d.mu.Lock()
 	defer b.d.mu.Unlock()
 	d := &testData{has: b.d.has, meta: b.d.meta, dir: slices.Clone(b.d.dir),
-		buckets: maps.Clone(b.d.buckets), sets: maps.Clone(b.d.sets)}
+		buckets: maps.Clone(b.d.buckets), sets: maps.Clone(b.d.sets), deltas: maps.Clone(b.d.deltas)}
 	return &testBackend{d: d}
 }
 

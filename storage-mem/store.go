@@ -19,7 +19,8 @@ type Store struct {
 	has     bool
 	meta    port.Meta
 	dir     []uint32
-	buckets map[uint32]port.BucketRecord
+	buckets map[uint32]port.BucketRecord // bases
+	deltas  map[uint32]port.BucketRecord // the committed delta of a base, if any
 	sets    map[uint64]port.ValueSetRecord
 	dels    []port.DeletionRecord
 	// setIDs is sets' keys, sorted, for ValueSetIDs' pages; nil until a
@@ -34,10 +35,16 @@ var _ port.Backend = (*Store)(nil)
 var _ port.Lister = (*Store)(nil)
 var _ port.Volatile = (*Store)(nil)
 var _ port.DeletionLogReader = (*Store)(nil)
+var _ port.BucketDeltas = (*Store)(nil)
+
+// BucketDeltas implements port.BucketDeltas: a bucket is kept as its base
+// and its latest delta, merged when read. A durable store's snapshot file
+// holds buckets merged.
+func (s *Store) BucketDeltas() bool { return true }
 
 // New returns a volatile in-memory backend.
 func New() *Store {
-	return &Store{buckets: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{}}
+	return &Store{buckets: map[uint32]port.BucketRecord{}, deltas: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{}}
 }
 
 // Open returns a durable backend whose checkpoints are snapshots in the file
@@ -75,7 +82,27 @@ func (s *Store) ReadBucket(id uint32) (port.BucketRecord, error) {
 	if !ok {
 		return port.BucketRecord{}, fmt.Errorf("bucket %d: %w", id, port.ErrNotFound)
 	}
-	r.Entries = slices.Clone(r.Entries)
+	r, err := merge(r, s.deltas)
+	if err != nil {
+		return port.BucketRecord{}, fmt.Errorf("bucket %d: %w: %w", id, port.ErrCorrupt, err)
+	}
+	return r, nil
+}
+
+// merge returns base r with its delta in deltas applied, in new memory.
+func merge(r port.BucketRecord, deltas map[uint32]port.BucketRecord) (port.BucketRecord, error) {
+	d, ok := deltas[r.ID]
+	if !ok {
+		r.Entries = slices.Clone(r.Entries)
+		return r, nil
+	}
+	merged, keys, err := port.ApplyBucketDelta(nil, nil, r.Entries, d.Entries)
+	if err != nil {
+		return port.BucketRecord{}, err
+	}
+	r.Entries, r.DeltaKeys = merged, keys
+	r.SortedCount = uint32(len(merged) / port.EntrySize)
+	r.LocalDepth, r.LastCompacted = d.LocalDepth, d.LastCompacted
 	return r, nil
 }
 
@@ -160,43 +187,79 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 		return fmt.Errorf("memstore: commit lsn %d: trim %d deletion records of a %d-record log",
 			cp.Meta.CheckpointLSN, cp.TrimDeletions, len(s.dels))
 	}
-	oldB, oldS := s.buckets, s.sets
+	oldB, oldD, oldS := s.buckets, s.deltas, s.sets
 	if cp.Full {
-		s.buckets, s.sets = map[uint32]port.BucketRecord{}, map[uint64]port.ValueSetRecord{}
+		s.buckets, s.deltas, s.sets = map[uint32]port.BucketRecord{}, map[uint32]port.BucketRecord{}, map[uint64]port.ValueSetRecord{}
 	}
-	// Apply in place, remembering what is replaced so that a failed
-	// snapshot write can be undone (cheaper than copying the maps).
-	var undoB []port.BucketRecord
-	var undoS []port.ValueSetRecord
-	var goneB []uint32
-	var goneS []uint64
-	for _, id := range cp.FreedBuckets {
-		if old, ok := s.buckets[id]; ok {
-			undoB = append(undoB, old)
-			delete(s.buckets, id)
+	// Apply in place, remembering how to undo each change so that a bad
+	// delta or a failed snapshot write leaves the previous checkpoint
+	// (cheaper than copying the maps).
+	var undo []func()
+	rollback := func() {
+		if cp.Full {
+			s.buckets, s.deltas, s.sets = oldB, oldD, oldS // untouched: new maps were filled
+			return
 		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	setBucket := func(m map[uint32]port.BucketRecord, id uint32, r port.BucketRecord, del bool) {
+		old, had := m[id]
+		undo = append(undo, func() {
+			if had {
+				m[id] = old
+			} else {
+				delete(m, id)
+			}
+		})
+		if del {
+			delete(m, id)
+		} else {
+			m[id] = r
+		}
+	}
+	setSet := func(id uint64, r port.ValueSetRecord, del bool) {
+		old, had := s.sets[id]
+		undo = append(undo, func() {
+			if had {
+				s.sets[id] = old
+			} else {
+				delete(s.sets, id)
+			}
+		})
+		if del {
+			delete(s.sets, id)
+		} else {
+			s.sets[id] = r
+		}
+	}
+	for _, id := range cp.FreedBuckets {
+		setBucket(s.buckets, id, port.BucketRecord{}, true)
+		setBucket(s.deltas, id, port.BucketRecord{}, true)
 	}
 	for _, id := range cp.FreedValueSets {
-		if old, ok := s.sets[id]; ok {
-			undoS = append(undoS, old)
-			delete(s.sets, id)
-		}
+		setSet(id, port.ValueSetRecord{}, true)
 	}
 	for _, b := range cp.Buckets {
-		if old, ok := s.buckets[b.ID]; ok {
-			undoB = append(undoB, old)
-		} else {
-			goneB = append(goneB, b.ID)
+		if !b.Delta {
+			setBucket(s.buckets, b.ID, b, false)
+			setBucket(s.deltas, b.ID, port.BucketRecord{}, true)
+			continue
 		}
-		s.buckets[b.ID] = b
+		base, ok := s.buckets[b.ID]
+		if !ok {
+			rollback()
+			return fmt.Errorf("memstore: commit lsn %d: a delta of bucket %d, which has no base", cp.Meta.CheckpointLSN, b.ID)
+		}
+		if _, _, err := port.ApplyBucketDelta(nil, nil, base.Entries, b.Entries); err != nil {
+			rollback()
+			return fmt.Errorf("memstore: commit lsn %d: bucket %d: %w", cp.Meta.CheckpointLSN, b.ID, err)
+		}
+		setBucket(s.deltas, b.ID, b, false)
 	}
 	for _, v := range cp.ValueSets {
-		if old, ok := s.sets[v.ID]; ok {
-			undoS = append(undoS, old)
-		} else {
-			goneS = append(goneS, v.ID)
-		}
-		s.sets[v.ID] = v
+		setSet(v.ID, v, false)
 	}
 	// A new slice, so that a failed snapshot write leaves s.dels intact and
 	// trimmed records are not kept alive.
@@ -207,23 +270,21 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 		dels = append(append(dels, kept...), cp.Deletions...)
 	}
 	if s.path != "" {
-		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, s.buckets, s.sets, dels); err != nil {
-			if cp.Full {
-				s.buckets, s.sets = oldB, oldS // untouched: new maps were filled
-			} else {
-				for _, id := range goneB {
-					delete(s.buckets, id)
+		buckets := s.buckets
+		if len(s.deltas) > 0 {
+			buckets = maps.Clone(s.buckets)
+			for id := range s.deltas {
+				r, err := merge(buckets[id], s.deltas)
+				if err != nil { // Commit checked every delta
+					rollback()
+					return fmt.Errorf("memstore: commit lsn %d: bucket %d: %w", cp.Meta.CheckpointLSN, id, err)
 				}
-				for _, id := range goneS {
-					delete(s.sets, id)
-				}
-				for _, b := range undoB {
-					s.buckets[b.ID] = b
-				}
-				for _, v := range undoS {
-					s.sets[v.ID] = v
-				}
+				r.DeltaKeys = nil
+				buckets[id] = r
 			}
+		}
+		if err := writeSnapshot(s.path, &cp.Meta, cp.Directory, buckets, s.sets, dels); err != nil {
+			rollback()
 			return fmt.Errorf("memstore: commit lsn %d: %w", cp.Meta.CheckpointLSN, err)
 		}
 	}

@@ -26,13 +26,42 @@ type Meta struct {
 	SpilledKeys uint64 // keys whose values are in a value set
 }
 
+// KeySize is the size of one encoded key (high u64, low u64, little-endian),
+// the first KeySize bytes of an encoded HashEntry.
+const KeySize = 16
+
 // BucketRecord is the persisted form of one bucket.
+//
+// A bucket is persisted whole (its base) or, by a backend that implements
+// BucketDeltas, as a delta of its base: the rows of the keys added,
+// changed or removed since that base, cumulatively (each delta of a
+// bucket replaces the previous one, the base stays). ReadBucket always
+// returns the bucket whole, the committed delta applied (ApplyBucketDelta),
+// with DeltaKeys naming the keys the delta held, so that the caller can go
+// on extending it.
 type BucketRecord struct {
 	ID            uint32
 	LocalDepth    uint8
 	SortedCount   uint32 // Entries[:SortedCount*EntrySize] are sorted by key
 	LastCompacted int64  // Unix ns of the last sort-merge, 0 if never
 	Entries       []byte // EntrySize bytes per entry
+	// Delta marks a record passed to Commit that is a delta of the
+	// committed base of bucket ID: Entries are then delta rows sorted by
+	// key (SortedCount is their count): the current entry of each key
+	// added or changed since the base, and a removal row (RemovalRow) for
+	// each key removed since. The backend keeps the base, replaces any
+	// previous delta of ID with this one, and takes LocalDepth and
+	// LastCompacted from it. A whole record of ID drops its delta. Core
+	// writes a delta only for a bucket the backend holds a base of.
+	Delta bool
+	// DeltaKeys, in a record ReadBucket returns, are the keys of the
+	// delta applied to its base (KeySize bytes each, sorted), nil when
+	// none was. A backend may fold a delta into its base while no Commit
+	// runs (memstore's snapshot file and h5store's compaction hold
+	// buckets merged): its DeltaKeys are then nil, and a later delta
+	// written against the older base still applies to the folded one, as
+	// it names every key changed since the older base.
+	DeltaKeys []byte
 }
 
 // EntryCount is the number of entries in r.

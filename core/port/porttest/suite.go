@@ -64,6 +64,8 @@ func Run(t *testing.T, open OpenFunc, reopen ...OpenFunc) {
 		{"Stream", s.stream},
 		{"StreamReadsDuring", s.streamReadsDuring},
 		{"StreamError", s.streamError},
+		{"BucketDeltas", s.bucketDeltas},
+		{"BucketDeltaErrors", s.bucketDeltaErrors},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -209,7 +211,8 @@ type model struct {
 	committed bool
 	meta      port.Meta
 	dir       []uint32
-	buckets   map[uint32]port.BucketRecord
+	buckets   map[uint32]port.BucketRecord // as ReadBucket returns them
+	bases     map[uint32]port.BucketRecord // the last whole record of each bucket
 	sets      map[uint64]port.ValueSetRecord
 	goneB     map[uint32]bool // ids that were committed once and are now gone
 	goneV     map[uint64]bool
@@ -217,7 +220,7 @@ type model struct {
 }
 
 func newModel() *model {
-	return &model{buckets: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{},
+	return &model{buckets: map[uint32]port.BucketRecord{}, bases: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{},
 		goneB: map[uint32]bool{}, goneV: map[uint64]bool{}}
 }
 
@@ -251,6 +254,7 @@ func (m *model) commitAs(t *testing.T, b port.Backend, cp, sent *port.Checkpoint
 			m.goneV[id] = true
 		}
 		clear(m.buckets)
+		clear(m.bases)
 		clear(m.sets)
 	}
 	for _, id := range cp.FreedBuckets {
@@ -258,6 +262,7 @@ func (m *model) commitAs(t *testing.T, b port.Backend, cp, sent *port.Checkpoint
 			m.goneB[id] = true
 		}
 		delete(m.buckets, id)
+		delete(m.bases, id)
 	}
 	for _, id := range cp.FreedValueSets {
 		if _, ok := m.sets[id]; ok {
@@ -266,7 +271,21 @@ func (m *model) commitAs(t *testing.T, b port.Backend, cp, sent *port.Checkpoint
 		delete(m.sets, id)
 	}
 	for _, r := range cp.Buckets {
+		if r.Delta {
+			base, ok := m.bases[r.ID]
+			if !ok {
+				t.Fatalf("model: a delta of bucket %d, which has no base", r.ID)
+			}
+			merged, keys, err := port.ApplyBucketDelta(nil, nil, base.Entries, r.Entries)
+			if err != nil {
+				t.Fatalf("model: bucket %d: %v", r.ID, err)
+			}
+			m.buckets[r.ID] = port.BucketRecord{ID: r.ID, LocalDepth: r.LocalDepth, SortedCount: uint32(len(merged) / port.EntrySize),
+				LastCompacted: r.LastCompacted, Entries: merged, DeltaKeys: keys}
+			continue
+		}
 		m.buckets[r.ID] = cloneBucket(r)
+		m.bases[r.ID] = cloneBucket(r)
 		delete(m.goneB, r.ID)
 	}
 	for _, r := range cp.ValueSets {
@@ -489,6 +508,10 @@ func sameBucket(got, want port.BucketRecord) error {
 		return fmt.Errorf("LastCompacted %d, want %d", got.LastCompacted, want.LastCompacted)
 	case !bytes.Equal(got.Entries, want.Entries):
 		return fmt.Errorf("entries differ (%d bytes, want %d)", len(got.Entries), len(want.Entries))
+	case got.Delta:
+		return fmt.Errorf("read as a delta")
+	case !bytes.Equal(got.DeltaKeys, want.DeltaKeys):
+		return fmt.Errorf("delta keys differ (%d bytes, want %d)", len(got.DeltaKeys), len(want.DeltaKeys))
 	}
 	return nil
 }
