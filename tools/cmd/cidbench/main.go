@@ -65,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.Uint64Var(&f.seed, "seed", 42, "generator seed")
 	fs.Int64Var(&bench.CacheBytes, "cache-bytes", 0, "cache budget in bytes of the durable cidstore engines (0 = unbounded)")
 	fs.Int64Var(&bench.IndexBytes, "index-bytes", 0, "cidstore-hdf5's index page budget in bytes (0 = what the service derives from --cache-bytes)")
+	fs.BoolVar(&bench.WholeBuckets, "whole-buckets", false, "durable cidstore engines write every bucket whole at checkpoints, no deltas (cidstore.Options.WholeBuckets)")
 	fs.Int64Var(&bench.WALBytes, "wal-bytes", 0, "WAL size in bytes of the durable cidstore engines (0 = the default; W5 sizes its own)")
 	fs.StringVar(&f.out, "out", "", "append the JSON lines to this file (they are printed to stdout too)")
 	fs.IntVar(&f.runs, "runs", 1, "repeat the whole set this many times; each run is its own line")

@@ -148,6 +148,7 @@ func runJob(ctx context.Context, f *flags, self string, j job, stderr io.Writer)
 		"--cache-bytes", strconv.FormatInt(bench.CacheBytes, 10),
 		"--index-bytes", strconv.FormatInt(bench.IndexBytes, 10),
 		"--wal-bytes", strconv.FormatInt(bench.WALBytes, 10),
+		"--whole-buckets=" + strconv.FormatBool(bench.WholeBuckets),
 		"--readers", strconv.Itoa(f.readers),
 		"--big-values", strconv.Itoa(f.bigValues),
 		"--wal-records", strconv.Itoa(f.walRecords),

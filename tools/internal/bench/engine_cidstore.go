@@ -58,11 +58,16 @@ var IndexBytes int64
 // cidbench sets it from --wal-bytes.
 var WALBytes int64
 
-// walSize applies WALBytes to opts.
+// WholeBuckets sets cidstore.Options.WholeBuckets in the durable cidstore
+// engines; cidbench sets it from --whole-buckets.
+var WholeBuckets bool
+
+// walSize applies WALBytes and WholeBuckets to opts.
 func walSize(opts *cidstore.Options) {
 	if WALBytes > 0 && opts.WALSizeBytes == 0 {
 		opts.WALSizeBytes = WALBytes
 	}
+	opts.WholeBuckets = opts.WholeBuckets || WholeBuckets
 }
 
 // openCIDStoreMemDurable opens the durable layout in dir: the memstore
