@@ -128,7 +128,27 @@ func validateBucket(b *port.BucketRecord) error {
 	if len(b.Entries)%port.EntrySize != 0 || n > math.MaxUint32 || int(b.SortedCount) > n {
 		return fmt.Errorf("bucket %d: %d entry bytes, sorted count %d", b.ID, len(b.Entries), b.SortedCount)
 	}
+	if b.Delta {
+		// port.ApplyBucketDelta checks the same when the bucket is read;
+		// its base is checked then (reading it here would cost a read per
+		// delta).
+		for o := port.EntrySize; o < len(b.Entries); o += port.EntrySize {
+			if !keyLess(b.Entries[o-port.EntrySize:], b.Entries[o:]) {
+				return fmt.Errorf("bucket %d: delta row %d does not follow row %d in key order", b.ID, o/port.EntrySize, o/port.EntrySize-1)
+			}
+		}
+	}
 	return nil
+}
+
+// keyLess reports whether the key of row a (high, then low word) is
+// before row b's, port's key order.
+func keyLess(a, b []byte) bool {
+	ah, bh := le.Uint64(a), le.Uint64(b)
+	if ah != bh {
+		return ah < bh
+	}
+	return le.Uint64(a[8:]) < le.Uint64(b[8:])
 }
 
 func validateValueSet(v *port.ValueSetRecord) error {
@@ -212,6 +232,7 @@ func (s *Store) newTxn(cp *port.Checkpoint) *txn {
 	// Ids below the checkpoint's next ids take a bit each; others (not
 	// from core) a map entry.
 	tx.saved[kindBucket] = newIDSet(uint64(cp.Meta.NextBucketID))
+	tx.saved[kindBucketDelta] = newIDSet(uint64(cp.Meta.NextBucketID))
 	tx.saved[kindValueSet] = newIDSet(cp.Meta.NextValueSetID)
 	return tx
 }
@@ -263,9 +284,18 @@ func (tx *txn) apply() error {
 			if err := tx.free(kindBucket, uint64(id)); err != nil {
 				return err
 			}
+			if err := tx.dropDelta(id); err != nil {
+				return err
+			}
+			if err := tx.endRecord(); err != nil {
+				return err
+			}
 		}
 		for _, id := range cp.FreedValueSets {
 			if err := tx.free(kindValueSet, id); err != nil {
+				return err
+			}
+			if err := tx.endRecord(); err != nil {
 				return err
 			}
 		}
@@ -349,16 +379,61 @@ func (tx *txn) apply() error {
 	return nil
 }
 
+// putBucket writes a bucket record: a whole one as the bucket's new base,
+// dropping any delta it had; a delta (b.Delta) as the bucket's delta,
+// replacing any previous one, if the bucket has a base in the committed
+// state or earlier in this checkpoint.
 func (tx *txn) putBucket(b *port.BucketRecord) error {
 	meta := loc{depth: b.LocalDepth, sorted: b.SortedCount, lastCompacted: b.LastCompacted,
 		count: uint64(len(b.Entries) / port.EntrySize)}
-	return tx.put(kindBucket, uint64(b.ID), meta, b.Entries)
+	if !b.Delta {
+		if err := tx.put(kindBucket, uint64(b.ID), meta, b.Entries); err != nil {
+			return err
+		}
+		if err := tx.dropDelta(b.ID); err != nil {
+			return err
+		}
+		return tx.endRecord()
+	}
+	if err := tx.hasBase(b.ID); err != nil {
+		return err
+	}
+	if err := tx.put(kindBucketDelta, uint64(b.ID), meta, b.Entries); err != nil {
+		return err
+	}
+	return tx.endRecord()
+}
+
+// hasBase returns an error unless bucket id is live as this checkpoint
+// stands so far: committed and not freed, or written by it.
+func (tx *txn) hasBase(id uint32) error {
+	l, ok, err := tx.current(kindBucket, uint64(id))
+	if err != nil {
+		return fmt.Errorf("bucket %d: %w", id, err)
+	}
+	if !ok || !l.live() {
+		return fmt.Errorf("bucket %d: a delta of a bucket that has no base (neither committed nor earlier in this checkpoint)", id)
+	}
+	return nil
+}
+
+// dropDelta frees the delta of bucket id, if it has one. When no delta
+// is committed and this commit wrote none of id (a store that takes no
+// deltas), there is nothing to look up.
+func (tx *txn) dropDelta(id uint32) error {
+	if !tx.saved[kindBucketDelta].has(uint64(id)) && tx.counts[kindBucketDelta][0] == 0 {
+		return nil
+	}
+	return tx.free(kindBucketDelta, uint64(id))
 }
 
 func (tx *txn) putValueSet(v *port.ValueSetRecord) error {
 	meta := loc{sorted: v.SortedCount, count: uint64(len(v.Values) / port.ValueSize),
 		tombs: uint64(len(v.Tombstones) / port.ValueSize)}
-	return tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones)
+	if err := tx.put(kindValueSet, v.ID, meta, v.Values, v.Tombstones); err != nil {
+		return err
+	}
+	return tx.endRecord()
 }
 
 // commitStream is Commit for a checkpoint too large to hold in memory:
@@ -410,20 +485,24 @@ func (tx *txn) dropAll(k int) error {
 }
 
 // free stages a tombstone for id. Whether id was live, and the space its
-// committed version frees, is settled by resolve.
+// committed version frees, is settled by resolve. A version this commit
+// wrote (a bucket delta, then its bucket whole) is freed here.
 func (tx *txn) free(k int, id uint64) error {
 	t := tx.s.st.tabs[k]
-	if t.src == nil {
-		l, ok, _ := t.get(id) // resident: no I/O
-		if !ok || !l.live() {
+	if mine := tx.saved[k].has(id); t.src == nil || mine {
+		// Resident, or this commit's version: no I/O.
+		l, ok, err := tx.current(k, id)
+		if err != nil {
+			return fmt.Errorf("%s %d: %w", kindName[k], id, err)
+		}
+		if ok && l.live() {
+			tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
+		} else if t.src == nil {
 			return nil
 		}
-		tx.frees = append(tx.frees, pext{dataPool[k], l.ref, l.records()})
 	}
 	tx.saved[k].add(id)
-	tx.lock()
-	t.stage(id, loc{state: stDirty})
-	tx.unlock()
+	tx.stageLoc(k, id, loc{state: stDirty})
 	return nil
 }
 
@@ -456,16 +535,9 @@ func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
 	meta.state = stLive | stDirty
 	t := tx.s.st.tabs[k]
 	if tx.saved[k].has(id) || t.src == nil {
-		if tx.saved[k].has(id) && len(tx.staged) > 0 {
-			// A second version in one commit: the first must be in the
-			// table for the second to supersede (and free) it.
-			if err := tx.publish(); err != nil {
-				return err
-			}
-		}
-		// This commit's first version (in the overlay), or the committed
-		// one of a resident table: no I/O either way.
-		old, had, err := t.get(id)
+		// A second version in one commit supersedes (and frees) the
+		// first; a resident table's committed version is freed here.
+		old, had, err := tx.current(k, id)
 		if err != nil {
 			return fmt.Errorf("%s %d: %w", kindName[k], id, err)
 		}
@@ -474,11 +546,40 @@ func (tx *txn) put(k int, id uint64, meta loc, parts ...[]byte) error {
 		}
 	}
 	tx.saved[k].add(id)
-	if tx.exclusive {
-		t.stage(id, meta)
-		return nil
+	tx.stageLoc(k, id, meta)
+	return nil
+}
+
+// current returns id's entry in kind k's table as this commit has it so
+// far: its newest staged version, else the table's (the overlay's, or
+// the committed one). It does no I/O for an id this commit wrote or for a
+// resident table.
+func (tx *txn) current(k int, id uint64) (loc, bool, error) {
+	if tx.saved[k].has(id) {
+		for i := len(tx.staged) - 1; i >= 0; i-- {
+			if st := &tx.staged[i]; st.kind == k && st.id == id {
+				return st.l, true, nil
+			}
+		}
 	}
-	tx.staged = append(tx.staged, stagedLoc{k, id, meta})
+	return tx.s.st.tabs[k].get(id)
+}
+
+// stageLoc makes l id's entry of kind k in this commit: at once when the
+// txn holds mu throughout, else at the next publish.
+func (tx *txn) stageLoc(k int, id uint64, l loc) {
+	if tx.exclusive {
+		tx.s.st.tabs[k].stage(id, l)
+		return
+	}
+	tx.staged = append(tx.staged, stagedLoc{k, id, l})
+}
+
+// endRecord publishes the staged versions once a batch is full. It is
+// called after each record a checkpoint gives, never within one, so that
+// readers see the entries a record changes (a bucket and its delta's
+// removal) change together.
+func (tx *txn) endRecord() error {
 	if len(tx.staged) >= publishBatch {
 		return tx.publish()
 	}

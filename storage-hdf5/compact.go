@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cidstore/cidstore/core/port"
+	"github.com/cidstore/cidstore/storage-hdf5/internal/h5"
 )
 
 // Failpoints of Compact (see commit.go for Commit's): the crash tests kill
@@ -23,8 +24,9 @@ const compactSuffix = ".compact"
 // Rewrite writes the last committed state of the store at src into a new,
 // compact store file at dst: the same Meta (checkpoint LSN, hash seed,
 // counts, ...), directory, buckets and value sets (every id the state
-// lists, with their ids, depths, sorted counts and timestamps), and no
-// deletion log (core records deletions for garbage collection it has
+// lists, with their ids, depths, sorted counts and timestamps; a bucket
+// with a delta is written whole, the delta applied, so the new file has no
+// bucket deltas), and no deletion log (core records deletions for garbage collection it has
 // already done; nothing reads the log back). dst is replaced if it exists.
 //
 // The new file holds each pool in one dataset sized to the state plus
@@ -38,8 +40,8 @@ const compactSuffix = ".compact"
 //
 // src is read as a Reader: nothing may commit to it meanwhile (a writer
 // reusing space makes Rewrite fail with ErrStale); Compact holds its lock.
-// progress, if not nil, is called with the records (bucket entries, values
-// and tombstones) copied so far and their total, at most about a thousand
+// progress, if not nil, is called with the records (bucket entries and
+// delta rows, values and tombstones) copied so far and their total, at most about a thousand
 // times, and once at the end.
 func Rewrite(src, dst string, opts Options, progress func(done, total int64)) error {
 	opts.EnsureDefaults()
@@ -72,8 +74,8 @@ func rewrite(r *Reader, dst string, opts *Options, progress func(done, total int
 		return err
 	}
 	st := r.st
-	var ids [numKinds][]uint64
-	for k := range numKinds {
+	var ids [numKinds][]uint64 // buckets and value sets; deltas go with their buckets
+	for _, k := range []int{kindBucket, kindValueSet} {
 		if ids[k], err = st.tabs[k].ids(); err != nil {
 			return err
 		}
@@ -112,14 +114,21 @@ func rewrite(r *Reader, dst string, opts *Options, progress func(done, total int
 	cp := &port.Checkpoint{Meta: meta, Directory: dir, Full: true}
 	err = s.commitStream(cp, func(tx *txn) error {
 		for _, id := range ids[kindBucket] {
+			// Whole: the base with its delta applied, if it has one.
 			b, err := r.ReadBucket(uint32(id))
 			if err != nil {
 				return err
 			}
+			b.DeltaKeys = nil
 			if err := tx.putBucket(&b); err != nil {
 				return err
 			}
-			done += int64(b.EntryCount())
+			recycleEntries(b.Entries)
+			n, err := bucketRecords(st, id)
+			if err != nil {
+				return err
+			}
+			done += int64(n)
 			report(false)
 		}
 		for _, id := range ids[kindValueSet] {
@@ -145,19 +154,44 @@ func rewrite(r *Reader, dst string, opts *Options, progress func(done, total int
 	return nil
 }
 
+// bucketRecords returns the rows of bucket id and of its delta, if it has
+// one: an upper bound of the rows of the merged bucket.
+func bucketRecords(st *state, id uint64) (uint64, error) {
+	var n uint64
+	for _, k := range []int{kindBucket, kindBucketDelta} {
+		l, ok, err := st.tabs[k].get(id)
+		if err != nil {
+			return 0, err
+		}
+		if ok && l.live() {
+			n += l.records()
+		}
+	}
+	return n, nil
+}
+
 // rewriteSizes returns the records of every pool of a rewritten file and
-// the records to copy. Allocation rounds each object to the pool's
-// granule, and a new file packs objects from record 0, so need is exact.
+// the records to copy (for buckets, base and delta rows). Allocation
+// rounds each object to the pool's granule, and a new file packs objects
+// from record 0, so need is exact but for buckets with a delta, which are
+// written merged: their need counts base and delta rows, at least the
+// merged bucket's. The new file has no bucket deltas.
 func rewriteSizes(st *state, ids [numKinds][]uint64, slots int, opts *Options) (recs [numPools]uint64, total int64, err error) {
 	var need [numPools]uint64
-	for k := range numKinds {
+	for _, k := range []int{kindBucket, kindValueSet} {
 		p := st.pools[dataPool[k]]
 		for _, id := range ids[k] {
-			l, _, err := st.tabs[k].get(id)
+			var n uint64
+			if k == kindBucket {
+				n, err = bucketRecords(st, id)
+			} else {
+				var l loc
+				l, _, err = st.tabs[k].get(id)
+				n = l.records()
+			}
 			if err != nil {
 				return recs, 0, err
 			}
-			n := l.records()
 			need[dataPool[k]] += p.granules(n) * p.granule
 			total += int64(n)
 		}
@@ -186,7 +220,9 @@ func rewriteSizes(st *state, ids [numKinds][]uint64, slots int, opts *Options) (
 
 // Compact rewrites the store at path into a compact file (Rewrite) and
 // swaps it in: it takes the store's writer lock (ErrLocked, with advice,
-// while a writer has it open), rewrites into path+".compact", renames that
+// while a writer has it open), backs a store of an older format version
+// up as Open does (backupStore: the new file is of FormatVersion),
+// rewrites into path+".compact", renames that
 // over path, fsyncs the directory, and only then removes the old segment
 // files. A crash at any point leaves a store that opens: before the rename
 // the old one (a leftover .compact file is replaced by the next Compact),
@@ -219,6 +255,22 @@ func Compact(path string, opts Options, progress func(done, total int64)) error 
 }
 
 func compact(path string, opts *Options, progress func(done, total int64)) error {
+	// A store of an older format is replaced by one of FormatVersion:
+	// back it up first, as Open does before its first commit.
+	format, err := storeFormat(path, opts.CacheBytes)
+	if err != nil {
+		return err
+	}
+	if format < FormatVersion {
+		dir, made, err := backupStore(path, format)
+		if err != nil {
+			return fmt.Errorf("back up the format %d store before rewriting it in format %d: %w", format, FormatVersion, err)
+		}
+		if made {
+			opts.Logger.Info("h5store: backed up a store of an older format before compacting it into the new one",
+				"path", path, "format", format, "new_format", FormatVersion, "backup", dir)
+		}
+	}
 	old, err := segmentFiles(path)
 	if err != nil {
 		return err
@@ -246,6 +298,31 @@ func compact(path string, opts *Options, progress func(done, total int64)) error
 		errs = append(errs, syncDir(dir))
 	}
 	return errors.Join(errs...)
+}
+
+// storeFormat returns the format version of the newest commit record of
+// the store at path, which no writer has open.
+func storeFormat(path string, cacheBytes int64) (uint32, error) {
+	h, err := h5.Open(path, h5.SWMRRead, h5config(cacheBytes))
+	if err != nil {
+		return 0, err
+	}
+	cds, err := h.OpenDataset("/commit")
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("not an h5store file: %w", err)
+	}
+	fd, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	root, err := readRoot(fd, cds.Offset)
+	if cerr := fd.Close(); err == nil {
+		err = cerr
+	}
+	return root.format, err
 }
 
 // segmentFiles lists the segment files of the store at path (and any

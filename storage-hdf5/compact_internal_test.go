@@ -18,7 +18,9 @@ func churn(t *testing.T, n int) (*workload, string) {
 }
 
 // verifyCompacted opens the store at path and checks it against w; after
-// a compaction the deletion log is empty, before it is w's.
+// a compaction the deletion log is empty and every bucket whole (no
+// deltas), before it they are w's. The caller folds w (workload.fold)
+// after a compaction.
 func verifyCompacted(t *testing.T, path string, w *workload) (compacted bool) {
 	t.Helper()
 	s, err := Open(path, workloadOptions())
@@ -30,11 +32,18 @@ func verifyCompacted(t *testing.T, path string, w *workload) (compacted bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := *w
-	if len(dels) == 0 && len(w.dels) > 0 {
-		m.dels, compacted = nil, true
+	m := w.clone()
+	deltas := 0
+	for _, b := range w.buckets {
+		if len(b.DeltaKeys) > 0 {
+			deltas++
+		}
 	}
-	if err := verifyState(s, &m); err != nil {
+	if len(dels) == 0 && len(w.dels) > 0 || s.st.tabs[kindBucketDelta].live == 0 && deltas > 0 {
+		m.dels, compacted = nil, true
+		m.fold()
+	}
+	if err := verifyState(s, m); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Check(); err != nil {
@@ -45,6 +54,21 @@ func verifyCompacted(t *testing.T, path string, w *workload) (compacted bool) {
 
 func TestCompact(t *testing.T) {
 	w, path := churn(t, 120)
+	// Buckets with deltas are written whole (verifyCompacted checks that
+	// the compacted store has no delta left).
+	r, err := OpenReader(path, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.st.tabs[kindBucketDelta].live; n == 0 {
+		t.Fatal("the store to compact has no bucket deltas")
+	} else {
+		t.Logf("%d of %d buckets have a delta", n, len(w.buckets))
+	}
+	if err := verifyState(r, w); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, r)
 	files, size, alloc, err := DiskUsage(path)
 	if err != nil {
 		t.Fatal(err)
@@ -75,10 +99,11 @@ func TestCompact(t *testing.T) {
 		}
 	}
 	if !verifyCompacted(t, path, w) {
-		t.Fatal("deletion log survived compaction")
+		t.Fatal("deletion log or bucket deltas survived compaction")
 	}
 	// The compacted store takes commits and grows again as usual.
 	w.dels = nil
+	w.fold()
 	s, err := Open(path, workloadOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +190,7 @@ func TestCompactCrash(t *testing.T) {
 		}
 		if fp.compacted {
 			w.dels = nil
+			w.fold()
 		}
 		segs, err := segmentFiles(path)
 		if err != nil {
@@ -175,8 +201,9 @@ func TestCompactCrash(t *testing.T) {
 	if err := Compact(path, workloadOptions(), nil); err != nil {
 		t.Fatal(err)
 	}
-	w.dels = nil
 	verifyCompacted(t, path, w)
+	w.dels = nil
+	w.fold()
 	if segs, _ := segmentFiles(path); len(segs) != 0 {
 		t.Fatalf("segment files left after a clean compact: %v", segs)
 	}

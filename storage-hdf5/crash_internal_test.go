@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestCrashRecovery(t *testing.T) {
 		{fpRowsWritten, 3, 0}, {fpBeforeRoot, 2, 0}, {fpAfterRoot, 4, 1}, {fpSegmentCreated, 1, 0}, {fpSegmentReady, 1, 0},
 		{fpRowsWritten, 1, 0}, {fpBeforeRoot, 5, 0}, {fpAfterRoot, 1, 1}, {fpSegmentCreated, 2, 0}, {fpSegmentReady, 2, 0},
 	}
-	fired := 0
+	fired, deltaKills := 0, 0
 	for i, fp := range fps {
 		c := startChild(t, path, seed, fmt.Sprintf("%s=%s:%d", envFailpoint, fp.name, fp.at), envCommits+"=300")
 		lastAck := expectReady(t, c, lsn)
@@ -109,10 +110,25 @@ func TestCrashRecovery(t *testing.T) {
 		if lsn != lastAck+fp.advance {
 			t.Fatalf("failpoint %s: loaded lsn %d, want %d (last ack %d)", fp.name, lsn, lastAck+fp.advance, lastAck)
 		}
+		if fp.name == fpRowsWritten || fp.name == fpBeforeRoot {
+			// Was the killed commit writing bucket deltas (between their
+			// rows and the commit record)?
+			w := newWorkload(seed)
+			if err := w.advanceTo(lastAck); err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(w.next().Buckets, func(b port.BucketRecord) bool { return b.Delta }) {
+				deltaKills++
+			}
+		}
 	}
-	t.Logf("failpoint kills: %d of %d fired, all loaded the expected checkpoint", fired, len(fps))
+	t.Logf("failpoint kills: %d of %d fired, all loaded the expected checkpoint; %d killed a commit of bucket deltas before its commit record",
+		fired, len(fps), deltaKills)
 	if fired < len(fps)-2 {
 		t.Fatalf("only %d failpoints fired", fired)
+	}
+	if deltaKills == 0 {
+		t.Fatal("no failpoint killed a commit that wrote bucket deltas")
 	}
 	s, err := Open(path, workloadOptions())
 	if err != nil {

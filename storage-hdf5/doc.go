@@ -16,8 +16,8 @@
 // A new store file, after one commit (h5ls -r):
 //
 //	/buckets                 Group
-//	/buckets/meta            Dataset {87424}    BucketMeta: per-bucket table
-//	/buckets/rows            Dataset {1048576}  HashEntry rows
+//	/buckets/meta            Dataset {87424}    BucketMeta: per-bucket and per-bucket-delta tables
+//	/buckets/rows            Dataset {1048576}  HashEntry rows of buckets and bucket deltas
 //	/commit                  Dataset {2}        CommitRecord: the two commit slots
 //	/config                  Group              attributes, see below
 //	/deletion_log            Dataset {32768}    DeletionRecord
@@ -48,16 +48,31 @@
 //   - a bucket is entry_count rows in /buckets/rows at rows_ref; a value set
 //     is value_count values then tombstone_count tombstones in /values/data
 //     at values_ref;
-//   - /buckets/meta and /values/meta hold index records (id, counts, ref,
-//     CRC32C of the rows, generation, deleted flag). The commit record names
-//     one snapshot extent of every live id, plus up to 16 delta extents of
-//     ids changed since, applied in order. Every extent is sorted by id
-//     (deltas written before this build may not be; they are sorted in
-//     memory when loaded, until the next snapshot or merge replaces them). A commit writes a delta of what it
-//     changed; a full delta list is merged into one; a snapshot is rewritten
-//     when changes since the last reach half the live ids. That keeps commit
-//     cost proportional to the change and load cost proportional to the
-//     live ids;
+//   - a bucket may also have a delta (version 3; port.BucketRecord.Delta):
+//     the rows, sorted by key, of the keys changed since its rows were
+//     written whole, a removal row (slots zero) for each key removed,
+//     entry_count rows in /buckets/rows at rows_ref. It is cumulative: a
+//     bucket has at most one, which its next delta replaces. A read merges
+//     it into the bucket (port.ApplyBucketDelta: a delta row replaces or
+//     adds its key, a removal row drops it) and takes local_depth and
+//     last_compacted from it; the bucket comes back whole, with DeltaKeys;
+//   - three index tables, one per kind of object: buckets and bucket
+//     deltas in /buckets/meta (BucketMeta records, keyed by bucket_id),
+//     value sets in /values/meta. An index record holds the id, counts,
+//     ref, CRC32C of the rows (seeded with the id and the row count), the
+//     generation that wrote it and a deleted flag. For each table the
+//     commit record names one snapshot extent of every live id, plus up to
+//     16 delta extents of ids changed since, applied in order (index
+//     deltas, nothing to do with bucket deltas): bucket_meta_snapshot and
+//     bucket_meta_deltas, value_meta_…, and, after deletion_start,
+//     bucket_delta_meta_snapshot, bucket_delta_meta_delta_count and
+//     bucket_delta_meta_deltas. Every extent is sorted by id (deltas
+//     written before this build may not be; they are sorted in memory
+//     when loaded, until the next snapshot or merge replaces them). A
+//     commit writes a delta of what it changed; a full delta list is
+//     merged into one; a snapshot is rewritten when changes since the last
+//     reach half the live ids. That keeps commit cost proportional to the
+//     change and load cost proportional to the live ids;
 //   - the directory is one extent of /directory, one BucketPointer per slot;
 //     hdf5_ref is the slot's bucket rows_ref as of that commit;
 //   - the deletion log is the records [deletion_start, deletion_count) of
@@ -71,18 +86,29 @@
 // # Commit
 //
 // Commit never overwrites what the committed state uses. It writes every
-// new bucket, value set, index extent and the directory to free space (a
-// next-fit bitmap allocator per segment; 512-byte granules for rows,
-// 64-byte for values, so that a value set of 3–4 values takes one granule
-// and consecutive small sets are one pwrite), fsyncs every file it wrote, writes the new commit record into
-// the /commit slot that does not hold the current one (one 4 KiB, page
-// aligned pwrite; its CRC catches a torn write), and fsyncs again. The
+// new bucket, bucket delta, value set, index extent and the directory to
+// free space (a next-fit bitmap allocator per segment; 512-byte granules
+// for rows, 64-byte for values, so that a value set of 3–4 values takes
+// one granule and consecutive small sets are one pwrite), fsyncs every
+// file it wrote, writes the new commit record into the /commit slot
+// that does not hold the current one (one 4 KiB, page aligned pwrite; its
+// CRC catches a torn write), and fsyncs again. The
 // newer valid slot wins on load, so a crash at any moment leaves either the
 // previous checkpoint or, once the record is written, the new one. Space
 // superseded by a commit becomes reusable only after that commit is durable
 // and ReuseDelayCommits (default 2) more commits, which gives SWMR readers
 // a grace period. H5Fflush never fsyncs; h5store fsyncs the files itself
 // (Options.NoSync turns that off for tests and benchmarks).
+//
+// Bucket deltas: a delta record replaces the bucket's delta (the previous
+// one's rows are freed like a superseded bucket's) and needs the bucket
+// live in the committed state or earlier in the same checkpoint (a whole
+// record of it, in record order), else the Commit fails; its rows must be
+// in strictly ascending key order (the base is not read at commit: a
+// delta that does not apply to it is reported as corruption of the
+// bucket when read). A whole record of a bucket, and freeing it, drop its
+// delta. A full checkpoint replaces all three tables. Store implements
+// port.BucketDeltas, so core sends deltas; a Reader reads them.
 //
 // A Commit error before the commit record is written rolls everything back
 // in memory and the store stays usable; an error writing or syncing the
@@ -92,7 +118,8 @@
 // Measured on the project's 2-core machine (shared, page cache warm):
 // committing 1000 buckets × 256 entries (16 MiB) takes ~14 ms with fsync
 // (~1.2 GB/s), a 10-bucket checkpoint ~0.3 ms (two fsyncs); a random
-// ReadBucket of 256 entries (16 KiB) is one pread and a CRC, ~7 µs.
+// ReadBucket of 256 entries (16 KiB) is one pread and a CRC, ~7 µs (a
+// bucket with a delta takes a second pread, a CRC and the merge).
 //
 // # Deletion log
 //
@@ -124,7 +151,10 @@
 // failpoints h5.commit.rows-written, h5.commit.before-root,
 // h5.commit.after-root, h5.grow.segment-created and h5.grow.segment-ready,
 // and check that the reopened store holds exactly the last acknowledged
-// checkpoint or the one whose commit record made it.
+// checkpoint or the one whose commit record made it. Their workload sends
+// bucket deltas in every incremental checkpoint, so the kills at
+// h5.commit.rows-written and h5.commit.before-root fall between a delta's
+// rows and its commit record.
 //
 // # Growth
 //
@@ -150,7 +180,8 @@
 // file. Compact(path, opts, progress) takes the writer lock, rewrites the
 // last committed state into path+".compact" (Rewrite: every listed bucket
 // and value set streamed in id order into one right-sized dataset per
-// pool, no segment files, one commit, fsynced, deletion log dropped),
+// pool, buckets whole with their deltas applied, so the new file has no
+// bucket deltas, no segment files, one commit, fsynced, deletion log dropped),
 // renames it over path, fsyncs the directory and then removes the old
 // segment files. A crash leaves the old store (before the rename) or the
 // new one (after it; old segment files left by the crash are adopted as
@@ -165,8 +196,9 @@
 // locate /commit and to check segments against their datasets, then reads
 // everything with pread, so it needs no H5Drefresh: Refresh reads the
 // commit slots and, if the generation changed, applies the new index
-// deltas (or a new snapshot) and opens segment files it has not seen.
-// Readers see whole checkpoints only. A Reader that falls more than
+// deltas (or a new snapshot) of each table and opens segment files it has
+// not seen. Readers see whole checkpoints only, and buckets whole (their
+// deltas applied), as the writer returns them. A Reader that falls more than
 // ReuseDelayCommits commits behind may find its rows reused: the checksum
 // fails and it returns ErrStale (never other data); Refresh and retry.
 // While the writer runs, h5dump and h5ls cannot open the store file (HDF5
@@ -174,11 +206,14 @@
 //
 // # Memory
 //
-// The backend keeps no rows in memory. Its index, one loc per bucket and
-// per value set, is paged: entries are packed in pages of 1024 ids (32.4
-// bytes per value set with dense ids, TestTableMemory; 48 per bucket), and
-// Options.IndexCacheBytes bounds the resident pages (default 64 MiB;
-// SplitBudget gives it an eighth of the service's budget, at most 256 MiB).
+// The backend keeps no rows in memory. Its index, one loc per bucket,
+// per bucket delta and per value set, is paged: entries are packed in
+// pages of 1024 ids (32.4 bytes per value set with dense ids,
+// TestTableMemory; 48 per bucket or bucket delta), and
+// Options.IndexCacheBytes bounds the resident pages of the three tables
+// (default 64 MiB; SplitBudget gives it an eighth of the service's
+// budget, at most 256 MiB; buckets and bucket deltas keep an eighth of
+// it each, value sets the rest).
 // The committed index extents (the snapshot and deltas above) are sorted
 // by id, and fences, the id of every 64th record of each extent, stay in
 // memory (0.125 bytes per record). A read whose page is not resident looks
@@ -207,15 +242,30 @@
 //
 // # Format version
 //
-// FormatVersion (2) is stored in every commit record and in /config.
-// Open and OpenReader refuse a file of a newer version ("upgrade
-// cidstore") and of one older than 1 (the message says how to move the
-// data), with errors wrapping ErrFormatVersion. Version 2 added num_keys,
+// FormatVersion (3) is stored in every commit record and in /config
+// (format_version, version_string "cidstore h5store layout 3"). Open and
+// OpenReader refuse a file of a newer version ("upgrade cidstore") and of
+// one older than 1 (the message says how to move the data), with errors
+// wrapping ErrFormatVersion that name the file. Version 2 added num_keys,
 // num_values, num_spilled_keys and deletion_start to the commit record, in
 // bytes version 1 always wrote as zero: a version 1 file opens with counts
-// 0 and its whole deletion log live, and its next commit record is
-// version 2. A version 1 build refuses a version 2 file, which it would
-// misread (it would ignore deletion_start).
+// 0 and its whole deletion log live. Version 3 added the bucket delta
+// index (bucket_delta_meta_delta_count at byte 2792,
+// bucket_delta_meta_snapshot at 2800, bucket_delta_meta_deltas at 2832 to
+// 3344), in bytes versions 1 and 2 wrote as zero: their files open with no
+// deltas. Each build refuses the versions after its own, which it would
+// misread (a version 1 build would ignore deletion_start, a version 2
+// build the bucket deltas).
+//
+// An older file becomes version 3 at its next commit, so before that a
+// writer's Open copies it, the .h5 file and its segment files, into the
+// directory <path>.format<N>-backup (N its version; built as .tmp, every
+// file and the directory fsynced, renamed; zero blocks left as holes),
+// with the file closed in HDF5, and logs the path; Stats.FormatBackup
+// names it. A backup directory already there is kept, not replaced.
+// Compact backs an older store up the same way. The backup opens with the
+// build that wrote it (or this one) as it was; delete it once the upgraded
+// store is trusted.
 //
 // # Concurrency
 //

@@ -13,14 +13,19 @@ import (
 // stored in every commit record and as /config format_version. Version 2
 // added the live counts and deletion_start to the commit record, in bytes
 // that version 1 always wrote as zero, so version 1 files are read as they
-// are (counts 0, the whole log live) and become version 2 at their next
-// commit.
-const FormatVersion = 2
+// are (counts 0, the whole log live). Version 3 added the bucket delta
+// index (kindBucketDelta) in bytes versions 1 and 2 wrote as zero: their
+// files read as having no deltas. An older file becomes version 3 at its
+// next commit, after Open has backed it up (backupStore).
+const FormatVersion = 3
 
 // minFormatVersion is the oldest layout this code reads.
 const minFormatVersion = 1
 
-const versionString = "cidstore h5store layout 2"
+// formatBucketDeltas is the first version with the bucket delta index.
+const formatBucketDeltas = 3
+
+const versionString = "cidstore h5store layout 3"
 
 var le = binary.LittleEndian
 
@@ -143,7 +148,11 @@ const (
 	coNumValues      = 2768 // u64, version 2
 	coNumSpilled     = 2776 // u64, version 2
 	coDeletionStart  = 2784 // u64, version 2
-	coChecksum       = commitSize - 4
+	// The bucket delta index, version 3 (zero in older records).
+	coBucketDeltaDeltaN = 2792 // u32
+	coBucketDeltaSnap   = 2800 // Extent
+	coBucketDeltaDeltas = 2832 // Extent[maxDeltas], up to 3344
+	coChecksum          = commitSize - 4
 )
 
 // recCommit is the commit record; /commit holds two of them (slots 0 and 1)
@@ -176,6 +185,9 @@ var recCommit = &h5.Record{Name: "CommitRecord", Size: commitSize, Fields: []h5.
 	{Name: "num_values", Offset: coNumValues, Kind: h5.U64},
 	{Name: "num_spilled_keys", Offset: coNumSpilled, Kind: h5.U64},
 	{Name: "deletion_start", Offset: coDeletionStart, Kind: h5.U64},
+	{Name: "bucket_delta_meta_delta_count", Offset: coBucketDeltaDeltaN, Kind: h5.U32},
+	{Name: "bucket_delta_meta_snapshot", Offset: coBucketDeltaSnap, Kind: h5.Compound, Sub: recExtent},
+	{Name: "bucket_delta_meta_deltas", Offset: coBucketDeltaDeltas, Kind: h5.Compound, Sub: recExtent, Len: maxDeltas},
 	{Name: "checksum", Offset: coChecksum, Kind: h5.U32},
 }}
 
@@ -259,11 +271,10 @@ func (c *commitRec) encode() []byte {
 	le.PutUint64(b[coNumKeys:], m.Keys)
 	le.PutUint64(b[coNumValues:], m.Values)
 	le.PutUint64(b[coNumSpilled:], m.SpilledKeys)
-	le.PutUint32(b[coBucketDeltaN:], uint32(len(c.deltas[kindBucket])))
-	le.PutUint32(b[coValueDeltaN:], uint32(len(c.deltas[kindValueSet])))
+	for k := range numKinds {
+		le.PutUint32(b[deltaCountOff[k]:], uint32(len(c.deltas[k])))
+	}
 	le.PutUint32(b[coSegmentN:], uint32(len(c.segments)))
-	snapOff := [numKinds]int{coBucketSnap, coValueSnap}
-	deltaOff := [numKinds]int{coBucketDeltas, coValueDeltas}
 	for k := range numKinds {
 		putExtent(b[snapOff[k]:], c.snap[k])
 		for i, d := range c.deltas[k] {
@@ -281,10 +292,18 @@ func (c *commitRec) encode() []byte {
 	return b
 }
 
-// decodeCommit parses a commit slot. ok is false for a slot that holds no
-// valid record (never written, torn, or corrupt); err reports a valid-looking
-// record this code must not use (another format version).
-func decodeCommit(b []byte) (c commitRec, ok bool, err error) {
+// Where the commit record keeps each kind's index extents.
+var (
+	deltaCountOff = [numKinds]int{coBucketDeltaN, coValueDeltaN, coBucketDeltaDeltaN}
+	snapOff       = [numKinds]int{coBucketSnap, coValueSnap, coBucketDeltaSnap}
+	deltaOff      = [numKinds]int{coBucketDeltas, coValueDeltas, coBucketDeltaDeltas}
+)
+
+// decodeCommit parses a commit slot of the file at path. ok is false for a
+// slot that holds no valid record (never written, torn, or corrupt); err
+// reports a valid-looking record this code must not use (another format
+// version).
+func decodeCommit(b []byte, path string) (c commitRec, ok bool, err error) {
 	if len(b) != commitSize || le.Uint64(b[coMagic:]) != commitMagic {
 		return c, false, nil
 	}
@@ -293,7 +312,7 @@ func decodeCommit(b []byte) (c commitRec, ok bool, err error) {
 		if crc32.Checksum(b[:coChecksum], castagnoli) != le.Uint32(b[coChecksum:]) && c.format < minFormatVersion {
 			return c, false, nil
 		}
-		return c, false, versionError(c.format)
+		return c, false, versionError(path, c.format)
 	}
 	if crc32.Checksum(b[:coChecksum], castagnoli) != le.Uint32(b[coChecksum:]) {
 		return c, false, nil
@@ -316,14 +335,21 @@ func decodeCommit(b []byte) (c commitRec, ok bool, err error) {
 	m.Keys = le.Uint64(b[coNumKeys:])
 	m.Values = le.Uint64(b[coNumValues:])
 	m.SpilledKeys = le.Uint64(b[coNumSpilled:])
-	nd := [numKinds]uint32{le.Uint32(b[coBucketDeltaN:]), le.Uint32(b[coValueDeltaN:])}
+	kinds := numKinds
+	if c.format < formatBucketDeltas {
+		kinds = kindBucketDelta // the last kind, which older records lack (their bytes are zero)
+	}
+	var nd [numKinds]uint32
+	for k := range kinds {
+		if nd[k] = le.Uint32(b[deltaCountOff[k]:]); nd[k] > maxDeltas {
+			return c, false, nil
+		}
+	}
 	ns := le.Uint32(b[coSegmentN:])
-	if nd[0] > maxDeltas || nd[1] > maxDeltas || ns > maxSegments {
+	if ns > maxSegments {
 		return c, false, nil
 	}
-	snapOff := [numKinds]int{coBucketSnap, coValueSnap}
-	deltaOff := [numKinds]int{coBucketDeltas, coValueDeltas}
-	for k := range numKinds {
+	for k := range kinds {
 		c.snap[k] = getExtent(b[snapOff[k]:])
 		c.hasSnap[k] = c.snap[k].gen != 0
 		for i := range int(nd[k]) {
@@ -342,18 +368,22 @@ func decodeCommit(b []byte) (c commitRec, ok bool, err error) {
 	return c, true, nil
 }
 
-// kinds of indexed objects.
+// kinds of indexed objects. A bucket delta (version 3) is the cumulative
+// delta of the bucket of the same id (port.BucketRecord.Delta): its rows
+// are in /buckets/rows and its index records, BucketMeta like a bucket's,
+// in /buckets/meta, under their own snapshot and delta extents.
 const (
 	kindBucket = iota
 	kindValueSet
+	kindBucketDelta
 	numKinds
 )
 
-var kindName = [numKinds]string{"bucket", "value set"}
+var kindName = [numKinds]string{"bucket", "value set", "bucket delta"}
 
-// loc is where one bucket or value set version lives, with the metadata
-// LoadMeta/ReadBucket return. It is the per-object memory cost of the
-// backend (56 bytes).
+// loc is where one bucket, bucket delta or value set version lives, with
+// the metadata LoadMeta/ReadBucket return. It is the per-object memory
+// cost of the backend (56 bytes).
 type loc struct {
 	ref           ref
 	gen           uint64 // commit that wrote this version
@@ -441,13 +471,16 @@ func decodeValueSetMeta(b []byte) (uint64, loc) {
 	return le.Uint64(b[0:]), l
 }
 
-var metaRecord = [numKinds]*h5.Record{recBucketMeta, recValueSetMeta}
-var encodeMeta = [numKinds]func([]byte, uint64, *loc){encodeBucketMeta, encodeValueSetMeta}
-var decodeMeta = [numKinds]func([]byte) (uint64, loc){decodeBucketMeta, decodeValueSetMeta}
+var metaRecord = [numKinds]*h5.Record{recBucketMeta, recValueSetMeta, recBucketMeta}
+var encodeMeta = [numKinds]func([]byte, uint64, *loc){encodeBucketMeta, encodeValueSetMeta, encodeBucketMeta}
+var decodeMeta = [numKinds]func([]byte) (uint64, loc){decodeBucketMeta, decodeValueSetMeta, decodeBucketMeta}
 
-// objectCRC is the CRC32C of a bucket's or value set's rows, seeded with its
-// id and record count so that rows of another object, or a shorter run of
-// the same rows, never verify.
+// objectCRC is the CRC32C of a bucket's, bucket delta's or value set's
+// rows, seeded with its id and record count so that rows of another
+// object, or a shorter run of the same rows, never verify. (A Reader
+// compares it with the checksum of its own generation's index record, so
+// rows the writer reused for a later version fail it unless they are the
+// same bytes.)
 func objectCRC(id, count uint64, parts ...[]byte) uint32 {
 	var h [16]byte
 	le.PutUint64(h[0:], id)
@@ -459,12 +492,14 @@ func objectCRC(id, count uint64, parts ...[]byte) uint32 {
 	return c
 }
 
-func versionError(v uint32) error {
+// versionError reports the file at path, of format version v, as one this
+// build cannot open.
+func versionError(path string, v uint32) error {
 	if v > FormatVersion {
-		return fmt.Errorf("%w: file format version %d is newer than this build supports (%d): upgrade cidstore to open it",
-			ErrFormatVersion, v, FormatVersion)
+		return fmt.Errorf("%w: %s: file format version %d is newer than this build supports (%d): upgrade cidstore to open it",
+			ErrFormatVersion, path, v, FormatVersion)
 	}
-	return fmt.Errorf("%w: file format version %d is older than this build supports (%d) and no migration exists: "+
+	return fmt.Errorf("%w: %s: file format version %d is older than this build supports (%d) and no migration exists: "+
 		"export it with the build that wrote it (cidstore dump) and load it into a new store",
-		ErrFormatVersion, v, minFormatVersion)
+		ErrFormatVersion, path, v, minFormatVersion)
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,6 +52,21 @@ func TestLayout(t *testing.T) {
 	if err := s.Commit(cp); err != nil {
 		t.Fatal(err)
 	}
+	// A delta of bucket 0 adds a key after its one entry: the commit
+	// record then names a bucket delta index.
+	drow := make([]byte, port.EntrySize)
+	for i, v := range []uint64{0x1111, 0x2223, 1, 2, 3, 4, 5, 0} {
+		binary.LittleEndian.PutUint64(drow[i*8:], v)
+	}
+	cp.Meta.CheckpointLSN = 43
+	cp.Buckets = []port.BucketRecord{{ID: 0, LocalDepth: 1, SortedCount: 1, Entries: drow, Delta: true}}
+	cp.ValueSets, cp.Deletions = nil, nil
+	if err := s.Commit(cp); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.ReadBucket(0); err != nil || b.EntryCount() != 2 || len(b.DeltaKeys) != port.KeySize {
+		t.Fatalf("bucket 0 with a delta: %d entries, %d delta key bytes, %v", b.EntryCount(), len(b.DeltaKeys), err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +97,16 @@ func TestLayout(t *testing.T) {
 			t.Errorf("/config attribute %s: type %v, want %s", name, m, typ)
 		}
 	}
-	for name, want := range map[string]string{"checkpoint_lsn": "42", "num_keys": "1", "num_values": "4", "num_spilled_keys": "1"} {
+	for name, want := range map[string]string{"checkpoint_lsn": "43", "num_keys": "1", "num_values": "4", "num_spilled_keys": "1",
+		"format_version": strconv.Itoa(h5store.FormatVersion)} {
 		got := regexp.MustCompile(`ATTRIBUTE "` + name + `" \{[^}]*DATA \{\s*\(0\): (\d+)`).FindStringSubmatch(attrs)
 		if got == nil || got[1] != want {
 			t.Errorf("/config %s = %v, want %s", name, got, want)
 		}
+	}
+
+	if !strings.Contains(attrs, `"cidstore h5store layout `+strconv.Itoa(h5store.FormatVersion)+`"`) {
+		t.Errorf("/config version_string is not layout %d", h5store.FormatVersion)
 	}
 
 	header := run(t, "h5dump", "-H", path)
@@ -97,6 +118,7 @@ func TestLayout(t *testing.T) {
 		"value_group", "timestamp", // DeletionRecord
 		"generation", "segments", "bucket_meta_snapshot", // CommitRecord
 		"num_keys", "num_values", "num_spilled_keys", "deletion_start", "deletion_count",
+		"bucket_delta_meta_delta_count", "bucket_delta_meta_snapshot", "bucket_delta_meta_deltas", // version 3
 	} {
 		if !strings.Contains(header, `"`+member+`";`) {
 			t.Errorf("h5dump -H: no member %q", member)

@@ -16,7 +16,8 @@ type Options struct {
 	// served by the kernel page cache. Default 16 MiB.
 	CacheBytes int64
 	// IndexCacheBytes bounds the memory of the indexes that locate each
-	// bucket and value set in the file (about 32-48 bytes per object):
+	// bucket, bucket delta and value set in the file (about 32-48 bytes
+	// per object):
 	// pages of 1024 ids beyond it are read back from the file's index
 	// extents when needed. A commit in progress also holds its changed
 	// entries. Default 64 MiB.

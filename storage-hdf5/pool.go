@@ -44,8 +44,10 @@ var poolSpecs = [numPools]poolSpec{
 	poolDeletions:  {"/deletion_log", recDeletion, 0, 64},
 }
 
-var metaPool = [numKinds]int{poolBucketMeta, poolValueMeta}
-var dataPool = [numKinds]int{poolRows, poolValues}
+// The pools of each kind's index records and rows: a bucket delta's are
+// those of buckets.
+var metaPool = [numKinds]int{poolBucketMeta, poolValueMeta, poolBucketMeta}
+var dataPool = [numKinds]int{poolRows, poolValues, poolRows}
 
 // segmentName is the dataset of segment index of a pool.
 func segmentName(pool, index int) string {

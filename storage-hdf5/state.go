@@ -28,7 +28,7 @@ func readRoot(fd *os.File, off int64) (commitRec, error) {
 	var best commitRec
 	found := false
 	for slot := range 2 {
-		c, ok, err := decodeCommit(buf[slot*commitSize : (slot+1)*commitSize])
+		c, ok, err := decodeCommit(buf[slot*commitSize:(slot+1)*commitSize], fd.Name())
 		if err != nil {
 			return commitRec{}, err
 		}
@@ -205,15 +205,18 @@ func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int
 }
 
 // indexShare is the part of the index budget a kind's table keeps: value
-// sets outnumber buckets by far.
+// sets outnumber buckets by far; buckets and their deltas (at most one
+// per bucket) share a quarter.
 func indexShare(kind int, budget int64) int64 {
-	if kind == kindBucket {
-		return budget / 4
+	switch kind {
+	case kindBucket, kindBucketDelta:
+		return budget / 8
 	}
-	return budget - budget/4
+	return budget - 2*(budget/8)
 }
 
-// readObject reads and verifies the rows of one bucket or value set.
+// readObject reads and verifies the rows of one bucket, value set or
+// bucket delta.
 func (st *state) readObject(kind int, id uint64) (loc, []byte, error) {
 	l, ok, err := st.tabs[kind].get(id)
 	if err != nil {
@@ -222,46 +225,83 @@ func (st *state) readObject(kind int, id uint64) (loc, []byte, error) {
 	if !ok || !l.live() {
 		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, port.ErrNotFound)
 	}
+	buf, err := st.readRows(kind, id, &l)
+	return l, buf, err
+}
+
+// readRows reads and verifies the rows of the object version l of id.
+// Buckets' and deltas' rows come from entryBuf.
+func (st *state) readRows(kind int, id uint64, l *loc) ([]byte, error) {
 	n := l.records()
 	if n == 0 {
 		if c := objectCRC(id, 0); c != l.crc {
-			return loc{}, nil, fmt.Errorf("read %s %d: checksum %08x, want %08x: %w", kindName[kind], id, c, l.crc, port.ErrCorrupt)
+			return nil, fmt.Errorf("read %s %d: checksum %08x, want %08x: %w", kindName[kind], id, c, l.crc, port.ErrCorrupt)
 		}
-		return l, nil, nil
+		return nil, nil
 	}
 	p := st.pools[dataPool[kind]]
 	fd, off, err := p.locate(l.ref, n)
 	if err != nil {
-		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
+		return nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
 	}
 	var buf []byte
-	if kind == kindBucket {
-		buf = entryBuf(n * uint64(p.recSize))
-	} else {
+	if kind == kindValueSet {
 		buf = make([]byte, n*uint64(p.recSize))
+	} else {
+		buf = entryBuf(n * uint64(p.recSize))
 	}
 	if _, err := fd.ReadAt(buf, off); err != nil {
-		return loc{}, nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
+		return nil, fmt.Errorf("read %s %d: %w", kindName[kind], id, err)
 	}
 	if c := objectCRC(id, n, buf); c != l.crc {
-		return loc{}, nil, fmt.Errorf("read %s %d: rows at %s %v fail checksum (%08x, want %08x): %w",
+		return nil, fmt.Errorf("read %s %d: rows at %s %v fail checksum (%08x, want %08x): %w",
 			kindName[kind], id, poolSpecs[dataPool[kind]].name, l.ref, c, l.crc, port.ErrCorrupt)
 	}
-	return l, buf, nil
+	return buf, nil
 }
 
+// readBucket reads a bucket whole: its base rows and, if it has a delta,
+// the delta's rows, merged (port.ApplyBucketDelta) into a new buffer,
+// with the delta's local depth and last compaction. A delta that fails its
+// checksum or does not apply is corruption of the bucket.
 func (st *state) readBucket(id uint32) (port.BucketRecord, error) {
 	l, buf, err := st.readObject(kindBucket, uint64(id))
 	if err != nil {
 		return port.BucketRecord{}, err
 	}
-	return port.BucketRecord{
+	b := port.BucketRecord{
 		ID:            id,
 		LocalDepth:    l.depth,
 		SortedCount:   l.sorted,
 		LastCompacted: l.lastCompacted,
 		Entries:       buf,
-	}, nil
+	}
+	dl, ok, err := st.tabs[kindBucketDelta].get(uint64(id))
+	if err != nil {
+		recycleEntries(buf)
+		return port.BucketRecord{}, fmt.Errorf("read bucket %d: %w", id, err)
+	}
+	if !ok || !dl.live() {
+		return b, nil
+	}
+	rows, err := st.readRows(kindBucketDelta, uint64(id), &dl)
+	if err != nil {
+		recycleEntries(buf)
+		return port.BucketRecord{}, fmt.Errorf("read bucket %d: %w", id, err)
+	}
+	dst := entryBuf(uint64(len(buf) + len(rows)))
+	keysDst := make([]byte, 0, len(rows)/port.EntrySize*port.KeySize)
+	merged, keys, err := port.ApplyBucketDelta(dst, keysDst, buf, rows)
+	recycleEntries(buf)
+	recycleEntries(rows)
+	if err != nil {
+		return port.BucketRecord{}, fmt.Errorf("read bucket %d: its delta (%d rows at %s %v) does not apply to its base (%d rows at %v): %w: %w",
+			id, dl.count, poolSpecs[poolRows].name, dl.ref, l.count, l.ref, port.ErrCorrupt, err)
+	}
+	b.Entries, b.DeltaKeys = merged, keys
+	b.SortedCount = uint32(len(merged) / port.EntrySize)
+	b.LocalDepth, b.LastCompacted = dl.depth, dl.lastCompacted
+	return b, nil
 }
 
 func (st *state) readValueSet(id uint64) (port.ValueSetRecord, error) {
@@ -366,8 +406,9 @@ func ids32(ids []uint64) []uint32 {
 }
 
 // checkState verifies a committed state the way fsck would: the directory,
-// and the checksum of every bucket and value set. It returns every problem
-// found (at most about 100), each wrapping port.ErrCorrupt.
+// the checksum of every bucket, bucket delta and value set, that every
+// delta applies to its bucket and that none lacks one. It returns every
+// problem found (at most about 100), each wrapping port.ErrCorrupt.
 func checkState(st *state) error {
 	var errs []error
 	if _, _, _, err := st.loadMeta(); err != nil {
@@ -379,7 +420,23 @@ func checkState(st *state) error {
 			return errors.Join(append(errs, err)...)
 		}
 		for _, id := range ids {
-			if _, _, err := st.readObject(k, id); err != nil {
+			switch k {
+			case kindBucket:
+				var b port.BucketRecord
+				if b, err = st.readBucket(uint32(id)); err == nil {
+					recycleEntries(b.Entries)
+				}
+			case kindBucketDelta:
+				// Its rows were read with its bucket's.
+				var l loc
+				ok := false
+				if l, ok, err = st.tabs[kindBucket].get(id); err == nil && (!ok || !l.live()) {
+					err = fmt.Errorf("%w: bucket %d has a delta but no base", port.ErrCorrupt, id)
+				}
+			default:
+				_, _, err = st.readObject(k, id)
+			}
+			if err != nil {
 				errs = append(errs, err)
 				if len(errs) > 100 {
 					return errors.Join(errs...)

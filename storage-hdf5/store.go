@@ -58,7 +58,8 @@ type Stats struct {
 	BytesWritten    uint64 // rows, values, index and directory bytes
 	SegmentsCreated int
 	Recovered       bool // Open cleared a crashed writer's status flags
-	// IndexBytes is the memory of resident index pages (both tables,
+	// IndexBytes is the memory of resident index pages (all three tables:
+	// buckets, bucket deltas, value sets;
 	// Options.IndexCacheBytes bounds it between commits); IndexLoads and
 	// IndexEvictions count pages read back from the file and dropped,
 	// IndexLookups reads answered from the file's index extents.
@@ -75,8 +76,13 @@ type Stats struct {
 	// IndexCacheBytes.
 	IndexExtentBytes int64
 	// IndexExtents is the number of index extents (snapshots and deltas,
-	// both tables) that pages and lookups read from.
+	// of every table) that pages and lookups read from.
 	IndexExtents int
+	// FormatBackup is the directory holding the copy of the store that
+	// Open made (or found) because the file was of an older format
+	// version, which its next commit upgrades: <path>.format<N>-backup.
+	// Empty for a file of the current version.
+	FormatBackup string
 }
 
 // freeBatch is space superseded by the commit of generation gen.
@@ -265,6 +271,11 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
+	if root.format < FormatVersion {
+		if err := s.backup(root.format); err != nil {
+			return err
+		}
+	}
 	st, err := loadState(root, true, s.openSegment, s.opts.IndexCacheBytes)
 	s.st = st
 	if err != nil {
@@ -281,7 +292,34 @@ func (s *Store) open() error {
 	if err := s.findMissingAttrs(); err != nil {
 		return err
 	}
-	return h.StartSWMRWrite()
+	return s.h.StartSWMRWrite()
+}
+
+// backup copies a store of an older format version, which the next
+// commit turns into FormatVersion, to backupDir before anything writes to
+// it (backupStore), so that the build that wrote it can still open the
+// copy. The store file is closed in HDF5 for the copy, so that the copy is
+// a cleanly closed file, and opened again. An Open that finds the backup
+// made keeps it.
+func (s *Store) backup(format uint32) error {
+	err := s.h.Close()
+	s.h = nil
+	if err != nil {
+		return err
+	}
+	dir, made, err := backupStore(s.path, format)
+	if err != nil {
+		return fmt.Errorf("back up the format %d store before upgrading it to format %d: %w", format, FormatVersion, err)
+	}
+	s.stats.FormatBackup = dir
+	if made {
+		s.log.Info("h5store: backed up a store of an older format before its first commit in the new one",
+			"path", s.path, "format", format, "new_format", FormatVersion, "backup", dir)
+	} else {
+		s.log.Info("h5store: a store of an older format is backed up already", "path", s.path, "format", format, "backup", dir)
+	}
+	s.h, err = h5.Open(s.path, h5.ReadWrite, h5config(s.opts.CacheBytes))
+	return err
 }
 
 // findMissingAttrs records the mirror attributes that a file made by an
@@ -414,9 +452,12 @@ func (s *Store) LoadMeta() (port.Meta, []uint32, bool, error) {
 }
 
 // ReadBucket reads a committed bucket with one pread and verifies its
-// checksum. It returns an error wrapping port.ErrNotFound for an id the
+// checksum; a bucket with a delta takes a second pread and is returned
+// whole, the delta applied (port.ApplyBucketDelta) and its keys in
+// DeltaKeys. It returns an error wrapping port.ErrNotFound for an id the
 // last commit does not hold and port.ErrCorrupt, naming the bucket, for
-// rows that fail their checksum. Entries belongs to the caller.
+// rows that fail their checksum or a delta that does not apply. Entries
+// belongs to the caller.
 func (s *Store) ReadBucket(id uint32) (port.BucketRecord, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -425,6 +466,10 @@ func (s *Store) ReadBucket(id uint32) (port.BucketRecord, error) {
 	}
 	return s.st.readBucket(id)
 }
+
+// BucketDeltas implements port.BucketDeltas: Commit accepts bucket deltas
+// (port.BucketRecord.Delta), kept beside their base and merged on read.
+func (s *Store) BucketDeltas() bool { return true }
 
 // RecycleEntries implements port.EntriesRecycler: a later ReadBucket may
 // read into entries, which the caller no longer uses.
@@ -526,8 +571,9 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-// Check verifies the committed state the way fsck would: the directory, and
-// the checksum of every bucket and value set. Extent overlaps were already
+// Check verifies the committed state the way fsck would: the directory, the
+// checksum of every bucket, bucket delta and value set, and that every
+// delta has its bucket and applies to it. Extent overlaps were already
 // checked when the store was opened. It returns every problem found, each
 // wrapping port.ErrCorrupt.
 func (s *Store) Check() error {

@@ -19,12 +19,17 @@ import (
 // commitN opens a store at a new path and commits n workload checkpoints.
 func commitN(t *testing.T, n int, opts Options) (*Store, *workload, string) {
 	t.Helper()
+	return commitWorkload(t, n, opts, newWorkload(5))
+}
+
+// commitWorkload opens a store at a new path and commits n checkpoints of w.
+func commitWorkload(t *testing.T, n int, opts Options, w *workload) (*Store, *workload, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.h5")
 	s, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorkload(5)
 	for range n {
 		if err := s.Commit(w.next()); err != nil {
 			t.Fatal(err)
@@ -199,10 +204,13 @@ func TestFormatVersion(t *testing.T) {
 	}
 }
 
-// A version 1 file (no counts, no deletion_start in its commit records)
-// opens with counts 0 and becomes version 2 at its next commit.
+// A version 1 file (no counts, no deletion_start, no bucket deltas in its
+// commit records) opens with counts 0 and becomes the current version at
+// its next commit.
 func TestFormatVersion1Upgrades(t *testing.T) {
-	s, w, path := commitN(t, 3, workloadOptions())
+	w := newWorkload(5)
+	w.noDeltas = true
+	s, w, path := commitWorkload(t, 3, workloadOptions(), w)
 	off := s.commitOff
 	mustClose(t, s)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -216,7 +224,7 @@ func TestFormatVersion1Upgrades(t *testing.T) {
 			t.Fatal(err)
 		}
 		le.PutUint32(b[coFormat:], 1)
-		clear(b[coNumKeys : coDeletionStart+8])
+		clear(b[coNumKeys : coBucketDeltaDeltas+maxDeltas*recExtent.Size])
 		le.PutUint32(b[coChecksum:], crc32.Checksum(b[:coChecksum], castagnoli))
 		if _, err := f.WriteAt(b, o); err != nil {
 			t.Fatal(err)
@@ -328,7 +336,7 @@ func TestReaderStale(t *testing.T) {
 		for _, id := range w.liveBuckets() {
 			b := w.bucket(rand.New(rand.NewPCG(9, uint64(id))), id, 64)
 			cp.Buckets = append(cp.Buckets, b)
-			w.buckets[id] = b
+			w.setWhole(b, false)
 		}
 		if err := s.Commit(cp); err != nil {
 			t.Fatal(err)

@@ -335,6 +335,7 @@ var (
 	_ port.Lister  = (*Store)(nil)
 
 	_ port.DeletionLogReader = (*Store)(nil)
+	_ port.BucketDeltas      = (*Store)(nil)
 	_ port.EntriesRecycler   = (*Store)(nil)
 	_ port.Backend           = (*Reader)(nil)
 	_ port.Lister            = (*Reader)(nil)

@@ -3,6 +3,7 @@ package h5store
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"slices"
@@ -14,20 +15,172 @@ import (
 // build: checkpoint n depends only on the seed and the state after n-1, so a
 // child process and its parent replay the same history. It is the model
 // crash and SWMR tests compare a store with.
+//
+// Half of the new buckets are sorted (a base core could send deltas of);
+// a non-full checkpoint sends cumulative deltas of some of those
+// (port.BucketRecord.Delta) instead of rewriting them whole, at least one
+// when it can, so every such commit writes delta rows.
 type workload struct {
 	seed    uint64
 	lsn     uint64
-	buckets map[uint32]port.BucketRecord
+	buckets map[uint32]port.BucketRecord // as ReadBucket returns them: merged, with DeltaKeys
 	sets    map[uint64]port.ValueSetRecord
-	nextB   uint32
-	nextV   uint64
-	meta    port.Meta
-	dir     []uint32
-	dels    []port.DeletionRecord
+	// bases are the buckets that take deltas: a sorted base and the keys
+	// changed since.
+	bases map[uint32]*deltaBase
+	nextB uint32
+	nextV uint64
+	meta  port.Meta
+	dir   []uint32
+	dels  []port.DeletionRecord
+	// noDeltas makes a history without deltas (for files turned into an
+	// older format version, which has none).
+	noDeltas bool
+}
+
+// deltaBase is a bucket's base and the rows of the keys changed since
+// (nil: removed), from which its cumulative delta is built.
+type deltaBase struct {
+	rows    []byte // sorted by key
+	changed map[[port.KeySize]byte][]byte
 }
 
 func newWorkload(seed uint64) *workload {
-	return &workload{seed: seed, buckets: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{}, nextV: 1}
+	return &workload{seed: seed, buckets: map[uint32]port.BucketRecord{}, sets: map[uint64]port.ValueSetRecord{},
+		bases: map[uint32]*deltaBase{}, nextV: 1}
+}
+
+// keyCmp orders encoded rows by key, as port does.
+func keyCmp(a, b []byte) int {
+	if c := cmpU64(le.Uint64(a), le.Uint64(b)); c != 0 {
+		return c
+	}
+	return cmpU64(le.Uint64(a[8:]), le.Uint64(b[8:]))
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// rowsOf returns the rows of m sorted by key; a nil row is a removal row
+// (port.PutRemovalRow).
+func rowsOf(m map[[port.KeySize]byte][]byte) []byte {
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b [port.KeySize]byte) int { return keyCmp(a[:], b[:]) })
+	var out []byte
+	for _, k := range keys {
+		r := m[k]
+		if r == nil {
+			r = make([]byte, port.EntrySize)
+			port.PutRemovalRow(r, le.Uint64(k[:]), le.Uint64(k[8:]))
+		}
+		out = append(out, r...)
+	}
+	return out
+}
+
+// sortedBucket is a bucket of up to maxEntries entries with distinct keys,
+// sorted.
+func (w *workload) sortedBucket(r *rand.Rand, id uint32, maxEntries int) port.BucketRecord {
+	b := w.bucket(r, id, maxEntries)
+	n := len(b.Entries) / port.EntrySize
+	rows := make([][]byte, n)
+	for i := range rows {
+		rows[i] = b.Entries[i*port.EntrySize : (i+1)*port.EntrySize]
+	}
+	slices.SortFunc(rows, keyCmp)
+	rows = slices.CompactFunc(rows, func(a, b []byte) bool { return keyCmp(a, b) == 0 })
+	b.Entries = slices.Concat(rows...)
+	b.SortedCount = uint32(len(rows))
+	return b
+}
+
+// merged is base with its changes applied, as ReadBucket returns it
+// (computed without port.ApplyBucketDelta).
+func (d *deltaBase) merged() (rows, keys []byte) {
+	cur := map[[port.KeySize]byte][]byte{}
+	for o := 0; o < len(d.rows); o += port.EntrySize {
+		cur[[port.KeySize]byte(d.rows[o:])] = d.rows[o : o+port.EntrySize]
+	}
+	for k, r := range d.changed {
+		if r == nil {
+			delete(cur, k)
+		} else {
+			cur[k] = r
+		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(d.changed), func(a, b [port.KeySize]byte) int { return keyCmp(a[:], b[:]) }) {
+		keys = append(keys, k[:]...)
+	}
+	return rowsOf(cur), keys
+}
+
+// delta changes a few keys of bucket id (new keys, new rows of present
+// keys, removals, also of keys the delta added) and returns its
+// cumulative delta record, updating the model.
+func (w *workload) delta(r *rand.Rand, id uint32) port.BucketRecord {
+	d := w.bases[id]
+	if d.changed == nil {
+		d.changed = map[[port.KeySize]byte][]byte{}
+	}
+	cur, _ := d.merged()
+	for range 1 + r.IntN(4) {
+		row := make([]byte, port.EntrySize)
+		fillRandom(r, row)
+		switch op := r.IntN(3); {
+		case op == 0 || len(cur) == 0:
+			d.changed[[port.KeySize]byte(row)] = row
+		case op == 1:
+			o := r.IntN(len(cur)/port.EntrySize) * port.EntrySize
+			copy(row, cur[o:o+port.KeySize])
+			d.changed[[port.KeySize]byte(row)] = row
+		default:
+			o := r.IntN(len(cur)/port.EntrySize) * port.EntrySize
+			d.changed[[port.KeySize]byte(cur[o:])] = nil
+		}
+	}
+	return w.deltaRecord(id, uint8(r.IntN(20)), r.Int64N(1<<60))
+}
+
+// fold makes the model's buckets with a delta whole, as a compaction
+// writes them: the merged rows become the base.
+func (w *workload) fold() {
+	for id, d := range w.bases {
+		if len(d.changed) == 0 {
+			continue
+		}
+		b := w.buckets[id]
+		b.DeltaKeys = nil
+		w.buckets[id] = b
+		w.bases[id] = &deltaBase{rows: bytes.Clone(b.Entries)}
+	}
+}
+
+// clone returns a copy of w that shares no state that next changes.
+func (w *workload) clone() *workload {
+	c := *w
+	c.buckets, c.sets, c.bases = maps.Clone(w.buckets), maps.Clone(w.sets), maps.Clone(w.bases)
+	for id, d := range c.bases {
+		c.bases[id] = &deltaBase{rows: d.rows, changed: maps.Clone(d.changed)}
+	}
+	c.dels, c.dir = slices.Clone(w.dels), slices.Clone(w.dir)
+	return &c
+}
+
+// setWhole records that bucket b was committed whole.
+func (w *workload) setWhole(b port.BucketRecord, sorted bool) {
+	c := b
+	c.Entries = bytes.Clone(b.Entries)
+	w.buckets[b.ID] = c
+	delete(w.bases, b.ID)
+	if sorted && !w.noDeltas {
+		w.bases[b.ID] = &deltaBase{rows: c.Entries}
+	}
 }
 
 func fillRandom(r *rand.Rand, b []byte) {
@@ -83,9 +236,22 @@ func (w *workload) next() *port.Checkpoint {
 	cp := &port.Checkpoint{}
 	put := func(b port.BucketRecord) {
 		cp.Buckets = append(cp.Buckets, b)
-		c := b
-		c.Entries = bytes.Clone(b.Entries)
-		w.buckets[b.ID] = c
+		w.setWhole(b, false)
+	}
+	// newBucket makes a bucket whole, sorted half of the time.
+	newBucket := func(id uint32, maxEntries int) {
+		if w.noDeltas || r.IntN(2) == 0 {
+			put(w.bucket(r, id, maxEntries))
+			return
+		}
+		b := w.sortedBucket(r, id, maxEntries)
+		cp.Buckets = append(cp.Buckets, b)
+		w.setWhole(b, true)
+	}
+	deltas := 0
+	putDelta := func(id uint32) {
+		cp.Buckets = append(cp.Buckets, w.delta(r, id))
+		deltas++
 	}
 	putSet := func(v port.ValueSetRecord) {
 		cp.ValueSets = append(cp.ValueSets, v)
@@ -98,8 +264,9 @@ func (w *workload) next() *port.Checkpoint {
 		cp.Full = true
 		for _, id := range w.liveBuckets() {
 			delete(w.buckets, id)
+			delete(w.bases, id)
 			if r.IntN(8) > 0 || len(w.buckets) == 0 {
-				put(w.bucket(r, id, 64))
+				newBucket(id, 64)
 			}
 		}
 		for _, id := range w.liveSets() {
@@ -115,16 +282,33 @@ func (w *workload) next() *port.Checkpoint {
 			i := r.IntN(len(live))
 			cp.FreedBuckets = append(cp.FreedBuckets, live[i])
 			delete(w.buckets, live[i])
+			delete(w.bases, live[i])
 			live = slices.Delete(live, i, i+1)
 		}
 		for range r.IntN(4) {
-			put(w.bucket(r, w.nextB, 64))
+			newBucket(w.nextB, 64)
 			w.nextB++
 		}
+		// Rewrites: whole, or a delta of a bucket that takes them (also
+		// after its whole rewrite earlier in this checkpoint, or before
+		// one).
 		for range 2 + r.IntN(5) {
-			if len(live) > 0 {
-				put(w.bucket(r, live[r.IntN(len(live))], 64))
+			if len(live) == 0 {
+				break
 			}
+			id := live[r.IntN(len(live))]
+			switch _, ok := w.bases[id]; {
+			case ok && r.IntN(3) > 0:
+				putDelta(id)
+			case r.IntN(2) == 0:
+				newBucket(id, 64)
+			default:
+				put(w.bucket(r, id, 64))
+			}
+		}
+		if deltas == 0 && len(w.bases) > 0 {
+			ids := slices.Sorted(maps.Keys(w.bases))
+			putDelta(ids[r.IntN(len(ids))])
 		}
 		sets := w.liveSets()
 		if len(sets) > 3 && r.IntN(3) == 0 {
@@ -155,9 +339,17 @@ func (w *workload) next() *port.Checkpoint {
 		}
 	}
 	if len(w.buckets) == 0 {
-		put(w.bucket(r, w.nextB, 8))
+		newBucket(w.nextB, 8)
 		w.nextB++
 	}
+	w.lsn--
+	return w.seal(cp)
+}
+
+// seal makes cp checkpoint lsn+1 of the records already applied to the
+// model: its directory names the live buckets, its Meta counts them.
+func (w *workload) seal(cp *port.Checkpoint) *port.Checkpoint {
+	w.lsn++
 	live := w.liveBuckets()
 	depth := uint8(bits.Len(uint(len(live) - 1)))
 	w.dir = make([]uint32, 1<<depth)
@@ -174,6 +366,19 @@ func (w *workload) next() *port.Checkpoint {
 		CreatedUnixNano: int64(w.seed), Keys: keys, Values: 3 * keys, SpilledKeys: uint64(len(w.sets))}
 	cp.Meta = w.meta
 	return cp
+}
+
+// deltaRecord returns the cumulative delta record of bucket id, from its
+// changes in the model, and sets the model's bucket to the merged one.
+func (w *workload) deltaRecord(id uint32, depth uint8, lastCompacted int64) port.BucketRecord {
+	d := w.bases[id]
+	rows := rowsOf(d.changed)
+	b := port.BucketRecord{ID: id, LocalDepth: depth, SortedCount: uint32(len(rows) / port.EntrySize),
+		LastCompacted: lastCompacted, Entries: rows, Delta: true}
+	merged, keys := d.merged()
+	w.buckets[id] = port.BucketRecord{ID: id, LocalDepth: depth, SortedCount: uint32(len(merged) / port.EntrySize),
+		LastCompacted: lastCompacted, Entries: merged, DeltaKeys: keys}
+	return b
 }
 
 // advanceTo replays the workload up to lsn.
@@ -211,8 +416,10 @@ func verifyState(b port.Loader, w *workload) error {
 			return err
 		}
 		if got.ID != want.ID || got.LocalDepth != want.LocalDepth || got.SortedCount != want.SortedCount ||
-			got.LastCompacted != want.LastCompacted || !bytes.Equal(got.Entries, want.Entries) {
-			return fmt.Errorf("lsn %d: bucket %d differs", w.lsn, id)
+			got.LastCompacted != want.LastCompacted || !bytes.Equal(got.Entries, want.Entries) ||
+			!bytes.Equal(got.DeltaKeys, want.DeltaKeys) || got.Delta {
+			return fmt.Errorf("lsn %d: bucket %d differs (%d entries, %d delta keys; want %d, %d)", w.lsn, id,
+				got.EntryCount(), len(got.DeltaKeys)/port.KeySize, want.EntryCount(), len(want.DeltaKeys)/port.KeySize)
 		}
 	}
 	for id, want := range w.sets {

@@ -159,6 +159,18 @@ func (s *suite) bucketDeltas(t *testing.T) {
 				cp.FreedBuckets = append(cp.FreedBuckets, d.id)
 			}
 		}
+		// The directory names the buckets live after the checkpoint (a
+		// backend may refuse one that names a freed bucket).
+		var live []uint32
+		for _, d := range bs {
+			_, was := m.buckets[d.id]
+			freed := slices.Contains(cp.FreedBuckets, d.id)
+			written := slices.ContainsFunc(cp.Buckets, func(r port.BucketRecord) bool { return r.ID == d.id })
+			if (was && !freed) || written {
+				live = append(live, d.id)
+			}
+		}
+		cp.Directory = dirFor(5, live)
 		if round%2 == 0 {
 			m.commitAs(t, b, cp, streamed(cp, nil))
 		} else {
