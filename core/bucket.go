@@ -64,7 +64,7 @@ type bucket struct {
 	// backend holds: what a delta of b must carry. Unsorted and with
 	// repeats between captures (compactSince); a capture sorts it. whole
 	// is set when b's next capture must be whole: b has no base (new,
-	// split, merged, maintained, or its capture failed to commit) or its
+	// split, merged, or its capture failed to commit) or its
 	// changes since the base passed the fold (foldAt). delta is the
 	// freeze's choice for the capture in progress. since is meaningful
 	// only while b is loaded (a load sets it from the record's

@@ -143,6 +143,10 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 		bad("bucket %d: %d tags for %d entries", b.id, len(b.tags), len(b.entries))
 		return
 	}
+	// A checkpoint's stream may be capturing b (it resets since and
+	// whole under b.mu; the writer, stopped here, changes them only after
+	// a capture).
+	b.mu.RLock()
 	if b.whole && len(b.since) > 0 {
 		bad("bucket %d: %d changed keys tracked for a bucket written whole next", b.id, len(b.since))
 	}
@@ -154,6 +158,7 @@ func (s *Store) validateBucket(b *bucket, bad func(string, ...any)) (keys, value
 			bad("bucket %d: changed key %v hashes outside the bucket", b.id, k)
 		}
 	}
+	b.mu.RUnlock()
 	keysSeen := make(map[E]struct{}, len(b.entries))
 	var buf [64]byte
 	for i := range b.entries {

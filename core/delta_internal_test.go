@@ -3,6 +3,7 @@ package cidstore
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/cidstore/cidstore/core/port"
@@ -115,6 +116,20 @@ func TestBucketDeltas(t *testing.T) {
 	if got := s.Stats().CheckpointSetBytes - before.CheckpointSetBytes; got != 3*port.ValueSize {
 		t.Fatalf("set bytes %d, want %d", got, 3*port.ValueSize)
 	}
+	// Maintenance's sort-merge of the tail changes no entry: still a delta.
+	ins(e(200), e(4003)) // a new key: an unsorted tail
+	b := s.bucketFor(s.hash(e(200)))
+	if b.sorted == len(b.entries) {
+		t.Fatalf("no unsorted tail to merge: bucket %d sorted %d of %d, depth %d", b.id, b.sorted, len(b.entries), b.depth)
+	}
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.sorted != len(b.entries) || b.lastCompacted == 0 {
+		t.Fatalf("Compact merged no tail: %d of %d sorted", b.sorted, len(b.entries))
+	}
+	d.step("after maintenance", 0, 4)
+	checkModel(t, s, sortModel(want))
 }
 
 // evictAll evicts every clean bucket of s and returns the evictions.
@@ -269,5 +284,48 @@ func TestBucketDeltasModel(t *testing.T) {
 	}
 	if deltaBytes += s.Stats().CheckpointDeltaBytes; deltaBytes == 0 {
 		t.Fatal("no checkpoint wrote a delta")
+	}
+}
+
+// A demotion changes its key's entry (spilled to inline): the next delta
+// carries it, and the store reads the same after a reopen.
+func TestBucketDeltasDemotion(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	opts := Options{BucketCapacity: 1024, WALPath: t.TempDir() + "/wal", CheckpointInterval: -1}
+	s := openTest(t, be, opts)
+	for i := uint64(1); i <= 100; i++ {
+		mustInsert(t, s, e(i), e(1000+i))
+	}
+	mustInsert(t, s, e(5), e(2005), e(3005), e(4005)) // a value set
+	d := &deltaStep{t: t, s: s}
+	d.step("base", 100, 0)
+	for _, v := range []E{e(2005), e(3005)} {
+		if err := s.DeleteValue(ctx, e(5), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.step("values deleted from the set", 0, 0)
+	demotions := s.Stats().Demotions
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stats().Demotions == demotions {
+		t.Fatal("nothing demoted")
+	}
+	d.step("demoted", 0, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, be.reopen(), opts)
+	defer s.Close()
+	got, err := s.Get(ctx, e(5))
+	want := []E{e(1005), e(4005)}
+	slices.SortFunc(want, E.Compare)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("demoted key reads %v, %v", got, err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

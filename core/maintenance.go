@@ -59,6 +59,7 @@ func (s *Store) compactBucket(b *bucket, now int64) error {
 	}
 	threshold := int(s.promote.Load())
 	changed := false
+	var demoted []E
 	s.lockBucket(b)
 	if b.sorted != len(b.entries) {
 		b.mergeTail()
@@ -77,6 +78,7 @@ func (s *Store) compactBucket(b *bucket, now int64) error {
 				e.s1 = vals[1]
 			}
 			s.dropSet(vs, e.key)
+			demoted = append(demoted, e.key)
 			s.stats.demotions.Add(1)
 			changed = true
 			continue
@@ -91,7 +93,7 @@ func (s *Store) compactBucket(b *bucket, now int64) error {
 	}
 	b.mu.Unlock()
 	if changed {
-		s.markRewritten(b)
+		s.markMaintained(b, demoted)
 	}
 	return nil
 }

@@ -567,6 +567,7 @@ func (s *Store) maintainBucket(b *bucket, now int64) {
 		return
 	}
 	locked, changed := false, false
+	var demoted []E // keys whose entries changed (a delta carries them)
 	lock := func() {
 		if !locked {
 			s.lockBucket(b) // captures b first if a checkpoint froze it
@@ -612,6 +613,7 @@ func (s *Store) maintainBucket(b *bucket, now int64) {
 				e.s1 = vals[1]
 			}
 			s.dropSet(vs, e.key)
+			demoted = append(demoted, e.key)
 			s.stats.demotions.Add(1)
 			s.maint.stats.demote.add(start, bytes)
 			changed = true
@@ -639,7 +641,7 @@ func (s *Store) maintainBucket(b *bucket, now int64) {
 		b.mu.Unlock()
 	}
 	if changed {
-		s.markRewritten(b)
+		s.markMaintained(b, demoted)
 	}
 	b.maint.pending, b.maint.gen, b.maint.lastMerge = 0, s.maint.gen, now
 }

@@ -205,10 +205,20 @@ func (s *Store) setDir(d *directory) {
 }
 
 // markRewritten is markDirty for a change that leaves b with no
-// persisted base to be a delta of (splits, merges, compaction, new
-// buckets).
+// persisted base to be a delta of (splits, merges, new buckets).
 func (s *Store) markRewritten(b *bucket) {
 	b.whole, b.since = true, nil
+	s.markChanged(b)
+}
+
+// markMaintained queues b after maintenance changed it (writer only, b.mu
+// released): demoted keys' entries changed; a sort-merge of the tail
+// changed only the order in memory (the persisted bucket is sorted
+// anyway) and lastCompacted, which a delta carries too.
+func (s *Store) markMaintained(b *bucket, demoted []E) {
+	for _, k := range demoted {
+		s.markDirty(b, k)
+	}
 	s.markChanged(b)
 }
 
