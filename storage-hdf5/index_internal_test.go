@@ -220,6 +220,58 @@ func TestIndexCommitCounts(t *testing.T) {
 	}
 }
 
+// TestIndexLoadsCountRebuilds checks that Stats.IndexLoads counts every
+// page rebuilt from the index extents, also one the budget is too small
+// to keep (a commit's resolve over a table far past its budget rebuilds
+// pages it then drops; counting only the kept ones hid that work).
+func TestIndexLoadsCountRebuilds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.h5")
+	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(7, 8)), sets: map[uint64][]byte{}}
+	for range 10 {
+		if err := s.Commit(m.checkpoint()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustClose(t, s)
+
+	s, err = Open(path, Options{IndexCacheBytes: 1, NoSync: true}) // no page fits
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	tab := s.st.tabs[kindValueSet]
+	var pns []uint64
+	tab.mu.RLock()
+	for pn, p := range tab.pages {
+		if p == nil {
+			pns = append(pns, pn)
+		}
+	}
+	tab.mu.RUnlock()
+	if len(pns) < 2 {
+		t.Fatalf("%d pages not resident; the model should spread sets over many", len(pns))
+	}
+	before := s.Stats()
+	for _, pn := range pns[:2] {
+		p, err := tab.page(pn)
+		if err != nil || p == nil {
+			t.Fatalf("page %d: %v, %v", pn, p, err)
+		}
+	}
+	after := s.Stats()
+	if after.IndexLoads != before.IndexLoads+2 {
+		t.Errorf("two pages rebuilt: IndexLoads %d → %d", before.IndexLoads, after.IndexLoads)
+	}
+	if after.IndexBytes != before.IndexBytes || after.IndexPages != before.IndexPages {
+		t.Errorf("a budget of 1 byte kept pages: %d → %d bytes, %d → %d pages",
+			before.IndexBytes, after.IndexBytes, before.IndexPages, after.IndexPages)
+	}
+}
+
 // TestSortRecords covers extents written before deltas were sorted: they
 // are sorted in memory, and an id twice is corruption.
 func TestSortRecords(t *testing.T) {

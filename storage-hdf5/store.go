@@ -60,8 +60,10 @@ type Stats struct {
 	Recovered       bool // Open cleared a crashed writer's status flags
 	// IndexBytes is the memory of resident index pages (all three tables:
 	// buckets, bucket deltas, value sets;
-	// Options.IndexCacheBytes bounds it between commits); IndexLoads and
-	// IndexEvictions count pages read back from the file and dropped,
+	// Options.IndexCacheBytes bounds it between commits); IndexLoads
+	// counts pages rebuilt from the file's index extents (kept resident
+	// or, over the budget, used once and dropped), IndexEvictions resident
+	// pages dropped,
 	// IndexLookups reads answered from the file's index extents.
 	IndexBytes     int64
 	IndexPages     int

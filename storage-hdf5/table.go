@@ -685,10 +685,10 @@ func (t *table) page(pn uint64) (*page, error) {
 		return nil, err
 	}
 	t.mu.Lock()
+	t.loads++ // kept or not: a page read back from the file
 	if cur, known := t.pages[pn]; cur == nil && known && !t.absorbing && t.resident+t.src.overhead()+p.size() <= t.budget {
 		t.pages[pn] = p
 		t.resident += p.size()
-		t.loads++
 	}
 	t.mu.Unlock()
 	return p, nil
