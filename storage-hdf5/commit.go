@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,6 +183,9 @@ type txn struct {
 	// what readers see: table entries and pool segment lists (lock).
 	exclusive bool
 	staged    []stagedLoc // new versions not yet in the tables (publish)
+	// dirRefs are the buckets whose refs writeDirectory looked up, for
+	// Store.bucketRefs once the commit is durable.
+	dirRefs []bucketRef
 	// stream, when set, puts more objects after cp's (commitStream).
 	stream func(tx *txn) error
 	// noUndo skips the allocation list: the txn cannot be rolled back
@@ -664,16 +668,29 @@ func (tx *txn) writeDirectory() error {
 	}
 	bw := tx.blob(f, off)
 	lastID, lastRef := uint32(0), ref(0)
+	known := tx.s.bucketRefs
+	if tx.cp.Full {
+		known = nil
+	}
+	tx.dirRefs = tx.s.spareDirRefs[:0]
+	tx.s.spareDirRefs = nil
 	for i, id := range dir {
 		if i == 0 || id != lastID {
-			l, ok, err := bt.get(uint64(id))
-			if err != nil {
-				return fmt.Errorf("directory slot %d: %w", i, err)
+			lastID = id
+			if int(id) < len(known) && known[id] != noRef && !tx.saved[kindBucket].has(uint64(id)) {
+				// Live at the last commit and untouched by this one.
+				lastRef = known[id]
+			} else {
+				l, ok, err := bt.get(uint64(id))
+				if err != nil {
+					return fmt.Errorf("directory slot %d: %w", i, err)
+				}
+				if !ok || !l.live() {
+					return fmt.Errorf("directory slot %d names bucket %d, which is neither committed nor in this checkpoint", i, id)
+				}
+				lastRef = l.ref
+				tx.dirRefs = append(tx.dirRefs, bucketRef{id, l.ref})
 			}
-			if !ok || !l.live() {
-				return fmt.Errorf("directory slot %d names bucket %d, which is neither committed nor in this checkpoint", i, id)
-			}
-			lastID, lastRef = id, l.ref
 		}
 		rec, err := bw.next(recBucketPointer.Size)
 		if err != nil {
@@ -692,6 +709,47 @@ func (tx *txn) writeDirectory() error {
 	}
 	tx.root.dir = extent{ref: r, count: uint64(len(dir)), gen: tx.gen, crc: crc}
 	return nil
+}
+
+// bucketRef is a bucket's committed rows ref.
+type bucketRef struct {
+	id uint32
+	r  ref
+}
+
+// noRef marks a bucket whose ref Store.bucketRefs does not know.
+const noRef = nilRef - 1
+
+// learnRefs brings Store.bucketRefs to the durable commit: the buckets
+// it changed are forgotten, then those writeDirectory looked up are
+// learnt.
+func (tx *txn) learnRefs() {
+	s := tx.s
+	if tx.cp.Full {
+		s.bucketRefs = s.bucketRefs[:0]
+	}
+	known := s.bucketRefs
+	saved := tx.saved[kindBucket]
+	for w, x := range saved.bits {
+		for ; x != 0; x &= x - 1 {
+			if id := w*64 + bits.TrailingZeros64(x); id < len(known) {
+				known[id] = noRef
+			}
+		}
+	}
+	for id := range saved.other {
+		if id < uint64(len(known)) {
+			known[id] = noRef
+		}
+	}
+	for _, b := range tx.dirRefs {
+		for int(b.id) >= len(known) {
+			known = append(known, noRef)
+		}
+		known[b.id] = b.r
+	}
+	s.bucketRefs = known
+	s.spareDirRefs = tx.dirRefs[:0]
 }
 
 // writeIndex persists kind k's table: a snapshot of every live entry, a
@@ -889,6 +947,7 @@ func (tx *txn) rollback() {
 func (tx *txn) finish() {
 	s := tx.s
 	s.st.root = tx.root
+	tx.learnRefs()
 	for k := range numKinds {
 		t := s.st.tabs[k]
 		if t.budget == 0 {

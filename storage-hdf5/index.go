@@ -155,6 +155,12 @@ func (s *tsrc) read(x *srcExtent, i, j uint64, buf *[]byte) ([]byte, error) {
 // load builds page pn from the extents.
 func (s *tsrc) load(pn uint64) (*page, error) {
 	p := &page{}
+	return p, s.loadInto(pn, p)
+}
+
+// loadInto builds page pn from the extents in p, reusing its memory.
+func (s *tsrc) loadInto(pn uint64, p *page) error {
+	p.reset()
 	lo, hi := pn<<pageBits, (pn+1)<<pageBits
 	rs := metaRecord[s.kind].Size
 	// Size recs once for the records the spans may hold: growing it by
@@ -165,7 +171,9 @@ func (s *tsrc) load(pn uint64) (*page, error) {
 			n += j - i
 		}
 	}
-	p.recs = make([]rec, 0, min(n, pageSize))
+	if want := min(n, pageSize); uint64(cap(p.recs)) < want {
+		p.recs = make([]rec, 0, want)
+	}
 	buf := readBufs.Get().(*[]byte)
 	defer readBufs.Put(buf)
 	for xi := range s.exts {
@@ -176,7 +184,7 @@ func (s *tsrc) load(pn uint64) (*page, error) {
 		}
 		b, err := s.read(x, i, j, buf)
 		if err != nil {
-			return nil, fmt.Errorf("read %s index page %d: %w", kindName[s.kind], pn, err)
+			return fmt.Errorf("read %s index page %d: %w", kindName[s.kind], pn, err)
 		}
 		for o := 0; o+rs <= len(b); o += rs {
 			id, l := decodeMeta[s.kind](b[o : o+rs])
@@ -195,7 +203,7 @@ func (s *tsrc) load(pn uint64) (*page, error) {
 		}
 	}
 	p.fit()
-	return p, nil
+	return nil
 }
 
 // fencer collects the fences of an extent from its ids, in order, and
@@ -414,4 +422,63 @@ func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64, 
 	}
 	t.live, t.dirty = live, dirty
 	return t, nil
+}
+
+// metaID returns the id of the index record b of kind k without decoding
+// the rest of it.
+func metaID(k int, b []byte) uint64 {
+	if k == kindValueSet {
+		return le.Uint64(b)
+	}
+	return uint64(le.Uint32(b))
+}
+
+// find looks up the committed entries of ids, sorted and all in one page,
+// without building the page: what a commit's resolve needs of a page that
+// is not resident and that the budget would not keep. It reads the same
+// extent blocks a page load would (those between the first and the last
+// id) but decodes only the records of ids and allocates nothing: at 20M
+// keys, with ~18 of a page's 1 024 ids changed per commit, building and
+// dropping whole pages was most of a commit's index work (session 16's
+// profile: page.put, the page's slice and decoding every record were 70 s
+// of tsrc.load's 113 s). out[i] and has[i] receive the entry of ids[i]
+// as a loaded page would hold it.
+func (s *tsrc) find(ids []uint64, out []loc, has []bool) error {
+	clear(has)
+	if len(ids) == 0 {
+		return nil
+	}
+	rs := metaRecord[s.kind].Size
+	buf := readBufs.Get().(*[]byte)
+	defer readBufs.Put(buf)
+	lo, hi := ids[0], ids[len(ids)-1]+1
+	for xi := range s.exts {
+		x := &s.exts[xi]
+		i, j := x.span(lo, hi)
+		if i >= j {
+			continue
+		}
+		b, err := s.read(x, i, j, buf)
+		if err != nil {
+			return fmt.Errorf("read %s index records %d..%d: %w", kindName[s.kind], lo, hi-1, err)
+		}
+		k := 0
+		for o := 0; o+rs <= len(b) && k < len(ids); o += rs {
+			id := metaID(s.kind, b[o:])
+			for k < len(ids) && ids[k] < id {
+				k++
+			}
+			if k == len(ids) || ids[k] != id {
+				continue
+			}
+			_, l := decodeMeta[s.kind](b[o : o+rs])
+			if x.delta {
+				l.state |= stDirty
+			} else if !l.live() {
+				continue
+			}
+			out[k], has[k] = l, true // a later duplicate (old extents) wins, as in load
+		}
+	}
+	return nil
 }

@@ -153,9 +153,12 @@ func TestIndexPaging(t *testing.T) {
 			if snapshots < 2 || merges < 1 {
 				t.Errorf("the model made %d snapshots and %d merged deltas; want both paths", snapshots, merges)
 			}
-			if budget < 1<<20 && (st.IndexEvictions == 0 || st.IndexLoads == 0 || st.IndexLookups == 0) {
-				t.Errorf("%d loads, %d evictions, %d lookups with a budget of %d bytes: nothing paged",
-					st.IndexLoads, st.IndexEvictions, st.IndexLookups, budget)
+			if budget < 1<<20 && (st.IndexEvictions == 0 || st.IndexLoads == 0 || st.IndexLookups == 0 || st.IndexFinds == 0) {
+				t.Errorf("%d loads, %d evictions, %d lookups, %d finds with a budget of %d bytes: nothing paged",
+					st.IndexLoads, st.IndexEvictions, st.IndexLookups, st.IndexFinds, budget)
+			}
+			if budget > 1<<20 && st.IndexFinds != 0 {
+				t.Errorf("%d pages resolved unbuilt with a budget that holds them all", st.IndexFinds)
 			}
 			if err := s.Check(); err != nil {
 				t.Fatal(err)
@@ -181,6 +184,62 @@ func TestIndexPaging(t *testing.T) {
 			}
 			mustClose(t, r)
 		})
+	}
+}
+
+// TestFindMatchesLoad checks that tsrc.find, which a commit's resolve uses
+// for a page the budget would not keep, gives for any sorted subset of a
+// page's ids (present or not) exactly the entries a page built by
+// tsrc.load holds, over snapshots, deltas and tombstones.
+func TestFindMatchesLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.h5")
+	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(9, 10)), sets: map[uint64][]byte{}}
+	r := rand.New(rand.NewPCG(11, 12))
+	checked, tombs := 0, 0
+	for c := range 40 {
+		if err := s.Commit(m.checkpoint()); err != nil {
+			t.Fatal(err)
+		}
+		src := s.st.tabs[kindValueSet].src
+		for pn := uint64(0); pn <= pagingSpan>>pageBits; pn++ {
+			p, err := src.load(pn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []uint64
+			for sl := range pageSize {
+				if r.IntN(8) == 0 {
+					ids = append(ids, pn<<pageBits|uint64(sl))
+				}
+			}
+			out, has := make([]loc, len(ids)), make([]bool, len(ids))
+			for i := range has {
+				has[i] = true // find must clear what it does not set
+			}
+			if err := src.find(ids, out, has); err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range ids {
+				want, ok := p.get(int(id & (pageSize - 1)))
+				if has[i] != ok || (ok && out[i] != want) {
+					t.Fatalf("commit %d, id %d: find gives %+v, %v; the loaded page %+v, %v", c, id, out[i], has[i], want, ok)
+				}
+				if ok {
+					checked++
+					if !want.live() {
+						tombs++
+					}
+				}
+			}
+		}
+	}
+	if checked < 1000 || tombs == 0 {
+		t.Errorf("compared %d present entries, %d of them tombstones: the model did not exercise find", checked, tombs)
 	}
 }
 

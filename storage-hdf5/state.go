@@ -321,8 +321,9 @@ func (st *state) readValueSet(id uint64) (port.ValueSetRecord, error) {
 }
 
 // readDirectory reads the committed directory and checks that it has
-// 1<<GlobalDepth slots, each naming a live bucket.
-func (st *state) readDirectory() ([]uint32, error) {
+// 1<<GlobalDepth slots, each naming a live bucket; with refs (Check), also
+// that each slot's hdf5_ref is its bucket's committed rows ref.
+func (st *state) readDirectory(refs bool) ([]uint32, error) {
 	r := &st.root
 	blob, err := readBlob(st.pools[poolDirectory], r.dir, "directory")
 	if err != nil {
@@ -336,7 +337,8 @@ func (st *state) readDirectory() ([]uint32, error) {
 	bt := st.tabs[kindBucket]
 	last, lastOK := uint32(0), false
 	for i := range dir {
-		id := le.Uint32(blob[i*recBucketPointer.Size:])
+		rec := blob[i*recBucketPointer.Size:]
+		id := le.Uint32(rec)
 		if !lastOK || id != last {
 			l, ok, err := bt.get(uint64(id))
 			if err != nil {
@@ -344,6 +346,9 @@ func (st *state) readDirectory() ([]uint32, error) {
 			}
 			if !ok || !l.live() {
 				return nil, fmt.Errorf("%w: directory slot %d names bucket %d, which is not committed", port.ErrCorrupt, i, id)
+			}
+			if r := ref(le.Uint64(rec[4:])); refs && r != l.ref {
+				return nil, fmt.Errorf("%w: directory slot %d: bucket %d's hdf5_ref is %d, its rows are at %d", port.ErrCorrupt, i, id, r, l.ref)
 			}
 			last, lastOK = id, true
 		}
@@ -356,7 +361,7 @@ func (st *state) loadMeta() (port.Meta, []uint32, bool, error) {
 	if !st.root.hasMeta() {
 		return port.Meta{}, nil, false, nil
 	}
-	dir, err := st.readDirectory()
+	dir, err := st.readDirectory(false)
 	if err != nil {
 		return port.Meta{}, nil, false, err
 	}
@@ -411,8 +416,10 @@ func ids32(ids []uint64) []uint32 {
 // problem found (at most about 100), each wrapping port.ErrCorrupt.
 func checkState(st *state) error {
 	var errs []error
-	if _, _, _, err := st.loadMeta(); err != nil {
-		errs = append(errs, err)
+	if st.root.hasMeta() {
+		if _, err := st.readDirectory(true); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for k := range numKinds {
 		ids, err := st.tabs[k].ids()

@@ -41,10 +41,18 @@ type Store struct {
 	// 24 MB that would otherwise be grown by doubling, copied at every
 	// step (BENCHMARKS.md, session 11).
 	spareAllocs, spareFrees []pext
-	closed                  bool
-	failed                  error
-	wbuf                    []byte
-	stats                   Stats
+	// bucketRefs is, by bucket id, the committed rows ref of each bucket
+	// the last commits' directories named (noRef: unknown), so that a
+	// commit writes the directory (a ref per slot) looking up only the
+	// buckets it changed: at 20M keys, 131k lookups per commit against a
+	// paged index were 1.3 % of an ingest's CPU. Check verifies every
+	// slot's ref against the index.
+	bucketRefs   []ref
+	spareDirRefs []bucketRef
+	closed       bool
+	failed       error
+	wbuf         []byte
+	stats        Stats
 
 	// failpoint, when set, is called at named steps of Commit and growth;
 	// crash tests kill the process there.
@@ -70,6 +78,10 @@ type Stats struct {
 	IndexLoads     uint64
 	IndexEvictions uint64
 	IndexLookups   uint64
+	// IndexFinds counts the pages whose changed entries a commit looked
+	// up in the index extents without building the page (not resident,
+	// and no room in the budget to keep it).
+	IndexFinds uint64
 	// IndexLookupReads counts the extent blocks those reads read (one per
 	// index extent tried, newest first).
 	IndexLookupReads uint64
@@ -565,6 +577,7 @@ func (s *Store) Stats() Stats {
 			st.IndexLoads += ts.Loads
 			st.IndexEvictions += ts.Evictions
 			st.IndexLookups += ts.Lookups
+			st.IndexFinds += ts.Finds
 			st.IndexLookupReads += ts.LookupReads
 			st.IndexExtentBytes += ts.Overhead
 			st.IndexExtents += ts.Extents

@@ -520,3 +520,48 @@ func testReadDuringCommit(t *testing.T, fp string) {
 		t.Fatal(during)
 	}
 }
+
+// TestDirectoryRefs checks that the directory's hdf5_ref of every slot is
+// its bucket's committed rows ref although a commit looks up only the
+// buckets it changed (Store.bucketRefs), over splits, frees, doubling and
+// reopens, with a paged index; and that Check sees a stale ref.
+func TestDirectoryRefs(t *testing.T) {
+	for _, budget := range []int64{4 << 10, 64 << 20} {
+		t.Run(strconv.FormatInt(budget, 10), func(t *testing.T) {
+			opts := Options{IndexCacheBytes: budget, NoSync: true, ReuseDelayCommits: -1}
+			s, w, path := commitN(t, 1, opts)
+			for i := range 40 {
+				if err := s.Commit(w.next()); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Check(); err != nil {
+					t.Fatalf("commit %d: %v", i, err)
+				}
+				if i == 20 {
+					mustClose(t, s)
+					var err error
+					if s, err = Open(path, opts); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if len(s.bucketRefs) == 0 {
+				t.Fatal("no bucket refs learnt")
+			}
+			// Poison what the store knows: the buckets the next commit
+			// does not change keep a wrong ref, which Check must report.
+			for id, r := range s.bucketRefs {
+				if r != noRef {
+					s.bucketRefs[id] = r + 1
+				}
+			}
+			if err := s.Commit(w.next()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Check(); !errors.Is(err, port.ErrCorrupt) || !strings.Contains(err.Error(), "hdf5_ref") {
+				t.Fatalf("stale directory refs: Check gives %v", err)
+			}
+			mustClose(t, s)
+		})
+	}
+}

@@ -43,13 +43,20 @@ type table struct {
 	// keys ~1M value sets) instead of growing again, step by step, at
 	// every commit (BENCHMARKS.md, session 11).
 	over map[uint64]loc
-	src  *tsrc // where pages come from (paged); nil: resident
+	// sorted is over's ids in ascending order when sortedOK (staged sorts
+	// them once a commit stops adding ids): a commit walks them three
+	// times (resolve, writeIndex, absorb), and sorting ~1M ids at each
+	// walk cost more than the walks.
+	sorted   []uint64
+	sortedOK bool
+	src      *tsrc // where pages come from (paged); nil: resident
 	// budget bounds the bytes of resident pages (paged); resident counts
 	// them.
 	budget, resident int64
 	live             int // entries with stLive, overlay included
 	dirty            int // entries with stDirty, overlay included
 	loads, evictions uint64
+	finds            uint64 // pages a resolve looked up in the extents unbuilt
 	lookups          uint64 // gets answered from the extents (atomic)
 	lookupReads      uint64 // extent blocks those gets read (atomic)
 	// absorbing is set while absorb moves a durable commit's overlay into
@@ -152,6 +159,16 @@ func (p *page) insert(i int) {
 	}
 	p.recs = p.recs[:len(p.recs)+1]
 	copy(p.recs[i+1:], p.recs[i:])
+}
+
+// reset empties p for loadInto, keeping its recs' capacity.
+func (p *page) reset() {
+	p.has, p.live, p.dirty = [pageWords]uint64{}, [pageWords]uint64{}, [pageWords]uint64{}
+	p.recs = p.recs[:0]
+	clear(p.big)
+	p.used.Store(false)
+	// ext keeps stale extras of absent slots: store overwrites a slot's
+	// whenever ext exists, and only present slots are read.
 }
 
 // fit gives back the recs capacity a clean freed, which after churn is most
@@ -407,6 +424,9 @@ func (t *table) stage(id uint64, l loc) {
 	if t.over == nil {
 		t.over = make(map[uint64]loc)
 	}
+	if _, ok := t.over[id]; !ok {
+		t.sortedOK = false
+	}
 	t.over[id] = l
 }
 
@@ -418,41 +438,55 @@ func (t *table) pending() bool {
 }
 
 // staged returns the ids of the commit in progress, in ascending order.
+// The slice is the table's: callers must not change it.
 func (t *table) staged() []uint64 {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return slices.Sorted(maps.Keys(t.over))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.sortedOK {
+		t.sorted = slices.AppendSeq(t.sorted[:0], maps.Keys(t.over))
+		slices.Sort(t.sorted)
+		t.sortedOK = true
+	}
+	return t.sorted
 }
 
 // resolve compares every overlay entry with the committed entry it
 // replaces, page by page in id order (each page read once): it counts the
 // change into live and dirty, calls free with a committed version that was
-// live, and drops tombstones of ids that were not live.
+// live, and drops tombstones of ids that were not live. A page that is not
+// resident and that the budget would not keep is not built: its ids are
+// looked up in the extents (tsrc.find).
 func (t *table) resolve(free func(base loc)) error {
 	ids := t.staged()
+	// ids is compacted in place to the ids that stay in the overlay; until
+	// the end it is not over's sorted ids (an error leaves it so).
+	t.mu.Lock()
+	t.sortedOK = false
+	t.mu.Unlock()
+	kept := 0 // ids[:kept] are the overlay's ids resolved so far
+	var bases []loc
+	var has []bool
 	for i := 0; i < len(ids); {
 		pn := ids[i] >> pageBits
 		j := i + 1
 		for j < len(ids) && ids[j]>>pageBits == pn {
 			j++
 		}
-		p, err := t.page(pn)
-		if err != nil {
+		group := ids[i:j]
+		bases, has = slices.Grow(bases[:0], len(group))[:len(group)], slices.Grow(has[:0], len(group))[:len(group)]
+		if err := t.committed(pn, group, bases, has); err != nil {
 			return err
 		}
 		t.mu.Lock()
-		for _, id := range ids[i:j] {
-			var base loc
-			had := false
-			if p != nil {
-				_, s := split(id)
-				base, had = p.get(s)
-			}
+		for g, id := range group {
+			base, had := bases[g], has[g]
 			cur := t.over[id]
 			if !cur.live() && !base.live() {
 				delete(t.over, id) // freeing what was not live changes nothing
 				continue
 			}
+			ids[kept] = id // kept <= i+g: only ids already read are overwritten
+			kept++
 			if had {
 				t.count(base.state, -1)
 			}
@@ -464,8 +498,53 @@ func (t *table) resolve(free func(base loc)) error {
 		t.mu.Unlock()
 		i = j
 	}
+	t.mu.Lock()
+	t.sorted, t.sortedOK = ids[:kept], true
+	t.mu.Unlock()
 	return nil
 }
+
+// committed puts the committed entries of ids, sorted and all in page pn,
+// into out and has: from the resident page, from a page loaded to stay
+// resident, or, when the budget has no room for it, from the extents
+// without building the page.
+func (t *table) committed(pn uint64, ids []uint64, out []loc, has []bool) error {
+	if t.cold(pn) {
+		t.mu.Lock()
+		t.finds++
+		t.mu.Unlock()
+		return t.src.find(ids, out, has)
+	}
+	p, err := t.page(pn)
+	if err != nil {
+		return err
+	}
+	clear(has)
+	if p == nil {
+		return nil
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for g, id := range ids {
+		_, s := split(id)
+		out[g], has[g] = p.get(s)
+	}
+	return nil
+}
+
+// cold reports whether page pn is on disk only (paged) and the budget has
+// no room to keep it once built: then a commit uses it without building
+// it for keeps.
+func (t *table) cold(pn uint64) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p, known := t.pages[pn]
+	return p == nil && known && t.resident+t.src.overhead()+fullPageBytes > t.budget
+}
+
+// fullPageBytes is the most a value-set page takes: whether a page the
+// budget would keep is worth building.
+const fullPageBytes = pageHeaderBytes + pageSize*recBytes
 
 // discard drops the commit in progress: a rollback. live and dirty are
 // the counts from before it.
@@ -473,6 +552,7 @@ func (t *table) discard(live, dirty int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	clear(t.over)
+	t.sorted, t.sortedOK = t.sorted[:0], false
 	t.live, t.dirty = live, dirty
 }
 
@@ -527,6 +607,7 @@ func (t *table) commit(src *tsrc, snapshot bool) {
 	}
 	t.absorbing = false
 	clear(t.over)
+	t.sorted, t.sortedOK = t.sorted[:0], false
 	if snapshot {
 		for pn, p := range t.pages {
 			if p == nil {
@@ -658,8 +739,24 @@ type pageEntry struct {
 	l  loc
 }
 
-// entries appends the entries of page pn, without the overlay, to out.
+// entries appends the entries of page pn, without the overlay, to out. A
+// page that is not resident and that the budget would not keep is built
+// in a pooled scratch page: a snapshot written over an index past its
+// budget builds every page once, and allocating each (32 KiB) was a
+// fifth of a page build's cost at 20M keys, and the collector's work.
 func (t *table) entries(pn uint64, out []pageEntry) ([]pageEntry, error) {
+	if t.cold(pn) {
+		sp := scratchPages.Get().(*page)
+		defer scratchPages.Put(sp)
+		if err := t.src.loadInto(pn, sp); err != nil {
+			return out, err
+		}
+		t.mu.Lock()
+		t.loads++
+		t.mu.Unlock()
+		sp.walk(pn, func(id uint64, l loc) { out = append(out, pageEntry{id, l}) })
+		return out, nil
+	}
 	p, err := t.page(pn)
 	if p == nil || err != nil {
 		return out, err
@@ -669,6 +766,9 @@ func (t *table) entries(pn uint64, out []pageEntry) ([]pageEntry, error) {
 	t.mu.RUnlock()
 	return out, nil
 }
+
+// scratchPages are the pages entries builds and drops.
+var scratchPages = sync.Pool{New: func() any { return new(page) }}
 
 // page returns page pn without the overlay: the resident one, or one read
 // from src for a walk (kept if the budget has room, without evicting
@@ -743,6 +843,7 @@ type tableStats struct {
 	Resident         int64 // bytes of resident pages
 	Pages            int   // resident pages
 	Loads, Evictions uint64
+	Finds            uint64
 	Lookups          uint64
 	LookupReads      uint64
 	Overhead         int64 // the extents' fences and filters
@@ -752,7 +853,7 @@ type tableStats struct {
 func (t *table) stats() tableStats {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	st := tableStats{Resident: t.resident, Loads: t.loads, Evictions: t.evictions,
+	st := tableStats{Resident: t.resident, Loads: t.loads, Evictions: t.evictions, Finds: t.finds,
 		Lookups: atomic.LoadUint64(&t.lookups), LookupReads: atomic.LoadUint64(&t.lookupReads),
 		Overhead: t.src.overhead()}
 	if t.src != nil {

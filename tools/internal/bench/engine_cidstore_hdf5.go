@@ -62,6 +62,7 @@ func openCIDStoreHDF5Durable(dir string, opts cidstore.Options) (Engine, error) 
 		m["index_loads"] = hs.IndexLoads
 		m["index_evictions"] = hs.IndexEvictions
 		m["index_lookups"] = hs.IndexLookups
+		m["index_finds"] = hs.IndexFinds
 		m["index_lookup_reads"] = hs.IndexLookupReads
 		m["index_extent_bytes"] = hs.IndexExtentBytes
 		m["index_extents"] = hs.IndexExtents
