@@ -798,10 +798,11 @@ func (tx *txn) writeIndex(k int) error {
 	case len(old.deltas[k]) < maxDeltas:
 		ids := t.staged()
 		x, err := tx.writeMeta(k, uint64(len(ids)), true, func(emit func(uint64, *loc) error) error {
+			var l loc // one for all: emit's argument escapes
 			for _, id := range ids {
-				l, _, err := t.get(id)
-				if err != nil {
-					return err
+				var ok bool
+				if l, ok = t.overlay(id); !ok {
+					return fmt.Errorf("id %d: staged but not in the overlay", id)
 				}
 				if err := emit(id, &l); err != nil {
 					return err

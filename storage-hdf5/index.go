@@ -96,8 +96,13 @@ func (s *tsrc) lookup(id uint64, reads *uint64) (loc, bool, error) {
 	defer readBufs.Put(buf)
 	for xi := len(s.exts) - 1; xi >= 0; xi-- {
 		x := &s.exts[xi]
+		// The filter first: it rejects most deltas in fewer probes than
+		// the fence search takes.
+		if !x.mayHold(id) {
+			continue
+		}
 		i, j := x.block(id)
-		if i >= j || !x.mayHold(id) {
+		if i >= j {
 			continue
 		}
 		atomic.AddUint64(reads, 1)
@@ -106,13 +111,12 @@ func (s *tsrc) lookup(id uint64, reads *uint64) (loc, bool, error) {
 			return loc{}, false, fmt.Errorf("read %s index entry %d: %w", kindName[s.kind], id, err)
 		}
 		for o := 0; o+rs <= len(b); o += rs {
-			rid, l := decodeMeta[s.kind](b[o : o+rs])
-			if rid < id {
+			if rid := metaID(s.kind, b[o:]); rid < id {
 				continue
-			}
-			if rid > id {
+			} else if rid > id {
 				break
 			}
+			_, l := decodeMeta[s.kind](b[o : o+rs])
 			if x.delta {
 				l.state |= stDirty
 			} else if !l.live() {

@@ -355,6 +355,14 @@ func (t *table) get(id uint64) (loc, bool, error) {
 	return t.src.lookup(id, &t.lookupReads)
 }
 
+// overlay returns id's entry in the commit in progress.
+func (t *table) overlay(id uint64) (loc, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	l, ok := t.over[id]
+	return l, ok
+}
+
 // evict drops resident pages, least recently read first (CLOCK: a page
 // read since the last pass gets a second chance), until their bytes are
 // an eighth under the budget.

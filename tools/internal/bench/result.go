@@ -57,16 +57,23 @@ type Result struct {
 	// what reaches the disk (IOBytes); InsertWcharBytes is what the process
 	// passed to write calls, InsertDeviceWriteBytes what the device holding
 	// the store wrote meanwhile (every process's writes, the journal's).
-	InsertReadBytes        int64          `json:"insert_read_bytes,omitempty"`
-	InsertWriteBytes       int64          `json:"insert_write_bytes,omitempty"`
-	InsertWcharBytes       int64          `json:"insert_wchar_bytes,omitempty"`
-	InsertDeviceWriteBytes int64          `json:"insert_device_write_bytes,omitempty"`
-	DatasetRSSBytes        int64          `json:"dataset_rss_bytes"` // RSS once the data set is generated, before the engine opens
-	CloseMs                float64        `json:"close_ms"`
-	GOMAXPROCS             int            `json:"gomaxprocs"`
-	MemBytes               int64          `json:"mem_bytes"`
-	Load1                  float64        `json:"load1"` // at the start of the run
-	EngineStats            map[string]any `json:"engine_stats,omitempty"`
+	InsertReadBytes        int64 `json:"insert_read_bytes,omitempty"`
+	InsertWriteBytes       int64 `json:"insert_write_bytes,omitempty"`
+	InsertWcharBytes       int64 `json:"insert_wchar_bytes,omitempty"`
+	InsertDeviceWriteBytes int64 `json:"insert_device_write_bytes,omitempty"`
+	// CPU of the whole process during the insert phase (user + system,
+	// getrusage), and the Go garbage collector's cycles and CPU (the
+	// runtime's estimate, runtime/metrics): every engine runs in the
+	// benchmark's process.
+	InsertCPUSeconds   float64        `json:"insert_cpu_s,omitempty"`
+	InsertGCCycles     uint64         `json:"insert_gc_cycles,omitempty"`
+	InsertGCCPUSeconds float64        `json:"insert_gc_cpu_s,omitempty"`
+	DatasetRSSBytes    int64          `json:"dataset_rss_bytes"` // RSS once the data set is generated, before the engine opens
+	CloseMs            float64        `json:"close_ms"`
+	GOMAXPROCS         int            `json:"gomaxprocs"`
+	MemBytes           int64          `json:"mem_bytes"`
+	Load1              float64        `json:"load1"` // at the start of the run
+	EngineStats        map[string]any `json:"engine_stats,omitempty"`
 	// ColdReadBytes is what the cold lookups read from storage (not from
 	// the page cache; /proc/self/io, Linux only).
 	ColdReadBytes int64 `json:"cold_read_bytes,omitempty"`

@@ -66,6 +66,16 @@ func MinorFaults() int64 {
 	return ru.Minflt
 }
 
+// CPUSeconds returns the user and system CPU time the process has used
+// (getrusage), or -1.
+func CPUSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return -1
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
 // IOBytes returns the bytes the process has read from and written to
 // storage (read_bytes and write_bytes of /proc/self/io), or -1s when
 // unreadable. read_bytes is what came from the block layer, not page-cache

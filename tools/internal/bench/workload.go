@@ -92,6 +92,8 @@ func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int
 	bl := NewLatency()
 	rd0, wr0 := IOBytes()
 	wc0, dev0 := WrittenChars(), DeviceWrittenBytes(cfg.Dir)
+	cpu0 := CPUSeconds()
+	gcs0, gcCPU0 := GCWork()
 	t0 := time.Now()
 	for b := range w.NumBatches() {
 		tb := time.Now()
@@ -114,6 +116,11 @@ func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int
 	if dev := DeviceWrittenBytes(cfg.Dir); dev0 >= 0 && dev >= 0 {
 		r.InsertDeviceWriteBytes = dev - dev0
 	}
+	if cpu := CPUSeconds(); cpu0 >= 0 && cpu >= 0 {
+		r.InsertCPUSeconds = round3(cpu - cpu0)
+	}
+	gcs, gcCPU := GCWork()
+	r.InsertGCCycles, r.InsertGCCPUSeconds = gcs-gcs0, round3(gcCPU-gcCPU0)
 	cfg.logf("inserted %d pairs in %v: %.0f pairs/s", w.P(), el.Round(time.Millisecond), r.InsertPairsPerS)
 	return nil
 }
