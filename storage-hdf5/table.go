@@ -448,14 +448,20 @@ func (t *table) pending() bool {
 // staged returns the ids of the commit in progress, in ascending order.
 // The slice is the table's: callers must not change it.
 func (t *table) staged() []uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.sortedOK {
-		t.sorted = slices.AppendSeq(t.sorted[:0], maps.Keys(t.over))
-		slices.Sort(t.sorted)
-		t.sortedOK = true
+	// Only the committing goroutine changes over and sorted, so they can
+	// be read without mu here; mu is taken to publish sorted, and the
+	// sort runs outside it (readers of the table do not wait for it).
+	if t.sortedOK {
+		return t.sorted
 	}
-	return t.sorted
+	t.mu.RLock()
+	ids := slices.AppendSeq(t.sorted[:0], maps.Keys(t.over))
+	t.mu.RUnlock()
+	slices.Sort(ids)
+	t.mu.Lock()
+	t.sorted, t.sortedOK = ids, true
+	t.mu.Unlock()
+	return ids
 }
 
 // resolve compares every overlay entry with the committed entry it
