@@ -224,14 +224,14 @@
 // the budget has no room for is not built: the commit's ids in it are
 // looked up in the same extent blocks, decoding only their records. The
 // directory's refs are looked up only for the buckets a commit changed
-// (the others' are remembered from earlier commits). Pages are dropped by a CLOCK hand once their bytes pass the
-// budget, to 7/8 of it; every resident page equals what the extents give,
-// so any page can go.
+// (the others' are remembered from earlier commits). Pages are dropped by
+// a CLOCK hand once their bytes pass the budget, to 7/8 of it; every
+// resident page equals what the extents give, so any page can go.
 // A commit does not change pages while it runs: its new locs wait in an
 // overlay that reads consult first, are compared with the committed
 // entries page by page in id order (resolve: each page the commit touches
-// is read once, built or not), and enter the resident pages when the commit is durable.
-// So the index takes the budget plus the overlay of one commit (a Go map
+// is read once, built or not), and enter the resident pages when the
+// commit is durable. So the index takes the budget plus the overlay of one commit (a Go map
 // entry per object it writes; by Go's map layout an estimated ~100 bytes,
 // not measured), whatever the size of the file. SWMR Readers
 // and Rewrite keep their whole index resident.
