@@ -66,6 +66,18 @@ type tsrc struct {
 	exts []srcExtent
 }
 
+// entry is the table entry that record l of x gives: a delta's records
+// are changes since the snapshot (dirty, tombstones included); a
+// snapshot holds live entries only, so a record that is not live there
+// gives none (ok false).
+func (x *srcExtent) entry(l loc) (loc, bool) {
+	if x.delta {
+		l.state |= stDirty
+		return l, true
+	}
+	return l, l.live()
+}
+
 // span returns the records [i, j) of x that may hold ids in [lo, hi).
 func (x *srcExtent) span(lo, hi uint64) (i, j uint64) {
 	f := x.fences
@@ -117,12 +129,8 @@ func (s *tsrc) lookup(id uint64, reads *uint64) (loc, bool, error) {
 				break
 			}
 			_, l := decodeMeta[s.kind](b[o : o+rs])
-			if x.delta {
-				l.state |= stDirty
-			} else if !l.live() {
-				return loc{}, false, nil
-			}
-			return l, true, nil
+			l, ok := x.entry(l)
+			return l, ok, nil
 		}
 	}
 	return loc{}, false, nil
@@ -198,12 +206,9 @@ func (s *tsrc) loadInto(pn uint64, p *page) error {
 			if id >= hi {
 				break
 			}
-			if x.delta {
-				l.state |= stDirty
-			} else if !l.live() {
-				continue
+			if l, ok := x.entry(l); ok {
+				p.put(int(id-lo), l)
 			}
-			p.put(int(id-lo), l)
 		}
 	}
 	p.fit()
@@ -476,12 +481,9 @@ func (s *tsrc) find(ids []uint64, out []loc, has []bool) error {
 				continue
 			}
 			_, l := decodeMeta[s.kind](b[o : o+rs])
-			if x.delta {
-				l.state |= stDirty
-			} else if !l.live() {
-				continue
+			if l, ok := x.entry(l); ok {
+				out[k], has[k] = l, true // a later duplicate (old extents) wins, as in load
 			}
-			out[k], has[k] = l, true // a later duplicate (old extents) wins, as in load
 		}
 	}
 	return nil
