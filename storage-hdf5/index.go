@@ -186,18 +186,7 @@ func (s *tsrc) loadInto(pn uint64, p *page) error {
 	if want := min(n, pageSize); uint64(cap(p.recs)) < want {
 		p.recs = make([]rec, 0, want)
 	}
-	buf := readBufs.Get().(*[]byte)
-	defer readBufs.Put(buf)
-	for xi := range s.exts {
-		x := &s.exts[xi]
-		i, j := x.span(lo, hi)
-		if i >= j {
-			continue
-		}
-		b, err := s.read(x, i, j, buf)
-		if err != nil {
-			return fmt.Errorf("read %s index page %d: %w", kindName[s.kind], pn, err)
-		}
+	err := s.spans(lo, hi, func(x *srcExtent, b []byte) {
 		for o := 0; o+rs <= len(b); o += rs {
 			id, l := decodeMeta[s.kind](b[o : o+rs])
 			if id < lo {
@@ -210,8 +199,33 @@ func (s *tsrc) loadInto(pn uint64, p *page) error {
 				p.put(int(id-lo), l)
 			}
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("index page %d: %w", pn, err)
 	}
 	p.fit()
+	return nil
+}
+
+// spans calls fn, oldest extent first (the snapshot, then each delta),
+// with the records of every extent that may hold ids in [lo, hi): the
+// blocks its fences give, read into a pooled buffer that is valid only
+// during the call.
+func (s *tsrc) spans(lo, hi uint64, fn func(x *srcExtent, b []byte)) error {
+	buf := readBufs.Get().(*[]byte)
+	defer readBufs.Put(buf)
+	for xi := range s.exts {
+		x := &s.exts[xi]
+		i, j := x.span(lo, hi)
+		if i >= j {
+			continue
+		}
+		b, err := s.read(x, i, j, buf)
+		if err != nil {
+			return fmt.Errorf("read %s index records %d..%d: %w", kindName[s.kind], lo, hi-1, err)
+		}
+		fn(x, b)
+	}
 	return nil
 }
 
@@ -458,19 +472,7 @@ func (s *tsrc) find(ids []uint64, out []loc, has []bool) error {
 		return nil
 	}
 	rs := metaRecord[s.kind].Size
-	buf := readBufs.Get().(*[]byte)
-	defer readBufs.Put(buf)
-	lo, hi := ids[0], ids[len(ids)-1]+1
-	for xi := range s.exts {
-		x := &s.exts[xi]
-		i, j := x.span(lo, hi)
-		if i >= j {
-			continue
-		}
-		b, err := s.read(x, i, j, buf)
-		if err != nil {
-			return fmt.Errorf("read %s index records %d..%d: %w", kindName[s.kind], lo, hi-1, err)
-		}
+	return s.spans(ids[0], ids[len(ids)-1]+1, func(x *srcExtent, b []byte) {
 		k := 0
 		for o := 0; o+rs <= len(b) && k < len(ids); o += rs {
 			id := metaID(s.kind, b[o:])
@@ -485,6 +487,5 @@ func (s *tsrc) find(ids []uint64, out []loc, has []bool) error {
 				out[k], has[k] = l, true // a later duplicate (old extents) wins, as in load
 			}
 		}
-	}
-	return nil
+	})
 }
