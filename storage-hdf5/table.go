@@ -371,7 +371,7 @@ func (t *table) evict() {
 	if t.src == nil || t.resident+ov <= t.budget {
 		return
 	}
-	target := t.budget - t.budget/8 - ov
+	target := t.keepLimit() - ov
 	for pass := 0; pass < 2 && t.resident > target; pass++ {
 		for pn, p := range t.pages {
 			if p == nil {
@@ -553,8 +553,18 @@ func (t *table) cold(pn uint64) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	p, known := t.pages[pn]
-	return p == nil && known && t.resident+t.src.overhead()+fullPageBytes > t.budget
+	return p == nil && known && t.resident+t.src.overhead()+fullPageBytes > t.keepLimit()
 }
+
+// keepLimit is the most the resident pages and the extents' overhead may
+// take for a page read from src to be kept: the level evict brings them
+// down to, an eighth under the budget. Keeping pages up to the budget
+// itself churned: with the index over budget (20M keys), each commit's
+// eviction made room that its resolve then filled with ~630 pages built
+// for ~18 ids each and evicted before any other use (BENCHMARKS.md,
+// session 18); above the limit a commit finds its ids unbuilt. The eighth
+// is left to the pages of new ids (absorbOne), which are read soonest.
+func (t *table) keepLimit() int64 { return t.budget - t.budget/8 }
 
 // fullPageBytes is the most a value-set page takes: whether a page the
 // budget would keep is worth building.
@@ -800,7 +810,7 @@ func (t *table) page(pn uint64) (*page, error) {
 	}
 	t.mu.Lock()
 	t.loads++ // kept or not: a page read back from the file
-	if cur, known := t.pages[pn]; cur == nil && known && !t.absorbing && t.resident+t.src.overhead()+p.size() <= t.budget {
+	if cur, known := t.pages[pn]; cur == nil && known && !t.absorbing && t.resident+t.src.overhead()+p.size() <= t.keepLimit() {
 		t.pages[pn] = p
 		t.resident += p.size()
 	}
