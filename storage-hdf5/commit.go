@@ -796,15 +796,13 @@ func (tx *txn) writeIndex(k int) error {
 		src.exts = []srcExtent{x}
 	case !t.pending():
 	case len(old.deltas[k]) < maxDeltas:
-		ids := t.staged()
-		x, err := tx.writeMeta(k, uint64(len(ids)), true, func(emit func(uint64, *loc) error) error {
+		order := t.staged()
+		x, err := tx.writeMeta(k, uint64(len(order)), true, func(emit func(uint64, *loc) error) error {
 			var l loc // one for all: emit's argument escapes
-			for _, id := range ids {
-				var ok bool
-				if l, ok = t.overlay(id); !ok {
-					return fmt.Errorf("id %d: staged but not in the overlay", id)
-				}
-				if err := emit(id, &l); err != nil {
+			for _, e := range order {
+				ent := &t.over.ents[e]
+				l = ent.l
+				if err := emit(ent.id, &l); err != nil {
 					return err
 				}
 			}
@@ -817,12 +815,7 @@ func (tx *txn) writeIndex(k int) error {
 		src.exts = append(slices.Clip(src.exts), x)
 	default:
 		x, err := tx.writeMeta(k, uint64(t.dirty), true, func(emit func(uint64, *loc) error) error {
-			return t.each(func(id uint64, l *loc) error {
-				if l.state&stDirty != 0 {
-					return emit(id, l)
-				}
-				return nil
-			})
+			return t.eachDirty(emit)
 		})
 		if err != nil {
 			return err

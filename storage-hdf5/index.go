@@ -489,3 +489,64 @@ func (s *tsrc) find(ids []uint64, out []loc, has []bool) error {
 		}
 	})
 }
+
+// deltaChunk is how many records a delta cursor reads at a time.
+const deltaChunk = 2048
+
+// cursor reads the records of one extent in order, deltaChunk at a time.
+type cursor struct {
+	s    *tsrc
+	x    *srcExtent
+	next uint64 // the record after the chunk read
+	buf  []byte
+	b    []byte // the chunk's records from the current one on
+	id   uint64 // the current record's id, valid unless done
+	done bool
+}
+
+func (s *tsrc) cursor(x *srcExtent) (*cursor, error) {
+	c := &cursor{s: s, x: x}
+	return c, c.advance()
+}
+
+// advance moves c to its next record.
+func (c *cursor) advance() error {
+	rs := metaRecord[c.s.kind].Size
+	if len(c.b) > 0 {
+		c.b = c.b[rs:]
+	}
+	if len(c.b) == 0 {
+		if c.next >= c.x.e.count {
+			c.done = true
+			return nil
+		}
+		j := min(c.next+deltaChunk, c.x.e.count)
+		b, err := c.s.read(c.x, c.next, j, &c.buf)
+		if err != nil {
+			return fmt.Errorf("read %s index records %d..%d of extent %d: %w", kindName[c.s.kind], c.next, j-1, c.x.e.ref, err)
+		}
+		c.b, c.next = b, j
+	}
+	c.id = metaID(c.s.kind, c.b)
+	return nil
+}
+
+// entry is the table entry of c's current record.
+func (c *cursor) entry() (loc, bool) {
+	_, l := decodeMeta[c.s.kind](c.b[:metaRecord[c.s.kind].Size])
+	return c.x.entry(l)
+}
+
+// deltas reports whether s is a snapshot followed by deltas only: what
+// eachDirty's merge needs.
+func (s *tsrc) deltas() bool {
+	if len(s.exts) == 0 || s.exts[0].delta {
+		return false
+	}
+	for _, x := range s.exts[1:] {
+		if !x.delta {
+			return false
+		}
+	}
+	return true
+}

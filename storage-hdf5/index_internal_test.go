@@ -512,3 +512,85 @@ func TestDeltaFilters(t *testing.T) {
 		t.Fatal("a snapshot got a filter")
 	}
 }
+
+// TestEachDirtyMatchesEach checks the merged delta's source: eachDirty
+// (the deltas merged with the overlay, snapshot unread) against each
+// filtered to the dirty entries, after each of 60 commits of the paging
+// model, with a resolved overlay of random rewrites, new ids and
+// tombstones staged on top.
+func TestEachDirtyMatchesEach(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.h5")
+	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(13, 14)), sets: map[uint64][]byte{}}
+	r := rand.New(rand.NewPCG(15, 16))
+	merges, compared := 0, 0
+	for c := range 60 {
+		if err := s.Commit(m.checkpoint()); err != nil {
+			t.Fatal(err)
+		}
+		tab := s.st.tabs[kindValueSet]
+		if tab.src == nil || !tab.src.deltas() {
+			t.Fatalf("commit %d: the table's source is not a snapshot and deltas", c)
+		}
+		if len(tab.src.exts) > 2 {
+			merges++
+		}
+		live, dirty := tab.live, tab.dirty
+		for range r.IntN(300) {
+			l := loc{ref: ref(1 + r.Uint64N(1<<20)), gen: uint64(c + 2), count: 1, state: stDirty}
+			if r.IntN(4) > 0 {
+				l.state |= stLive
+			}
+			tab.stage(1+r.Uint64N(pagingSpan+pageSize), l) // a page past the span: new ids
+		}
+		if err := tab.resolve(func(loc) {}); err != nil {
+			t.Fatal(err)
+		}
+		type rec struct {
+			id uint64
+			l  loc
+		}
+		var want, got []rec
+		if err := tab.each(func(id uint64, l *loc) error {
+			if l.state&stDirty != 0 {
+				want = append(want, rec{id, *l})
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tab.eachDirty(func(id uint64, l *loc) error {
+			got = append(got, rec{id, *l})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("commit %d: eachDirty gives %d entries, each %d dirty ones; first difference at %d", c, len(got), len(want),
+				firstDiff(len(got), len(want), func(i int) bool { return got[i] == want[i] }))
+		}
+		if len(want) != tab.dirty {
+			t.Fatalf("commit %d: %d dirty entries, the table counts %d", c, len(want), tab.dirty)
+		}
+		compared += len(want)
+		tab.discard(live, dirty)
+	}
+	if merges < 10 || compared < 10000 {
+		t.Errorf("%d commits had two deltas or more, %d entries compared: the model did not exercise the merge", merges, compared)
+	}
+}
+
+// firstDiff returns the first index below min(n, m) where eq is false, or
+// that minimum.
+func firstDiff(n, m int, eq func(int) bool) int {
+	for i := range min(n, m) {
+		if !eq(i) {
+			return i
+		}
+	}
+	return min(n, m)
+}

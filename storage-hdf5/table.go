@@ -1,9 +1,9 @@
 package h5store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -41,15 +41,12 @@ type table struct {
 	// over is the commit in progress (paged). Emptied, not dropped,
 	// between commits: it keeps the space of the largest commit (at 10M
 	// keys ~1M value sets) instead of growing again, step by step, at
-	// every commit (BENCHMARKS.md, session 11).
-	over map[uint64]loc
-	// sorted is over's ids in ascending order when sortedOK (staged sorts
-	// them once a commit stops adding ids): a commit walks them three
-	// times (resolve, writeIndex, absorb), and sorting ~1M ids at each
-	// walk cost more than the walks.
-	sorted   []uint64
-	sortedOK bool
-	src      *tsrc // where pages come from (paged); nil: resident
+	// every commit (BENCHMARKS.md, session 11). staged sorts it once a
+	// commit stops adding ids: a commit walks it in id order three times
+	// (resolve, writeIndex, absorb), and sorting ~1M ids at each walk
+	// cost more than the walks.
+	over overlay
+	src  *tsrc // where pages come from (paged); nil: resident
 	// budget bounds the bytes of resident pages (paged); resident counts
 	// them.
 	budget, resident int64
@@ -336,7 +333,7 @@ func (t *table) count(st uint8, sign int) {
 func (t *table) get(id uint64) (loc, bool, error) {
 	pn, s := split(id)
 	t.mu.RLock()
-	if l, ok := t.over[id]; ok {
+	if l, ok := t.over.get(id); ok {
 		t.mu.RUnlock()
 		return l, true, nil
 	}
@@ -353,14 +350,6 @@ func (t *table) get(id uint64) (loc, bool, error) {
 	}
 	atomic.AddUint64(&t.lookups, 1)
 	return t.src.lookup(id, &t.lookupReads)
-}
-
-// overlay returns id's entry in the commit in progress.
-func (t *table) overlay(id uint64) (loc, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	l, ok := t.over[id]
-	return l, ok
 }
 
 // evict drops resident pages, least recently read first (CLOCK: a page
@@ -429,39 +418,33 @@ func (t *table) stage(id uint64, l loc) {
 	checkLocState(l)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.over == nil {
-		t.over = make(map[uint64]loc)
-	}
-	if _, ok := t.over[id]; !ok {
-		t.sortedOK = false
-	}
-	t.over[id] = l
+	t.over.put(id, l)
 }
 
 // pending reports whether the commit in progress changed the table.
 func (t *table) pending() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.over) > 0
+	return t.over.len() > 0
 }
 
-// staged returns the ids of the commit in progress, in ascending order.
-// The slice is the table's: callers must not change it.
-func (t *table) staged() []uint64 {
-	// Only the committing goroutine changes over and sorted, so they can
-	// be read without mu here; mu is taken to publish sorted, and the
-	// sort runs outside it (readers of the table do not wait for it).
-	if t.sortedOK {
-		return t.sorted
+// staged returns the entries of the commit in progress, in ascending id
+// order: indexes of t.over.ents. The slice is the table's: callers must
+// not change it.
+func (t *table) staged() []int32 {
+	// Only the committing goroutine changes over, so it can be read
+	// without mu here; the sort writes only order and keys, which the
+	// table's readers do not read while sorted is false (eachFrom), and
+	// runs outside mu (readers do not wait for it); mu is taken to
+	// publish sorted.
+	if t.over.sorted {
+		return t.over.order
 	}
-	t.mu.RLock()
-	ids := slices.AppendSeq(t.sorted[:0], maps.Keys(t.over))
-	t.mu.RUnlock()
-	slices.Sort(ids)
+	t.over.sort()
 	t.mu.Lock()
-	t.sorted, t.sortedOK = ids, true
+	t.over.sorted = true
 	t.mu.Unlock()
-	return ids
+	return t.over.order
 }
 
 // resolve compares every overlay entry with the committed entry it
@@ -471,40 +454,45 @@ func (t *table) staged() []uint64 {
 // resident and that the budget would not keep is not built: its ids are
 // looked up in the extents (tsrc.find).
 func (t *table) resolve(free func(base loc)) error {
-	ids := t.staged()
-	// ids is compacted in place to the ids that stay in the overlay; until
-	// the end it is not over's sorted ids (an error leaves it so).
+	order := t.staged()
+	ents := t.over.ents
+	// order is compacted in place to the entries that stay in the
+	// overlay; until the end it is not sorted (an error leaves it so).
 	t.mu.Lock()
-	t.sortedOK = false
+	t.over.sorted = false
 	t.mu.Unlock()
-	kept := 0 // ids[:kept] are the overlay's ids resolved so far
+	kept := 0 // order[:kept] are the overlay's entries resolved so far
+	var group []uint64
 	var bases []loc
 	var has []bool
-	for i := 0; i < len(ids); {
-		pn := ids[i] >> pageBits
+	for i := 0; i < len(order); {
+		pn := ents[order[i]].id >> pageBits
 		j := i + 1
-		for j < len(ids) && ids[j]>>pageBits == pn {
+		for j < len(order) && ents[order[j]].id>>pageBits == pn {
 			j++
 		}
-		group := ids[i:j]
+		group = group[:0]
+		for _, e := range order[i:j] {
+			group = append(group, ents[e].id)
+		}
 		bases, has = slices.Grow(bases[:0], len(group))[:len(group)], slices.Grow(has[:0], len(group))[:len(group)]
 		if err := t.committed(pn, group, bases, has); err != nil {
 			return err
 		}
 		t.mu.Lock()
-		for g, id := range group {
+		for g, e := range order[i:j] {
 			base, had := bases[g], has[g]
-			cur := t.over[id]
-			if !cur.live() && !base.live() {
-				delete(t.over, id) // freeing what was not live changes nothing
+			cur := &ents[e]
+			if !cur.l.live() && !base.live() {
+				t.over.drop(cur.id) // freeing what was not live changes nothing
 				continue
 			}
-			ids[kept] = id // kept <= i+g: only ids already read are overwritten
+			order[kept] = e // kept <= i+g: only entries already read are overwritten
 			kept++
 			if had {
 				t.count(base.state, -1)
 			}
-			t.count(cur.state, +1)
+			t.count(cur.l.state, +1)
 			if base.live() {
 				free(base)
 			}
@@ -513,7 +501,7 @@ func (t *table) resolve(free func(base loc)) error {
 		i = j
 	}
 	t.mu.Lock()
-	t.sorted, t.sortedOK = ids[:kept], true
+	t.over.order, t.over.sorted = order[:kept], true
 	t.mu.Unlock()
 	return nil
 }
@@ -575,8 +563,7 @@ const fullPageBytes = pageHeaderBytes + pageSize*recBytes
 func (t *table) discard(live, dirty int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	clear(t.over)
-	t.sorted, t.sortedOK = t.sorted[:0], false
+	t.over.reset()
 	t.live, t.dirty = live, dirty
 }
 
@@ -585,15 +572,15 @@ func (t *table) discard(live, dirty int) {
 // not wait for all of it. The overlay stays until commit: reads see the
 // same entries either way.
 func (t *table) absorb() {
-	ids := t.staged()
+	order := t.staged()
 	t.mu.Lock()
 	t.absorbing = true
 	t.mu.Unlock()
 	const slice = 4096
-	for i := 0; i < len(ids); i += slice {
+	for i := 0; i < len(order); i += slice {
 		t.mu.Lock()
-		for _, id := range ids[i:min(i+slice, len(ids))] {
-			t.absorbOne(id, t.over[id])
+		for _, e := range order[i:min(i+slice, len(order))] {
+			t.absorbOne(t.over.ents[e].id, t.over.ents[e].l)
 		}
 		t.mu.Unlock()
 	}
@@ -625,13 +612,12 @@ func (t *table) commit(src *tsrc, snapshot bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.absorbing {
-		for id, l := range t.over {
-			t.absorbOne(id, l)
+		for id, e := range t.over.at {
+			t.absorbOne(id, t.over.ents[e].l)
 		}
 	}
 	t.absorbing = false
-	clear(t.over)
-	t.sorted, t.sortedOK = t.sorted[:0], false
+	t.over.reset()
 	if snapshot {
 		for pn, p := range t.pages {
 			if p == nil {
@@ -706,17 +692,29 @@ func (t *table) eachFrom(from uint64, fn func(id uint64, l *loc) error) error {
 			pns = append(pns, pn)
 		}
 	}
-	var over []uint64
-	for id := range t.over {
-		if id >= from {
-			over = append(over, id)
-			pns = append(pns, id>>pageBits)
+	// The overlay's entries from from on, in id order: from the sorted
+	// order if it is (a commit's snapshot walk), else from the map.
+	var over []overRef
+	gen := t.over.gen
+	if t.over.sorted {
+		order, ents := t.over.order, t.over.ents
+		k, _ := slices.BinarySearchFunc(order, from, func(e int32, id uint64) int { return cmp.Compare(ents[e].id, id) })
+		for _, e := range order[k:] {
+			over = append(over, overRef{ents[e].id, e})
+			pns = append(pns, ents[e].id>>pageBits)
 		}
+	} else {
+		for id, e := range t.over.at {
+			if id >= from {
+				over = append(over, overRef{id, e})
+				pns = append(pns, id>>pageBits)
+			}
+		}
+		slices.SortFunc(over, func(a, b overRef) int { return cmp.Compare(a.id, b.id) })
 	}
 	t.mu.RUnlock()
 	slices.Sort(pns)
 	pns = slices.Compact(pns)
-	slices.Sort(over)
 	var ents []pageEntry
 	for _, pn := range pns {
 		var err error
@@ -732,8 +730,8 @@ func (t *table) eachFrom(from uint64, fn func(id uint64, l *loc) error) error {
 		}
 		// Merge the page's entries with the overlay's ids of this page.
 		i := 0
-		for ; len(over) > 0 && over[0]>>pageBits == pn; over = over[1:] {
-			id := over[0]
+		for ; len(over) > 0 && over[0].id>>pageBits == pn; over = over[1:] {
+			id := over[0].id
 			for ; i < len(ents) && ents[i].id < id; i++ {
 				if err := fn(ents[i].id, &ents[i].l); err != nil {
 					return err
@@ -743,7 +741,7 @@ func (t *table) eachFrom(from uint64, fn func(id uint64, l *loc) error) error {
 				i++
 			}
 			t.mu.RLock()
-			l := t.over[id]
+			l := t.over.entry(gen, over[0])
 			t.mu.RUnlock()
 			if err := fn(id, &l); err != nil {
 				return err
@@ -756,6 +754,74 @@ func (t *table) eachFrom(from uint64, fn func(id uint64, l *loc) error) error {
 		}
 	}
 	return nil
+}
+
+// eachDirty calls fn, in ascending id order, for every dirty entry (changed
+// since the snapshot, the commit in progress's included): each filtered to
+// stDirty, what a merged delta holds. Those entries are the records of the
+// deltas since the snapshot (an id's newest wins) and the overlay, so a
+// paged table merges these and never reads the snapshot: walking every
+// page for them, building those not resident from every extent, was most
+// of the merged deltas' cost at 20M keys (BENCHMARKS.md, session 18). fn
+// must not change t; an error from fn stops the walk.
+func (t *table) eachDirty(fn func(id uint64, l *loc) error) error {
+	if t.src == nil || !t.src.deltas() {
+		return t.each(func(id uint64, l *loc) error {
+			if l.state&stDirty != 0 {
+				return fn(id, l)
+			}
+			return nil
+		})
+	}
+	order, ents := t.staged(), t.over.ents
+	exts := t.src.exts[1:]
+	curs := make([]*cursor, len(exts))
+	for i := range exts {
+		var err error
+		if curs[i], err = t.src.cursor(&exts[i]); err != nil {
+			return err
+		}
+	}
+	var l loc // one for all: fn's argument escapes
+	for {
+		id, more := uint64(0), false
+		if len(order) > 0 {
+			id, more = ents[order[0]].id, true
+		}
+		for _, c := range curs {
+			if !c.done && (!more || c.id < id) {
+				id, more = c.id, true
+			}
+		}
+		if !more {
+			return nil
+		}
+		// The newest source that holds id decides: the overlay, then the
+		// deltas from the newest.
+		decided := false
+		if len(order) > 0 && ents[order[0]].id == id {
+			l = ents[order[0]].l
+			order, decided = order[1:], true
+		}
+		for i := len(curs) - 1; i >= 0; i-- {
+			c := curs[i]
+			if c.done || c.id != id {
+				continue
+			}
+			if !decided {
+				l, _ = c.entry() // a delta's record is always an entry
+				decided = true
+			}
+			if err := c.advance(); err != nil {
+				return err
+			}
+		}
+		if l.state&stDirty != 0 {
+			if err := fn(id, &l); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 type pageEntry struct {
