@@ -14,8 +14,8 @@ import (
 // their indexes: the commit's walks then read ents through order, loads
 // that do not depend on each other, instead of a map lookup per id per
 // walk (at 20M keys ~200k ids per commit, looked up three times: 27 s of
-// map probes in a 740 s ingest, BENCHMARKS.md session 18), and the map's
-// slots are 16 bytes instead of 64.
+// map probes in session 17's 733 s profile of a W1 ingest; BENCHMARKS.md,
+// sessions 17–18), and the map's slots are 16 bytes instead of 64.
 //
 // overlay is not safe for concurrent use: table's mu guards it.
 type overlay struct {

@@ -762,8 +762,9 @@ func (t *table) eachFrom(from uint64, fn func(id uint64, l *loc) error) error {
 // deltas since the snapshot (an id's newest wins) and the overlay, so a
 // paged table merges these and never reads the snapshot: walking every
 // page for them, building those not resident from every extent, was most
-// of the merged deltas' cost at 20M keys (BENCHMARKS.md, session 18). fn
-// must not change t; an error from fn stops the walk.
+// of the merged deltas' cost at 20M keys (17 of 28 s; BENCHMARKS.md,
+// sessions 17–18). fn must not change t; an error from fn stops the
+// walk.
 func (t *table) eachDirty(fn func(id uint64, l *loc) error) error {
 	if t.src == nil || !t.src.deltas() {
 		return t.each(func(id uint64, l *loc) error {
@@ -861,7 +862,7 @@ func (t *table) entries(pn uint64, out []pageEntry) ([]pageEntry, error) {
 var scratchPages = sync.Pool{New: func() any { return new(page) }}
 
 // page returns page pn without the overlay: the resident one, or one read
-// from src for a walk (kept if the budget has room, without evicting
+// from src for a walk (kept while under keepLimit, without evicting
 // others), or nil for a page that does not exist.
 func (t *table) page(pn uint64) (*page, error) {
 	t.mu.RLock()
