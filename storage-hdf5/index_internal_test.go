@@ -28,6 +28,18 @@ type pagingModel struct {
 
 const pagingSpan = 24 * pageSize // ids used: 24 pages
 
+// openPaging opens a new store with an 8 KiB index budget (most pages
+// not resident) and a paging model seeded with seed, closed with the test.
+func openPaging(t *testing.T, seed uint64) (*Store, *pagingModel) {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "s.h5"), Options{IndexCacheBytes: 8 << 10, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mustClose(t, s) })
+	return s, &pagingModel{t: t, r: rand.New(rand.NewPCG(seed, seed+1)), sets: map[uint64][]byte{}}
+}
+
 func (m *pagingModel) checkpoint() *port.Checkpoint {
 	m.lsn++
 	cp := &port.Checkpoint{
@@ -192,13 +204,7 @@ func TestIndexPaging(t *testing.T) {
 // page's ids (present or not) exactly the entries a page built by
 // tsrc.load holds, over snapshots, deltas and tombstones.
 func TestFindMatchesLoad(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.h5")
-	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mustClose(t, s)
-	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(9, 10)), sets: map[uint64][]byte{}}
+	s, m := openPaging(t, 9)
 	r := rand.New(rand.NewPCG(11, 12))
 	checked, tombs := 0, 0
 	for c := range 40 {
@@ -247,13 +253,7 @@ func TestFindMatchesLoad(t *testing.T) {
 // kept across commits without reading every page, match a full count of
 // the committed entries.
 func TestIndexCommitCounts(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.h5")
-	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mustClose(t, s)
-	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(5, 6)), sets: map[uint64][]byte{}}
+	s, m := openPaging(t, 5)
 	for i := range 60 {
 		if err := s.Commit(m.checkpoint()); err != nil {
 			t.Fatal(err)
@@ -519,13 +519,7 @@ func TestDeltaFilters(t *testing.T) {
 // model, with a resolved overlay of random rewrites, new ids and
 // tombstones staged on top.
 func TestEachDirtyMatchesEach(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.h5")
-	s, err := Open(path, Options{IndexCacheBytes: 8 << 10, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mustClose(t, s)
-	m := &pagingModel{t: t, r: rand.New(rand.NewPCG(13, 14)), sets: map[uint64][]byte{}}
+	s, m := openPaging(t, 13)
 	r := rand.New(rand.NewPCG(15, 16))
 	merges, compared := 0, 0
 	for c := range 60 {
