@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,5 +90,21 @@ func TestSummary(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestChildEnv checks that with several jobs each child's diagnostic files
+// are named after its job (so that none replaces another's), that a single
+// job keeps the names it was given, and that other variables pass
+// through.
+func TestChildEnv(t *testing.T) {
+	env := []string{"HOME=/root", "CIDBENCH_CPUPROFILE=/tmp/p.prof", "CIDBENCH_MEMTRACE=/tmp/dir.d/mem", "CIDBENCH_COLDTRACE="}
+	j := job{workload: "W1", engine: "pebble", sync: "always", run: 2}
+	if got := childEnv(env, j, false); !slices.Equal(got, env) {
+		t.Errorf("one job: %q, want %q", got, env)
+	}
+	want := []string{"HOME=/root", "CIDBENCH_CPUPROFILE=/tmp/p.W1-pebble-always-2.prof", "CIDBENCH_MEMTRACE=/tmp/dir.d/mem.W1-pebble-always-2", "CIDBENCH_COLDTRACE="}
+	if got := childEnv(env, j, true); !slices.Equal(got, want) {
+		t.Errorf("several jobs: %q, want %q", got, want)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -98,7 +100,7 @@ func runParent(ctx context.Context, f *flags, stdout, stderr io.Writer) error {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		lines, err := runJob(ctx, f, self, j, stderr)
+		lines, err := runJob(ctx, f, self, j, len(jobs) > 1, stderr)
 		if err != nil {
 			err = fmt.Errorf("%s %s sync=%s run %d: %w", j.workload, j.engine, j.sync, j.run, err)
 			fmt.Fprintln(stderr, "cidbench:", err)
@@ -128,8 +130,9 @@ func runParent(ctx context.Context, f *flags, stdout, stderr io.Writer) error {
 }
 
 // runJob runs one child in a fresh data directory, removed afterwards, and
-// returns the JSON lines it printed.
-func runJob(ctx context.Context, f *flags, self string, j job, stderr io.Writer) ([][]byte, error) {
+// returns the JSON lines it printed. many says that other jobs run too
+// (childEnv).
+func runJob(ctx context.Context, f *flags, self string, j job, many bool, stderr io.Writer) ([][]byte, error) {
 	dir, err := os.MkdirTemp(f.tmpdir, "cidbench-"+j.engine+"-")
 	if err != nil {
 		return nil, err
@@ -161,6 +164,7 @@ func runJob(ctx context.Context, f *flags, self string, j job, stderr io.Writer)
 		args = append(args, "--quiet")
 	}
 	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Env = childEnv(os.Environ(), j, many)
 	cmd.Stderr = stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
@@ -188,6 +192,28 @@ func runJob(ctx context.Context, f *flags, self string, j job, stderr io.Writer)
 		lines = append(lines, crashLine(f, j, cmd.ProcessState, waitErr))
 	}
 	return lines, errors.Join(scanErr, waitErr)
+}
+
+// diagVars name a child's diagnostic output files (bench/profile.go).
+var diagVars = []string{"CIDBENCH_CPUPROFILE", "CIDBENCH_HEAPPROFILE", "CIDBENCH_HEAPPEAK", "CIDBENCH_MEMTRACE", "CIDBENCH_COLDTRACE"}
+
+// childEnv is the environment of job j's child. When other jobs run too,
+// each diagnostic file gets the job's name before its extension
+// (/tmp/p.prof → /tmp/p.W1-pebble-always-1.prof): every child writes its
+// own, where the last child's used to replace the others' unseen.
+func childEnv(env []string, j job, many bool) []string {
+	if !many {
+		return env
+	}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); v != "" && slices.Contains(diagVars, k) {
+			ext := filepath.Ext(v)
+			kv = fmt.Sprintf("%s=%s.%s-%s-%s-%d%s", k, strings.TrimSuffix(v, ext), j.workload, j.engine, j.sync, j.run, ext)
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func crashLine(f *flags, j job, ps *os.ProcessState, err error) []byte {

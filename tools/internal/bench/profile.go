@@ -22,7 +22,9 @@ import (
 // CIDBENCH_HEAPPEAK it also writes a heap profile to that file at each new
 // peak of the live heap (by 16 MiB or more), so the peak's owners can be
 // named. CIDBENCH_COLDTRACE writes one line per cold lookup after the
-// reopen (start, latency, Go collections so far; see coldTrace).
+// reopen (start, latency, Go collections so far; see coldTrace). When a
+// cidbench command runs several children, each gets these paths with its
+// job's name before the extension (cmd/cidbench childEnv).
 
 // StartCPUProfile starts a CPU profile if CIDBENCH_CPUPROFILE is set and
 // returns the function that stops it.
