@@ -220,8 +220,9 @@
 // its id up in the extents, newest first: one pread of at most 64 records
 // per extent until one holds it (a delta's Bloom filter is tried before
 // its fences). A commit rebuilds the pages it touches from the extents
-// (one pread per extent) and keeps them while the budget has room; a page
-// the budget has no room for is not built: the commit's ids in it are
+// (one pread per extent) and keeps them while the resident pages stay
+// under 7/8 of the budget (where eviction brings them); a page above that
+// is not built: the commit's ids in it are
 // looked up in the same extent blocks, decoding only their records. The
 // directory's refs are looked up only for the buckets a commit changed
 // (the others' are remembered from earlier commits). Pages are dropped by
@@ -231,9 +232,10 @@
 // overlay that reads consult first, are compared with the committed
 // entries page by page in id order (resolve: each page the commit touches
 // is read once, built or not), and enter the resident pages when the
-// commit is durable. So the index takes the budget plus the overlay of one commit (a Go map
-// entry per object it writes; by Go's map layout an estimated ~100 bytes,
-// not measured), whatever the size of the file. SWMR Readers
+// commit is durable. So the index takes the budget plus the overlay of one
+// commit (per object it writes: a 64-byte entry, a map slot of id → index
+// and 4 bytes of sorted order; ~90 bytes by Go's map layout, not
+// measured), whatever the size of the file. SWMR Readers
 // and Rewrite keep their whole index resident.
 //
 // Besides: one bit per granule of each pool (rows: 1 bit per 8 entries,
