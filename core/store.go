@@ -470,9 +470,13 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		break
 	}
 	pin0 := s.cache.pinned()
-	s.warm(ops)
-	for i := range ops {
-		s.apply(&ops[i])
+	for rest := ops; len(rest) > 0; { // a chunk at a time (warm.go)
+		chunk := rest[:min(len(rest), warmChunk)]
+		s.warm(chunk)
+		for i := range chunk {
+			s.apply(&chunk[i])
+		}
+		rest = rest[len(chunk):]
 	}
 	s.maint.writes += uint64(len(ops))
 	s.publish()

@@ -57,10 +57,15 @@ func TestWarmedBatchesMatchUnwarmed(t *testing.T) {
 		return s
 	}
 	warmed, single := open(), open()
-	for i := 0; i < len(pairs); i += 500 {
-		if err := warmed.InsertBatch(ctx, pairs[i:i+500]); err != nil {
+	// Batches of several warm chunks, with remainders above and below
+	// warmMin.
+	sizes := []int{500, 3*warmChunk + warmMin - 1, 2*warmChunk + warmMin + 3, 1000}
+	for i, n := 0, 0; i < len(pairs); n++ {
+		j := min(len(pairs), i+sizes[n%len(sizes)])
+		if err := warmed.InsertBatch(ctx, pairs[i:j]); err != nil {
 			t.Fatal(err)
 		}
+		i = j
 	}
 	if warmed.warmth.sink == 0 {
 		t.Fatal("warm never ran")
