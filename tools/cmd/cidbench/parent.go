@@ -195,7 +195,7 @@ func runJob(ctx context.Context, f *flags, self string, j job, many bool, stderr
 }
 
 // diagVars name a child's diagnostic output files (bench/profile.go).
-var diagVars = []string{"CIDBENCH_CPUPROFILE", "CIDBENCH_HEAPPROFILE", "CIDBENCH_HEAPPEAK", "CIDBENCH_MEMTRACE", "CIDBENCH_COLDTRACE"}
+var diagVars = []string{"CIDBENCH_CPUPROFILE", "CIDBENCH_EXECTRACE", "CIDBENCH_HEAPPROFILE", "CIDBENCH_HEAPPEAK", "CIDBENCH_MEMTRACE", "CIDBENCH_COLDTRACE"}
 
 // childEnv is the environment of job j's child. When other jobs run too,
 // each diagnostic file gets the job's name before its extension

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 )
@@ -22,26 +23,48 @@ import (
 // CIDBENCH_HEAPPEAK it also writes a heap profile to that file at each new
 // peak of the live heap (by 16 MiB or more), so the peak's owners can be
 // named. CIDBENCH_COLDTRACE writes one line per cold lookup after the
-// reopen (start, latency, Go collections so far; see coldTrace). When a
+// reopen (start, latency, Go collections so far; see coldTrace).
+// CIDBENCH_EXECTRACE writes a Go execution trace of the whole child (`go
+// tool trace -pprof=sched` then names where goroutines waited for a
+// processor). When a
 // cidbench command runs several children, each gets these paths with its
 // job's name before the extension (cmd/cidbench childEnv).
 
 // StartCPUProfile starts a CPU profile if CIDBENCH_CPUPROFILE is set and
-// returns the function that stops it.
+// an execution trace if CIDBENCH_EXECTRACE is, and returns the function
+// that stops them.
 func StartCPUProfile() (stop func(), err error) {
-	path := os.Getenv("CIDBENCH_CPUPROFILE")
-	if path == "" {
-		return func() {}, nil
+	var stops []func()
+	stop = func() {
+		for _, f := range stops {
+			f()
+		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
+	if path := os.Getenv("CIDBENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
+	if path := os.Getenv("CIDBENCH_EXECTRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("execution trace: %w", err)
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			stop()
+			return nil, fmt.Errorf("execution trace: %w", err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return stop, nil
 }
 
 func writeHeapProfile() error {
