@@ -54,6 +54,9 @@ func (s *Store) Commit(cp *port.Checkpoint) error {
 	if s.failed != nil {
 		return fmt.Errorf("commit: %w: %w", ErrFailed, s.failed)
 	}
+	if err := s.waitScan(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	if cp == nil {
 		return errors.New("commit: nil checkpoint")
 	}
@@ -455,6 +458,9 @@ func (s *Store) commitStream(cp *port.Checkpoint, stream func(tx *txn) error) er
 	}
 	if s.failed != nil {
 		return fmt.Errorf("commit: %w: %w", ErrFailed, s.failed)
+	}
+	if err := s.waitScan(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	if err := validateCheckpoint(cp); err != nil {
 		return fmt.Errorf("commit lsn %d: %w", cp.Meta.CheckpointLSN, err)

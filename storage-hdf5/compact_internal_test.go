@@ -28,6 +28,9 @@ func verifyCompacted(t *testing.T, path string, w *workload) (compacted bool) {
 		t.Fatalf("open: %v", err)
 	}
 	defer mustClose(t, s)
+	if err := s.waitScan(); err != nil { // the tables' counts, read below
+		t.Fatal(err)
+	}
 	dels, err := s.DeletionLog()
 	if err != nil {
 		t.Fatal(err)

@@ -414,9 +414,10 @@ func openSrc(root *commitRec, pools *[numPools]*pool, kind int) (*tsrc, []uint64
 }
 
 // openTable builds a paged table over root's index of kind, with pages
-// kept up to budget bytes. It reads every entry once, counting them and
-// calling fn with each (fn may be nil).
-func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64, fn func(id uint64, l *loc) error) (*table, error) {
+// kept up to budget bytes. It reads and verifies every extent (checksum,
+// fences, filter: openSrc) but no entry: its live and dirty counts are
+// zero until recount walks it.
+func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64) (*table, error) {
 	src, pns, err := openSrc(root, pools, kind)
 	if err != nil {
 		return nil, err
@@ -427,8 +428,19 @@ func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64, 
 		t.pages[pn] = nil
 	}
 	t.src = src
+	return t, nil
+}
+
+// recount reads every entry of t once, sets t's live and dirty counts and
+// calls fn with each (fn may be nil); an error from fn stops the walk and
+// leaves the counts unchanged. t must be as openTable made it (nothing
+// staged or absorbed since: Store.scan runs before the first commit);
+// reads may run meanwhile. It merges the extents in id order (tsrc.merge)
+// instead of building pages: no page is built, kept or locked, so the
+// reads after a reopen do not wait behind it for t's lock.
+func (t *table) recount(fn func(id uint64, l *loc) error) error {
 	var live, dirty int
-	err = t.each(func(id uint64, l *loc) error {
+	err := t.src.merge(func(id uint64, l *loc) error {
 		if l.live() {
 			live++
 		}
@@ -441,10 +453,85 @@ func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64, 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	t.mu.Lock()
 	t.live, t.dirty = live, dirty
-	return t, nil
+	t.mu.Unlock()
+	return nil
+}
+
+// warm builds and keeps t's pages in id order while the budget has room
+// to keep them, what building the tables at Open used to leave resident:
+// lookups find their ids in resident pages instead of reading the extents
+// (and only commits build pages otherwise). It stops at the first page the
+// budget would not keep, and with errScanStopped when stop returns true.
+// Like recount, it runs before the first commit (t.src does not change).
+func (t *table) warm(stop func() bool) error {
+	t.mu.RLock()
+	pns := make([]uint64, 0, len(t.pages))
+	for pn, p := range t.pages {
+		if p == nil {
+			pns = append(pns, pn)
+		}
+	}
+	t.mu.RUnlock()
+	slices.Sort(pns)
+	for _, pn := range pns {
+		if stop() {
+			return errScanStopped
+		}
+		if t.cold(pn) {
+			return nil
+		}
+		if _, err := t.page(pn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge calls fn with every entry of s's extents in ascending id order:
+// for each id, the entry of the newest extent that holds one (a page
+// load's rule: srcExtent.entry), read through a cursor per extent.
+func (s *tsrc) merge(fn func(id uint64, l *loc) error) error {
+	curs := make([]*cursor, len(s.exts))
+	for i := range s.exts {
+		var err error
+		if curs[i], err = s.cursor(&s.exts[i]); err != nil {
+			return err
+		}
+	}
+	var l loc // one for all: fn's argument escapes
+	for {
+		id, more := uint64(0), false
+		for _, c := range curs {
+			if !c.done && (!more || c.id < id) {
+				id, more = c.id, true
+			}
+		}
+		if !more {
+			return nil
+		}
+		decided := false
+		for i := len(curs) - 1; i >= 0; i-- {
+			c := curs[i]
+			if c.done || c.id != id {
+				continue
+			}
+			if !decided {
+				l, decided = c.entry()
+			}
+			if err := c.advance(); err != nil {
+				return err
+			}
+		}
+		if decided {
+			if err := fn(id, &l); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // metaID returns the id of the index record b of kind k without decoding

@@ -588,3 +588,44 @@ func firstDiff(n, m int, eq func(int) bool) int {
 	}
 	return min(n, m)
 }
+
+// TestMergeMatchesEach compares tsrc.merge, which the scan after Open
+// walks, with each over the pages, after every commit of the paging
+// model: snapshots, deltas, merged deltas, freed ids.
+func TestMergeMatchesEach(t *testing.T) {
+	s, m := openPaging(t, 17)
+	type rec struct {
+		id uint64
+		l  loc
+	}
+	extents, compared := 0, 0
+	for c := range 40 {
+		if err := s.Commit(m.checkpoint()); err != nil {
+			t.Fatal(err)
+		}
+		for k, tab := range s.st.tabs {
+			var want, got []rec
+			if err := tab.each(func(id uint64, l *loc) error {
+				want = append(want, rec{id, *l})
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tab.src.merge(func(id uint64, l *loc) error {
+				got = append(got, rec{id, *l})
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("commit %d, %s table: merge gives %d entries, each %d; first difference at %d", c, kindName[k], len(got), len(want),
+					firstDiff(len(got), len(want), func(i int) bool { return got[i] == want[i] }))
+			}
+			extents = max(extents, len(tab.src.exts))
+			compared += len(want)
+		}
+	}
+	if extents < 3 || compared < 10000 {
+		t.Errorf("at most %d extents per table, %d entries compared: the model did not exercise the merge", extents, compared)
+	}
+}

@@ -148,9 +148,11 @@ func loadTable(root *commitRec, pools *[numPools]*pool, kind int) (*table, error
 }
 
 // loadState reads everything a commit record points to except the rows.
-// The writer passes withBitmaps to rebuild the free space (marking detects
-// overlapping or out-of-range extents) and gets paged tables that keep
-// indexBudget bytes of index pages; a Reader gets resident tables.
+// The writer passes withBitmaps and gets paged tables that keep
+// indexBudget bytes of index pages, with the free space of the directory
+// and index pools rebuilt; the data pools' free space and the tables'
+// counts come from markData, which the writer runs in the background after
+// Open (Store.scan). A Reader gets resident tables.
 func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int64) (*state, error) {
 	pools, err := buildPools(&root, withBitmaps, open)
 	if err != nil {
@@ -180,17 +182,7 @@ func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int
 				return nil, fmt.Errorf("%s index delta: %w", kindName[k], err)
 			}
 		}
-		dp := pools[dataPool[k]]
-		st.tabs[k], err = openTable(&root, &pools, k, indexShare(k, indexBudget), func(id uint64, l *loc) error {
-			if !l.live() {
-				return nil
-			}
-			if err := dp.markUsed(l.ref, l.records()); err != nil {
-				return fmt.Errorf("%s %d: %w", kindName[k], id, err) // formatted only on error: this runs per object
-			}
-			return nil
-		})
-		if err != nil {
+		if st.tabs[k], err = openTable(&root, &pools, k, indexShare(k, indexBudget)); err != nil {
 			return nil, err
 		}
 	}
@@ -203,6 +195,42 @@ func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int
 	}
 	return st, nil
 }
+
+// markData walks every table of a state loaded with bitmaps once: it
+// marks each live object's extent used in its data pool (which refuses
+// overlapping or out-of-range extents) and sets the tables' counts; then
+// it builds the index pages the budget keeps (table.warm). It is
+// O(objects): at 10M keys most of what reopening took. stop, when it
+// returns true, ends the walk early with errScanStopped.
+func (st *state) markData(stop func() bool) error {
+	for k := range numKinds {
+		dp := st.pools[dataPool[k]]
+		err := st.tabs[k].recount(func(id uint64, l *loc) error {
+			if stop() {
+				return errScanStopped
+			}
+			if !l.live() {
+				return nil
+			}
+			if err := dp.markUsed(l.ref, l.records()); err != nil {
+				return fmt.Errorf("%s %d: %w", kindName[k], id, err) // formatted only on error: this runs per object
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, t := range st.tabs {
+		if err := t.warm(stop); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errScanStopped ends a markData walk that Close interrupted.
+var errScanStopped = errors.New("free space scan stopped")
 
 // indexShare is the part of the index budget a kind's table keeps: value
 // sets outnumber buckets by far; buckets and their deltas (at most one

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cidstore/cidstore/core/port"
 	"github.com/cidstore/cidstore/storage-hdf5/internal/h5"
@@ -49,10 +51,19 @@ type Store struct {
 	// slot's ref against the index.
 	bucketRefs   []ref
 	spareDirRefs []bucketRef
-	closed       bool
-	failed       error
-	wbuf         []byte
-	stats        Stats
+	// The data pools' free space and the tables' counts are rebuilt after
+	// Open, in the background (scan): a reopen then costs the index's
+	// extents, not a walk of every object's entry. scanned is closed when
+	// the walk ends, with its error in scanErr; a commit waits for it, and
+	// Close stops it (scanStop).
+	scanned   chan struct{}
+	scanErr   error
+	scanStop  atomic.Bool
+	scanNanos atomic.Int64 // how long the scan took (Stats.FreeSpaceScan)
+	closed    bool
+	failed    error
+	wbuf      []byte
+	stats     Stats
 
 	// failpoint, when set, is called at named steps of Commit and growth;
 	// crash tests kill the process there.
@@ -97,6 +108,9 @@ type Stats struct {
 	// version, which its next commit upgrades: <path>.format<N>-backup.
 	// Empty for a file of the current version.
 	FormatBackup string
+	// FreeSpaceScan is how long the scan after Open took to rebuild the
+	// data pools' free space from the index (0 while it runs).
+	FreeSpaceScan time.Duration
 }
 
 // freeBatch is space superseded by the commit of generation gen.
@@ -135,6 +149,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{path: path, opts: opts, log: opts.Logger, lock: lock, wbuf: make([]byte, 0, opts.writeBuffer()),
 		mirrored: map[string]any{}, missingAttrs: map[string]bool{}, failpoint: opts.failpoint}
 	if err := s.open(); err != nil {
+		s.stopScan()
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.closeFiles())
 	}
 	return s, nil
@@ -306,7 +321,35 @@ func (s *Store) open() error {
 	if err := s.findMissingAttrs(); err != nil {
 		return err
 	}
-	return s.h.StartSWMRWrite()
+	if err := s.h.StartSWMRWrite(); err != nil {
+		return err
+	}
+	s.scanned = make(chan struct{})
+	go s.scan()
+	return nil
+}
+
+// scan rebuilds the data pools' free space and the tables' counts
+// (state.markData) while the store serves reads.
+func (s *Store) scan() {
+	defer close(s.scanned)
+	t0 := time.Now()
+	err := s.st.markData(s.scanStop.Load)
+	if err != nil && !errors.Is(err, errScanStopped) {
+		err = fmt.Errorf("rebuild free space: %w", err)
+		s.log.Error("h5store: the index names overlapping or out-of-range extents: commits refused", "path", s.path, "err", err)
+	}
+	s.scanErr = err
+	s.scanNanos.Store(int64(time.Since(t0))) // not under mu: Close holds it waiting for the scan
+}
+
+// waitScan waits for the background scan of Open and returns its error.
+func (s *Store) waitScan() error {
+	if s.scanned == nil {
+		return nil
+	}
+	<-s.scanned
+	return s.scanErr
 }
 
 // backup copies a store of an older format version, which the next
@@ -566,6 +609,7 @@ func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st := s.stats
+	st.FreeSpaceScan = time.Duration(s.scanNanos.Load())
 	if s.st != nil {
 		for _, t := range s.st.tabs {
 			if t == nil {
@@ -588,8 +632,8 @@ func (s *Store) Stats() Stats {
 
 // Check verifies the committed state the way fsck would: the directory, the
 // checksum of every bucket, bucket delta and value set, and that every
-// delta has its bucket and applies to it. Extent overlaps were already
-// checked when the store was opened. It returns every problem found, each
+// delta has its bucket and applies to it; extent overlaps are what the
+// free-space scan after Open found (Check waits for it). It returns every problem found, each
 // wrapping port.ErrCorrupt.
 func (s *Store) Check() error {
 	s.cmu.Lock() // see the committed state, not a commit in progress
@@ -597,6 +641,9 @@ func (s *Store) Check() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := s.waitScan(); err != nil {
 		return err
 	}
 	return checkState(s.st)
@@ -613,7 +660,17 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	s.stopScan()
 	return s.closeFiles()
+}
+
+// stopScan stops the background scan, if it runs, and waits for it: it
+// reads through the files.
+func (s *Store) stopScan() {
+	if s.scanned != nil {
+		s.scanStop.Store(true)
+		<-s.scanned
+	}
 }
 
 func (s *Store) closeFiles() error {
