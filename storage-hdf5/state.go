@@ -198,11 +198,17 @@ func loadState(root commitRec, withBitmaps bool, open segOpener, indexBudget int
 
 // markData walks every table of a state loaded with bitmaps once: it
 // marks each live object's extent used in its data pool (which refuses
-// overlapping or out-of-range extents) and sets the tables' counts; then
-// it builds the index pages the budget keeps (table.warm). It is
+// overlapping or out-of-range extents) and sets the tables' counts, after
+// building the index pages the budget keeps (table.warm). It is
 // O(objects): at 10M keys most of what reopening took. stop, when it
 // returns true, ends the walk early with errScanStopped.
 func (st *state) markData(stop func() bool) error {
+	// Pages first: reads after a reopen find the index resident sooner.
+	for _, t := range st.tabs {
+		if err := t.warm(stop); err != nil {
+			return err
+		}
+	}
 	for k := range numKinds {
 		dp := st.pools[dataPool[k]]
 		err := st.tabs[k].recount(func(id uint64, l *loc) error {
@@ -218,11 +224,6 @@ func (st *state) markData(stop func() bool) error {
 			return nil
 		})
 		if err != nil {
-			return err
-		}
-	}
-	for _, t := range st.tabs {
-		if err := t.warm(stop); err != nil {
 			return err
 		}
 	}
