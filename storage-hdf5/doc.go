@@ -147,6 +147,15 @@
 // superblock flush), closes it and opens it normally. No h5clear is needed.
 // Stats.Recovered reports it.
 //
+// Open reads and checks the index extents (checksums, fences, filters)
+// but does not walk their entries: a goroutine it starts builds the index
+// pages the budget keeps, then rebuilds the data pools' free space (every
+// live object's extent marked used, which refuses overlapping or
+// out-of-range extents) and the tables' counts from a merge of the
+// extents. Reads are served meanwhile; Commit and Check wait for it and
+// return its error, Close stops it. Stats.FreeSpaceScan reports its
+// length.
+//
 // The crash tests SIGKILL a writer process at random moments and at the
 // failpoints h5.commit.rows-written, h5.commit.before-root,
 // h5.commit.after-root, h5.grow.segment-created and h5.grow.segment-ready,
