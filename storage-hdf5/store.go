@@ -337,7 +337,7 @@ func (s *Store) scan() {
 	err := s.st.markData(s.scanStop.Load)
 	if err != nil && !errors.Is(err, errScanStopped) {
 		err = fmt.Errorf("rebuild free space: %w", err)
-		s.log.Error("h5store: the index names overlapping or out-of-range extents: commits refused", "path", s.path, "err", err)
+		s.log.Error("h5store: rebuilding the free space after Open failed: commits refused", "path", s.path, "err", err)
 	}
 	s.scanErr = err
 	s.scanNanos.Store(int64(time.Since(t0))) // not under mu: Close holds it waiting for the scan
@@ -632,9 +632,9 @@ func (s *Store) Stats() Stats {
 
 // Check verifies the committed state the way fsck would: the directory, the
 // checksum of every bucket, bucket delta and value set, and that every
-// delta has its bucket and applies to it; extent overlaps are what the
-// free-space scan after Open found (Check waits for it). It returns every problem found, each
-// wrapping port.ErrCorrupt.
+// delta has its bucket and applies to it; overlapping extents are what
+// the free-space scan after Open found (Check waits for it and returns its
+// error). It returns every problem found, each wrapping port.ErrCorrupt.
 func (s *Store) Check() error {
 	s.cmu.Lock() // see the committed state, not a commit in progress
 	defer s.cmu.Unlock()
