@@ -493,45 +493,73 @@ func (t *table) warm(stop func() bool) error {
 
 // merge calls fn with every entry of s's extents in ascending id order:
 // for each id, the entry of the newest extent that holds one (a page
-// load's rule: srcExtent.entry), read through a cursor per extent.
+// load's rule: srcExtent.entry).
 func (s *tsrc) merge(fn func(id uint64, l *loc) error) error {
-	curs := make([]*cursor, len(s.exts))
-	for i := range s.exts {
-		var err error
-		if curs[i], err = s.cursor(&s.exts[i]); err != nil {
-			return err
-		}
+	m, err := s.merger(s.exts)
+	if err != nil {
+		return err
 	}
-	var l loc // one for all: fn's argument escapes
 	for {
-		id, more := uint64(0), false
-		for _, c := range curs {
-			if !c.done && (!more || c.id < id) {
-				id, more = c.id, true
-			}
-		}
-		if !more {
+		id, ok := m.next()
+		if !ok {
 			return nil
 		}
-		decided := false
-		for i := len(curs) - 1; i >= 0; i-- {
-			c := curs[i]
-			if c.done || c.id != id {
-				continue
-			}
-			if !decided {
-				l, decided = c.entry()
-			}
-			if err := c.advance(); err != nil {
-				return err
-			}
+		l, has, err := m.take(id)
+		if err != nil {
+			return err
 		}
-		if decided {
+		if has {
 			if err := fn(id, &l); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// merger reads extents side by side in id order, a cursor each: what
+// merge and table.eachDirty walk.
+type merger struct {
+	curs []*cursor // in the extents' order: the last is the newest
+}
+
+func (s *tsrc) merger(exts []srcExtent) (*merger, error) {
+	m := &merger{curs: make([]*cursor, len(exts))}
+	for i := range exts {
+		var err error
+		if m.curs[i], err = s.cursor(&exts[i]); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// next returns the smallest id any cursor is at; false when all are done.
+func (m *merger) next() (id uint64, ok bool) {
+	for _, c := range m.curs {
+		if !c.done && (!ok || c.id < id) {
+			id, ok = c.id, true
+		}
+	}
+	return id, ok
+}
+
+// take moves every cursor at id past it and returns the entry of the
+// newest extent that holds one (has false if none does: a snapshot
+// record that is not live).
+func (m *merger) take(id uint64) (l loc, has bool, err error) {
+	for i := len(m.curs) - 1; i >= 0; i-- {
+		c := m.curs[i]
+		if c.done || c.id != id {
+			continue
+		}
+		if !has {
+			l, has = c.entry()
+		}
+		if err := c.advance(); err != nil {
+			return loc{}, false, err
+		}
+	}
+	return l, has, nil
 }
 
 // metaID returns the id of the index record b of kind k without decoding

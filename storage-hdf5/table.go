@@ -775,47 +775,32 @@ func (t *table) eachDirty(fn func(id uint64, l *loc) error) error {
 		})
 	}
 	order, ents := t.staged(), t.over.ents
-	exts := t.src.exts[1:]
-	curs := make([]*cursor, len(exts))
-	for i := range exts {
-		var err error
-		if curs[i], err = t.src.cursor(&exts[i]); err != nil {
-			return err
-		}
+	m, err := t.src.merger(t.src.exts[1:])
+	if err != nil {
+		return err
 	}
 	var l loc // one for all: fn's argument escapes
 	for {
-		id, more := uint64(0), false
-		if len(order) > 0 {
+		id, more := m.next()
+		if len(order) > 0 && (!more || ents[order[0]].id < id) {
 			id, more = ents[order[0]].id, true
-		}
-		for _, c := range curs {
-			if !c.done && (!more || c.id < id) {
-				id, more = c.id, true
-			}
 		}
 		if !more {
 			return nil
 		}
 		// The newest source that holds id decides: the overlay, then the
-		// deltas from the newest.
-		decided := false
-		if len(order) > 0 && ents[order[0]].id == id {
+		// deltas from the newest (a delta's record is always an entry).
+		over := len(order) > 0 && ents[order[0]].id == id
+		if over {
 			l = ents[order[0]].l
-			order, decided = order[1:], true
+			order = order[1:]
 		}
-		for i := len(curs) - 1; i >= 0; i-- {
-			c := curs[i]
-			if c.done || c.id != id {
-				continue
-			}
-			if !decided {
-				l, _ = c.entry() // a delta's record is always an entry
-				decided = true
-			}
-			if err := c.advance(); err != nil {
-				return err
-			}
+		dl, has, err := m.take(id)
+		if err != nil {
+			return err
+		}
+		if !over && has {
+			l = dl
 		}
 		if l.state&stDirty != 0 {
 			if err := fn(id, &l); err != nil {
