@@ -34,7 +34,7 @@ const warmMin = 16
 // a bucket header, a few tag lines, an entry or two, a set slot and a set,
 // on as many distinct pages. Measured on the 2-core VM of
 // docs/BENCHMARKS.md (64 KiB L1d and 512 KiB L2 per core), W1 at 1M keys
-// in memory without sync: chunks of 32 to 128 ops ingest 1.2–1.3× faster
+// in memory without sync: chunks of 32 to 128 ops ingest 1.15–1.3× faster
 // than warming the whole 1 000-op batch first, 256 barely faster.
 const warmChunk = 64
 

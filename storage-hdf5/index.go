@@ -432,7 +432,7 @@ func openTable(root *commitRec, pools *[numPools]*pool, kind int, budget int64) 
 }
 
 // recount reads every entry of t once, sets t's live and dirty counts and
-// calls fn with each (fn may be nil); an error from fn stops the walk and
+// calls fn with each; an error from fn stops the walk and
 // leaves the counts unchanged. t must be as openTable made it (nothing
 // staged or absorbed since: Store.scan runs before the first commit);
 // reads may run meanwhile. It merges the extents in id order (tsrc.merge)
@@ -447,10 +447,7 @@ func (t *table) recount(fn func(id uint64, l *loc) error) error {
 		if l.state&stDirty != 0 {
 			dirty++
 		}
-		if fn != nil {
-			return fn(id, l)
-		}
-		return nil
+		return fn(id, l)
 	})
 	if err != nil {
 		return err
