@@ -65,7 +65,7 @@ func newStoreCollector(stats func() (cidstore.Stats, bool)) *storeCollector {
 		m("cidstore_wal_capacity_bytes", "Size of the WAL ring.", g, func(s *cidstore.Stats) float64 { return float64(s.WALCapacityBytes) }),
 		m("cidstore_wal_used_bytes", "WAL bytes holding records not yet checkpointed.", g, func(s *cidstore.Stats) float64 { return float64(s.WALUsedBytes) }),
 		m("cidstore_wal_syncs_total", "WAL fdatasync calls.", c, func(s *cidstore.Stats) float64 { return float64(s.WALSyncs) }),
-		m("cidstore_wal_sync_duration_seconds_total", "Total time spent in WAL fdatasync.", c, func(s *cidstore.Stats) float64 { return s.WALSyncSeconds }),
+		m("cidstore_wal_sync_duration_seconds_total", "Time spent waiting for WAL fdatasyncs (one overlapped with a batch counts from when the batch waits for it).", c, func(s *cidstore.Stats) float64 { return s.WALSyncSeconds }),
 		m("cidstore_wal_recovered_records", "WAL records replayed when the store was opened.", g, func(s *cidstore.Stats) float64 { return float64(s.RecoveredRecords) }),
 		m("cidstore_checkpoint_lsn", "LSN of the last committed checkpoint.", g, func(s *cidstore.Stats) float64 { return float64(s.CheckpointLSN) }),
 		m("cidstore_checkpoints_total", "Checkpoints committed.", c, func(s *cidstore.Stats) float64 { return float64(s.Checkpoints) }),

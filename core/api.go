@@ -46,7 +46,7 @@ type Stats struct {
 	WALCapacityBytes int64 // size of the WAL ring
 	WALUsedBytes     int64 // bytes of records not yet checkpointed
 	WALSyncs         uint64
-	WALSyncSeconds   float64 // total time spent in fdatasync
+	WALSyncSeconds   float64 // time spent waiting for fdatasyncs (an overlapped one counts from when the writer waits)
 
 	Checkpoints            uint64
 	LastCheckpointDuration time.Duration

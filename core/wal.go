@@ -19,12 +19,14 @@ import (
 // is present, so a crash never leaves half a batch. Single-pair calls are
 // one record each, atomic by themselves.
 //
-// Group commit: right after appending, the writer wakes the syncer
-// goroutine, which issues one fdatasync for everything appended so far;
-// the batch is applied to memory while that sync runs, and the caller then
-// waits for it (SyncTo joins the sync in flight). Concurrent callers share
-// syncs. Readers may therefore see a pair shortly before it is durable;
-// it is acknowledged only after.
+// Group commit: right after appending, the writer starts one fdatasync
+// for everything appended so far (on Linux an AIO request it submits
+// itself; elsewhere, or when a sync is already in flight, it wakes the
+// syncer goroutine to run it); the batch is applied to memory while that
+// sync runs, and the caller then waits for it (SyncTo joins or collects
+// the sync in flight). Concurrent callers share syncs. Readers may
+// therefore see a pair shortly before it is durable; it is acknowledged
+// only after.
 //
 // Checkpoints record the LSN of the last record applied before their
 // snapshot (always a transaction boundary: the writer lock covers append
@@ -204,8 +206,11 @@ func (s *Store) walAppend(ctx context.Context, ops []walOp, txn bool) (first, la
 		return 0, 0, fmt.Errorf("wal append: %w", err)
 	}
 	w.last = last
-	if w.sync == SyncAlways {
-		select { // start the sync now; it runs while the batch is applied
+	// Start the sync now; it runs while the batch is applied. Where the
+	// file cannot start one itself (no Linux AIO), or one is in flight,
+	// the syncer goroutine runs it.
+	if w.sync == SyncAlways && !w.log.StartSync() {
+		select {
 		case w.kick <- struct{}{}:
 		default:
 		}

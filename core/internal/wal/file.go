@@ -42,6 +42,20 @@ type File interface {
 	Fd() uintptr
 }
 
+// AsyncSyncer is a File that can also start a Datasync and wait for it
+// later (Linux AIO: aio_linux.go), so that the appender can overlap the
+// sync with other work without waking a goroutine for it. The Log keeps at
+// most one in flight.
+type AsyncSyncer interface {
+	File
+	// StartDatasync starts a Datasync without waiting for it. An error
+	// wrapping errors.ErrUnsupported means the file cannot sync
+	// asynchronously (the Log then stops trying); nothing was started.
+	StartDatasync() error
+	// WaitDatasync waits for the started Datasync and returns its result.
+	WaitDatasync() error
+}
+
 // OSFS returns the FS of the operating system.
 func OSFS() FS { return osFS{} }
 
@@ -52,7 +66,7 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return newOSFile(f), nil
 }
 
 func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }

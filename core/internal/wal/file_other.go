@@ -2,7 +2,10 @@
 
 package wal
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 // The log needs mmap; on other platforms Open fails with ErrUnsupported.
 
@@ -16,3 +19,5 @@ func mmapFile(uintptr, int64, int) ([]byte, error) {
 func munmap([]byte) error { return nil }
 
 func lockFile(uintptr) error { return nil }
+
+func newOSFile(f *os.File) File { return osFile{f} }

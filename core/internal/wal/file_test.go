@@ -17,7 +17,8 @@ type faultFS struct {
 	wal.FS
 	mu         sync.Mutex
 	allocErr   error                       // Allocate returns it
-	syncErr    error                       // Datasync returns it (without syncing)
+	syncErr    error                       // Datasync and WaitDatasync return it
+	startErr   error                       // StartDatasync returns it (starting nothing)
 	shortWrite func(off int64, n int) bool // WriteAt writes half and reports no error
 	writeErr   func(off int64, n int) error
 	syncs      int
@@ -65,6 +66,38 @@ func (f *faultFile) Datasync() error {
 		return err
 	}
 	return f.File.Datasync()
+}
+
+// StartDatasync and WaitDatasync make every faultFile an AsyncSyncer: over
+// the wrapped file's own when it is one, else syncing at the start. The
+// ops name them "start" and "wait".
+func (f *faultFile) StartDatasync() error {
+	f.fs.mu.Lock()
+	err := f.fs.startErr
+	f.fs.ops = append(f.fs.ops, "start")
+	f.fs.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if a, ok := f.File.(wal.AsyncSyncer); ok {
+		return a.StartDatasync()
+	}
+	return f.File.Datasync()
+}
+
+func (f *faultFile) WaitDatasync() error {
+	var err error
+	if a, ok := f.File.(wal.AsyncSyncer); ok {
+		err = a.WaitDatasync() // the request in flight ends either way
+	}
+	f.fs.mu.Lock()
+	if f.fs.syncErr != nil {
+		err = f.fs.syncErr
+	}
+	f.fs.syncs++
+	f.fs.ops = append(f.fs.ops, "wait")
+	f.fs.mu.Unlock()
+	return err
 }
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {

@@ -4,6 +4,7 @@ package wal
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -29,3 +30,5 @@ func lockFile(fd uintptr) error {
 	}
 	return err
 }
+
+func newOSFile(f *os.File) File { return osFile{f} }

@@ -38,16 +38,25 @@ type Log struct {
 	head atomic.Uint64 // next LSN to assign; records < head are in the ring
 	tail atomic.Uint64 // oldest live LSN; raised only once the header holding it is durable
 
-	sm      sync.Mutex // guards syncing and waiters
+	sm      sync.Mutex // guards syncing, waiters, inflight and reaping
 	cond    sync.Cond  // on sm; broadcast at the end of every sync round
 	syncing bool       // a leader is in a sync round
 	waiters int        // callers blocked on cond (observed by tests)
 	durable atomic.Uint64
 
+	// An asynchronous sync round (StartSync): the leader that started it
+	// returned, leaving syncing set and the round in flight; the first
+	// caller that would wait for it collects it instead (reap).
+	async    AsyncSyncer // nil when the file cannot start syncs
+	asyncOff atomic.Bool // set once StartDatasync reported ErrUnsupported
+	inflight bool        // a started round awaits collection
+	reaping  bool        // a caller is collecting it
+
 	// Owned by the sync leader (syncing == true), or by Open and Close.
 	hdr         header // last header written
 	hdrWritten  time.Time
 	hdrInterval time.Duration
+	flight      uint64 // the LSN the round in flight makes durable
 
 	failed atomic.Pointer[error] // sticky; see ErrFailed
 
@@ -94,6 +103,7 @@ func Open(path string, opts Options) (*Log, error) {
 func newLog(path string, opts Options, f File) *Log {
 	l := &Log{path: path, opts: opts, f: f, hdrInterval: syncedHeaderInterval}
 	l.cond.L = &l.sm
+	l.async, _ = f.(AsyncSyncer)
 	return l
 }
 
@@ -368,6 +378,12 @@ func (l *Log) syncTo(lsn uint64) error {
 			return nil
 		}
 		if l.syncing {
+			if l.collect() {
+				if err := l.reap(); err != nil {
+					return err
+				}
+				continue
+			}
 			l.waiters++
 			l.cond.Wait()
 			l.waiters--
@@ -382,21 +398,95 @@ func (l *Log) syncTo(lsn uint64) error {
 	}
 }
 
+// StartSync starts a sync round covering every record appended so far
+// and returns without waiting for it, when the file can sync
+// asynchronously (Linux AIO); SyncTo, Sync or Truncate later collects it.
+// It reports whether the records are covered without another goroutine's
+// help: true when it started the round or when nothing needs syncing,
+// false when the file cannot, a round is already in flight, or the log
+// failed or is closed (the caller then syncs another way, or SyncTo
+// reports the failure).
+func (l *Log) StartSync() bool {
+	if l.async == nil || l.asyncOff.Load() {
+		return false
+	}
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return false
+	}
+	l.sm.Lock()
+	if l.syncing || l.failure() != nil {
+		l.sm.Unlock()
+		return false
+	}
+	target := l.head.Load() - 1
+	if l.durable.Load() >= target {
+		l.sm.Unlock()
+		return true
+	}
+	l.syncing = true
+	l.sm.Unlock()
+	l.failpoint("wal.sync.before")
+	if err := l.writeSyncedHeader(target); err != nil {
+		l.fail(err)
+		l.unlead()
+		return false
+	}
+	if err := l.async.StartDatasync(); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			l.asyncOff.Store(true) // nothing failed: sync the usual way from now on
+		} else {
+			l.fail(fmt.Errorf("sync: %w", err))
+		}
+		l.unlead()
+		return false
+	}
+	l.flight = target
+	l.sm.Lock()
+	l.inflight = true
+	l.sm.Unlock()
+	return true
+}
+
+// collect, with sm held, reports whether the caller is to collect the
+// round in flight (then it holds sm no more: it must call reap).
+func (l *Log) collect() bool {
+	if !l.inflight || l.reaping {
+		return false
+	}
+	l.reaping = true
+	l.sm.Unlock()
+	return true
+}
+
+// reap waits for the started round, records its result and ends it.
+func (l *Log) reap() error {
+	start := time.Now()
+	err := l.async.WaitDatasync()
+	l.syncNanos.Add(int64(time.Since(start)))
+	l.syncs.Add(1)
+	if err != nil {
+		err = l.fail(fmt.Errorf("sync: %w", err))
+	} else {
+		l.raiseDurable(l.flight)
+		l.failpoint("wal.sync.after")
+	}
+	l.sm.Lock()
+	l.inflight, l.reaping = false, false
+	l.sm.Unlock()
+	l.unlead()
+	return err
+}
+
 // syncRound is one fdatasync by the leader, covering everything appended
 // when it starts.
 func (l *Log) syncRound() error {
 	defer l.unlead()
 	target := l.head.Load() - 1
 	l.failpoint("wal.sync.before")
-	// The header's synced LSN may only name records synced by an earlier,
-	// completed round: header and records reach the disk in no particular
-	// order within one fdatasync.
-	if synced := l.durable.Load(); synced > l.hdr.synced && time.Since(l.hdrWritten) >= l.hdrInterval {
-		h := l.hdr
-		h.synced, h.head = synced, target+1
-		if err := l.writeHeader(h); err != nil {
-			return l.fail(err)
-		}
+	if err := l.writeSyncedHeader(target); err != nil {
+		return l.fail(err)
 	}
 	if err := l.datasync(); err != nil {
 		return l.fail(err)
@@ -406,10 +496,29 @@ func (l *Log) syncRound() error {
 	return nil
 }
 
-// lead waits until no sync round is in flight and starts one.
+// writeSyncedHeader writes the header with the durable LSN when it is
+// due, before a round that syncs up to target. The header's synced LSN may
+// only name records synced by an earlier, completed round: header and
+// records reach the disk in no particular order within one fdatasync.
+func (l *Log) writeSyncedHeader(target uint64) error {
+	if synced := l.durable.Load(); synced > l.hdr.synced && time.Since(l.hdrWritten) >= l.hdrInterval {
+		h := l.hdr
+		h.synced, h.head = synced, target+1
+		return l.writeHeader(h)
+	}
+	return nil
+}
+
+// lead waits until no sync round is in flight and starts one. A failed
+// round in flight leaves the error sticky, which the caller checks.
 func (l *Log) lead() {
 	l.sm.Lock()
 	for l.syncing {
+		if l.collect() {
+			_ = l.reap()
+			l.sm.Lock()
+			continue
+		}
 		l.waiters++
 		l.cond.Wait()
 		l.waiters--
@@ -544,6 +653,12 @@ func (l *Log) Close() error {
 		close(l.stop)
 		<-l.done
 	}
+	l.sm.Lock()
+	if l.collect() { // a round started and never waited for
+		_ = l.reap() // its error, if any, is sticky
+	} else {
+		l.sm.Unlock()
+	}
 	var errs []error
 	if err := l.failure(); err != nil {
 		errs = append(errs, err)
@@ -620,8 +735,8 @@ func (l *Log) FreeRecords() int64 { return l.CapacityRecords() - l.UsedRecords()
 type Stats struct {
 	Appends         uint64  // Append calls that wrote records
 	AppendedRecords uint64  // records written by Append
-	Syncs           uint64  // fdatasync calls (SyncTo, Truncate, Open, Close)
-	SyncSeconds     float64 // total time spent in fdatasync
+	Syncs           uint64  // fdatasync calls (SyncTo, Truncate, Open, Close, StartSync)
+	SyncSeconds     float64 // time spent waiting in fdatasync (for a started one: from its collection)
 	UsedBytes       int64   // bytes of records not yet truncated
 	CapacityBytes   int64   // bytes of the ring (file size minus header)
 	TailLSN         uint64

@@ -855,6 +855,9 @@ func TestConcurrentAppendSyncTruncate(t *testing.T) {
 			m.truncate(upto)
 		}
 		appendN(t, l, m, n)
+		if rng.IntN(2) == 0 { // as core's writer does: the syncers collect it
+			l.StartSync()
+		}
 	}
 	close(done)
 	wg.Wait()

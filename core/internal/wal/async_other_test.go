@@ -1,0 +1,6 @@
+//go:build !linux
+
+package wal_test
+
+// wantAsync says whether OS files should be AsyncSyncers (aio_linux.go).
+const wantAsync = false
