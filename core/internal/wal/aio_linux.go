@@ -57,11 +57,19 @@ const iocbCmdFdsync = 3 // IOCB_CMD_FDSYNC
 // an AIO context, else the plain osFile (io_setup may be refused by a
 // seccomp filter or by fs.aio-max-nr).
 func newOSFile(f *os.File) File {
+	if a, err := newAIOFile(f); err == nil {
+		return a
+	}
+	return osFile{f}
+}
+
+// newAIOFile returns f with an AIO context of one request.
+func newAIOFile(f *os.File) (*aioFile, error) {
 	var ctx uintptr
 	if _, _, e := syscall.Syscall(syscall.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
-		return osFile{f}
+		return nil, fmt.Errorf("io_setup: %w", e)
 	}
-	return &aioFile{osFile: osFile{f}, ctx: ctx}
+	return &aioFile{osFile: osFile{f}, ctx: ctx}, nil
 }
 
 // StartDatasync submits an fdatasync of the file and returns without
