@@ -28,10 +28,7 @@ func opsCount(fs *faultFS, op string) int {
 // Sync, Truncate and Close wait for — one datasync, not two — and covers
 // exactly what was appended before it.
 func TestStartSyncIsCollected(t *testing.T) {
-	fs := newFaultFS()
-	path := newPath(t)
-	l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
-	m := &model{tail: 1}
+	fs, path, l, m := openFaultLog(t)
 	syncs0 := opsCount(fs, "sync") // Open's
 
 	_, last := appendN(t, l, m, 10)
@@ -152,10 +149,7 @@ func TestStartSyncFailureIsSticky(t *testing.T) {
 		{"wait", func(fs *faultFS) { fs.syncErr = syscall.EIO }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := newFaultFS()
-			path := newPath(t)
-			l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
-			m := &model{tail: 1}
+			fs, path, l, m := openFaultLog(t)
 			_, synced := appendN(t, l, m, 10)
 			if err := l.SyncTo(synced); err != nil {
 				t.Fatal(err)

@@ -27,6 +27,15 @@ type faultFS struct {
 
 func newFaultFS() *faultFS { return &faultFS{FS: wal.OSFS()} }
 
+// openFaultLog opens a new log of smallSize on a new faultFS, with its
+// model.
+func openFaultLog(t testing.TB) (*faultFS, string, *wal.Log, *model) {
+	t.Helper()
+	fs := newFaultFS()
+	path := newPath(t)
+	return fs, path, openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs}), &model{tail: 1}
+}
+
 func (fs *faultFS) set(f func(*faultFS)) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -163,10 +172,7 @@ func TestCreateENOSPC(t *testing.T) {
 }
 
 func TestFsyncErrorIsSticky(t *testing.T) {
-	fs := newFaultFS()
-	path := newPath(t)
-	l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
-	m := &model{tail: 1}
+	fs, path, l, m := openFaultLog(t)
 	_, last := appendN(t, l, m, 10)
 	if err := l.SyncTo(last); err != nil {
 		t.Fatal(err)
@@ -239,10 +245,7 @@ func TestTruncateFaultsKeepTail(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := newFaultFS()
-			path := newPath(t)
-			l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
-			m := &model{tail: 1}
+			fs, path, l, m := openFaultLog(t)
 			appendN(t, l, m, int(l.CapacityRecords()))
 			fs.set(tc.inject)
 			err := l.Truncate(100)
@@ -286,10 +289,7 @@ func TestOpenSyncFailure(t *testing.T) {
 // order, so a header that claims records are synced must be written after
 // a sync that covered them.
 func TestSyncOrdering(t *testing.T) {
-	fs := newFaultFS()
-	path := newPath(t)
-	l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
-	m := &model{tail: 1}
+	fs, path, l, m := openFaultLog(t)
 	appendN(t, l, m, 10)
 	crash(t, l)
 	ops := func() []string {
@@ -338,10 +338,7 @@ func TestAppendWriteFaults(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := newFaultFS()
-			path := newPath(t)
-			l := openLog(t, path, wal.Options{SizeBytes: smallSize, FS: fs})
-			m := &model{tail: 1}
+			fs, path, l, m := openFaultLog(t)
 			_, last := appendN(t, l, m, 10)
 			if err := l.SyncTo(last); err != nil {
 				t.Fatal(err)

@@ -462,12 +462,9 @@ func (l *Log) collect() bool {
 
 // reap waits for the started round, records its result and ends it.
 func (l *Log) reap() error {
-	start := time.Now()
-	err := l.async.WaitDatasync()
-	l.syncNanos.Add(int64(time.Since(start)))
-	l.syncs.Add(1)
+	err := l.timed(l.async.WaitDatasync)
 	if err != nil {
-		err = l.fail(fmt.Errorf("sync: %w", err))
+		err = l.fail(err)
 	} else {
 		l.raiseDurable(l.flight)
 		l.failpoint("wal.sync.after")
@@ -543,9 +540,13 @@ func (l *Log) raiseDurable(lsn uint64) {
 	}
 }
 
-func (l *Log) datasync() error {
+func (l *Log) datasync() error { return l.timed(l.f.Datasync) }
+
+// timed runs sync (an fdatasync, or the wait for a started one), counts
+// it and adds the time it took to the stats.
+func (l *Log) timed(sync func() error) error {
 	start := time.Now()
-	err := l.f.Datasync()
+	err := sync()
 	l.syncNanos.Add(int64(time.Since(start)))
 	l.syncs.Add(1)
 	if err != nil {
