@@ -445,6 +445,9 @@ func (l *Log) StartSync() bool {
 	l.flight = target
 	l.sm.Lock()
 	l.inflight = true
+	// Callers that came while the round was being started found nothing
+	// to collect and wait on cond: one of them must collect it now.
+	l.cond.Broadcast()
 	l.sm.Unlock()
 	return true
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // blockingFS blocks the Datasync calls made while armed until release is
@@ -117,6 +118,89 @@ func TestGroupCommitSharesSyncs(t *testing.T) {
 	}
 	if l.DurableLSN() != second {
 		t.Fatalf("DurableLSN = %d, want %d", l.DurableLSN(), second)
+	}
+}
+
+// slowStartFS's files are AsyncSyncers whose StartDatasync waits for
+// release once entered is signalled (the wrapped file syncs at the start).
+type slowStartFS struct {
+	FS
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (fs *slowStartFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := fs.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &slowStartFile{File: f, fs: fs}, nil
+}
+
+type slowStartFile struct {
+	File
+	fs *slowStartFS
+}
+
+func (f *slowStartFile) StartDatasync() error {
+	f.fs.entered <- struct{}{}
+	<-f.fs.release
+	return f.Datasync()
+}
+
+func (f *slowStartFile) WaitDatasync() error { return nil }
+
+// TestWaiterDuringStartCollects: a caller that comes while a round is
+// being started finds nothing to collect yet and waits; once the round is
+// in flight it must collect it, even if the starter never waits for it.
+func TestWaiterDuringStartCollects(t *testing.T) {
+	fs := &slowStartFS{FS: OSFS(), entered: make(chan struct{}), release: make(chan struct{})}
+	l, err := Open(filepath.Join(t.TempDir(), "w.wal"), Options{SizeBytes: MinSizeBytes, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := true // then Close would wait for the stuck SyncTo: leak the log
+	defer func() {
+		if stuck {
+			return
+		}
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	_, last, err := l.Append([]Record{testRecord(1), testRecord(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan bool)
+	go func() { started <- l.StartSync() }()
+	<-fs.entered // the round is being started: syncing, not yet in flight
+	synced := make(chan error)
+	go func() { synced <- l.SyncTo(last) }()
+	for { // until the caller waits on cond
+		l.sm.Lock()
+		n := l.waiters
+		l.sm.Unlock()
+		if n == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(fs.release)
+	if !<-started {
+		t.Fatal("StartSync = false")
+	}
+	select {
+	case err := <-synced:
+		stuck = false
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SyncTo still waits for a round in flight that nobody collects")
+	}
+	if l.DurableLSN() != last {
+		t.Fatalf("DurableLSN = %d, want %d", l.DurableLSN(), last)
 	}
 }
 
