@@ -74,3 +74,25 @@ func TestAIOFileUnsupported(t *testing.T) {
 		t.Fatalf("StartDatasync on a pipe = %v, want EINVAL and ErrUnsupported", err)
 	}
 }
+
+// TestOSFSSyncsAsync: the OS file system's files are aioFiles, unless the
+// kernel refuses an AIO context — which a direct newAIOFile then confirms,
+// so that a plain file where AIO works fails the test instead of skipping.
+func TestOSFSSyncsAsync(t *testing.T) {
+	dir := t.TempDir()
+	f, err := OSFS().OpenFile(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, ok := f.(*aioFile); ok {
+		return
+	}
+	g, err := os.OpenFile(filepath.Join(dir, "b"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openAIO(t, g) // skips when the kernel refuses a context
+	a.Close()
+	t.Fatalf("OSFS opened a %T although the kernel grants AIO contexts", f)
+}

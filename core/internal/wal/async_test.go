@@ -3,7 +3,6 @@ package wal_test
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -192,21 +191,4 @@ func TestStartSyncCrash(t *testing.T) {
 	l.StartSync()
 	crash(t, l)
 	checkLog(t, openLog(t, path, wal.Options{}), m)
-}
-
-// TestOSFileSyncsAsync: on Linux the OS file system's files start their
-// datasyncs through AIO (TestAIOFile), unless the kernel refuses an AIO
-// context; elsewhere they do not.
-func TestOSFileSyncsAsync(t *testing.T) {
-	f, err := wal.OSFS().OpenFile(newPath(t), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	switch _, ok := f.(wal.AsyncSyncer); {
-	case ok && !wantAsync:
-		t.Fatal("an AsyncSyncer outside Linux")
-	case !ok && wantAsync:
-		t.Skip("the kernel refused an AIO context (io_setup): syncs run in a goroutine")
-	}
 }

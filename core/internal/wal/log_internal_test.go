@@ -24,11 +24,17 @@ type blockingFS struct {
 }
 
 func (fs *blockingFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := fs.FS.OpenFile(name, flag, perm)
+	return openWrapped(fs.FS, name, flag, perm, func(f File) File { return &blockingFile{File: f, fs: fs} })
+}
+
+// openWrapped opens name on fs and returns the file wrapped by wrap: the
+// OpenFile of the test file systems here.
+func openWrapped(fs FS, name string, flag int, perm os.FileMode, wrap func(File) File) (File, error) {
+	f, err := fs.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return &blockingFile{File: f, fs: fs}, nil
+	return wrap(f), nil
 }
 
 type blockingFile struct {
@@ -130,11 +136,7 @@ type slowStartFS struct {
 }
 
 func (fs *slowStartFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := fs.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return &slowStartFile{File: f, fs: fs}, nil
+	return openWrapped(fs.FS, name, flag, perm, func(f File) File { return &slowStartFile{File: f, fs: fs} })
 }
 
 type slowStartFile struct {

@@ -1,6 +1,0 @@
-//go:build !linux
-
-package wal_test
-
-// wantAsync says whether OS files should be AsyncSyncers (aio_linux.go).
-const wantAsync = false
