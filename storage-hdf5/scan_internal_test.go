@@ -1,8 +1,11 @@
 package h5store
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/cidstore/cidstore/core/port"
 )
 
 // TestScanAfterOpen reopens a store whose tables' counts commits kept up
@@ -125,5 +128,72 @@ func TestReadsDuringScan(t *testing.T) {
 	}
 	if err := verifyState(s, w); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWarmOrder checks that the scan after Open builds every page of the
+// bucket and bucket-delta tables before any page of the value sets': a
+// read of a bucket looks both up, and the value sets' pages, by far the
+// most, take the longest to build (with the delta table last, a 10M-key
+// reopen's first GETs each read the delta's index entry from the file).
+func TestWarmOrder(t *testing.T) {
+	s, w, _ := commitN(t, 60, Options{SegmentBytes: minSegmentBytes})
+	defer mustClose(t, s)
+	// Enough value sets for two pages.
+	r := rand.New(rand.NewPCG(1, 2))
+	cp := &port.Checkpoint{}
+	for range pageSize + 100 {
+		v := w.valueSet(r, w.nextV, 3)
+		w.sets[v.ID] = v
+		cp.ValueSets = append(cp.ValueSets, v)
+		w.nextV++
+	}
+	if err := s.Commit(w.seal(cp)); err != nil {
+		t.Fatal(err)
+	}
+	// A state as Open loads it, before its scan: no page resident.
+	st, err := loadState(s.st.root, true, s.openSegment, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := func(k int) (resident, known int) {
+		tab := st.tabs[k]
+		tab.mu.RLock()
+		defer tab.mu.RUnlock()
+		for _, p := range tab.pages {
+			if p != nil {
+				resident++
+			}
+		}
+		return resident, len(tab.pages)
+	}
+	for k, atLeast := range [numKinds]int{kindBucket: 1, kindBucketDelta: 1, kindValueSet: 2} {
+		if r, n := pages(k); r != 0 || n < atLeast {
+			t.Fatalf("%s table before the scan: %d of %d pages resident; want none of at least %d", kindName[k], r, n, atLeast)
+		}
+	}
+	setPagesSeen := false
+	err = st.markData(func() bool {
+		if r, _ := pages(kindValueSet); r == 0 || setPagesSeen {
+			return false
+		}
+		setPagesSeen = true
+		for _, k := range []int{kindBucket, kindBucketDelta} {
+			if r, n := pages(k); r != n {
+				t.Errorf("a value-set page was built with %d of the %d %s pages", r, n, kindName[k])
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range numKinds {
+		if r, n := pages(k); r != n {
+			t.Errorf("%s table after the scan: %d of %d pages resident", kindName[k], r, n)
+		}
+	}
+	if !setPagesSeen {
+		t.Error("the scan built no value-set page")
 	}
 }
