@@ -323,7 +323,7 @@ func prepareExtent(p *pool, kind int, e extent, delta bool, what string, pns *[]
 		}
 		crc = crc32.Update(crc, castagnoli, b)
 		for o := uint64(0); o < uint64(len(b)); o += rs {
-			id, _ := decodeMeta[kind](b[o : o+rs])
+			id := metaID(kind, b[o:])
 			f.add(id)
 			if pn := id >> pageBits; pn != last {
 				*pns = append(*pns, pn)
@@ -348,7 +348,7 @@ func prepareExtent(p *pool, kind int, e extent, delta bool, what string, pns *[]
 	x.mem = mem
 	var g fencer
 	for o := uint64(0); o < uint64(len(mem)); o += rs {
-		id, _ := decodeMeta[kind](mem[o : o+rs])
+		id := metaID(kind, mem[o:])
 		g.add(id)
 	}
 	x.fences = g.fences
@@ -365,7 +365,7 @@ func sortRecords(b []byte, kind int) error {
 	}
 	keys := make([]kr, n)
 	for i := range keys {
-		id, _ := decodeMeta[kind](b[i*rs : (i+1)*rs])
+		id := metaID(kind, b[i*rs:])
 		keys[i] = kr{id, i * rs}
 	}
 	slices.SortFunc(keys, func(a, b kr) int {
