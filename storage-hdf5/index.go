@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -394,23 +395,42 @@ func sortRecords(b []byte, kind int) error {
 // with the sorted page numbers they hold.
 func openSrc(root *commitRec, pools *[numPools]*pool, kind int) (*tsrc, []uint64, error) {
 	src := &tsrc{kind: kind, pool: pools[metaPool[kind]]}
-	var pns []uint64
+	type job struct {
+		e     extent
+		delta bool
+		what  string
+	}
+	var jobs []job
 	if root.hasSnap[kind] {
-		x, err := prepareExtent(src.pool, kind, root.snap[kind], false, kindName[kind]+" index snapshot", &pns)
-		if err != nil {
-			return nil, nil, err
-		}
-		src.exts = append(src.exts, x)
+		jobs = append(jobs, job{root.snap[kind], false, kindName[kind] + " index snapshot"})
 	}
 	for i, d := range root.deltas[kind] {
-		x, err := prepareExtent(src.pool, kind, d, true, fmt.Sprintf("%s index delta %d", kindName[kind], i), &pns)
+		jobs = append(jobs, job{d, true, fmt.Sprintf("%s index delta %d", kindName[kind], i)})
+	}
+	// The extents are read and checked side by side, as many at a time
+	// as there are processors: building the deltas' filters is most of
+	// Open's work (10M keys: ~200 of ~310 ms).
+	src.exts = make([]srcExtent, len(jobs))
+	pns := make([][]uint64, len(jobs))
+	errs := make([]error, len(jobs))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			src.exts[i], errs[i] = prepareExtent(src.pool, kind, j.e, j.delta, j.what, &pns[i])
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, nil, err
 		}
-		src.exts = append(src.exts, x)
 	}
-	slices.Sort(pns)
-	return src, slices.Compact(pns), nil
+	all := slices.Concat(pns...)
+	slices.Sort(all)
+	return src, slices.Compact(all), nil
 }
 
 // openTable builds a paged table over root's index of kind, with pages

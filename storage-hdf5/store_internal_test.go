@@ -122,6 +122,30 @@ func TestCorruptIndexRefusesOpen(t *testing.T) {
 	t.Logf("corrupt index: %v", err)
 }
 
+// TestCorruptIndexDeltaRefusesOpen flips a byte of the newest delta of the
+// value sets' index: Open checks the extents side by side (openSrc), and
+// the delta's failure must refuse it like the snapshot's does.
+func TestCorruptIndexDeltaRefusesOpen(t *testing.T) {
+	s, _, path := commitN(t, 30, workloadOptions())
+	deltas := s.st.root.deltas[kindValueSet]
+	if len(deltas) == 0 || !s.st.root.hasSnap[kindValueSet] {
+		t.Fatalf("the workload left %d value-set index deltas and snapshot %v; want both", len(deltas), s.st.root.hasSnap[kindValueSet])
+	}
+	d := deltas[len(deltas)-1]
+	f, off, err := s.st.pools[poolValueMeta].locate(d.ref, d.count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := f.Name()
+	mustClose(t, s)
+	flip(t, file, off+int64(d.count)*int64(recValueSetMeta.Size)-3)
+	_, err = Open(path, workloadOptions())
+	if !errors.Is(err, port.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("value set index delta %d", len(deltas)-1)) {
+		t.Fatalf("open with a corrupt index delta: err = %v, want ErrCorrupt naming value set index delta %d", err, len(deltas)-1)
+	}
+	t.Logf("corrupt index delta: %v", err)
+}
+
 // A torn or corrupt newest commit record falls back to the other slot,
 // which holds the previous checkpoint.
 func TestCorruptCommitRecordFallsBack(t *testing.T) {
