@@ -31,33 +31,28 @@ import (
 // directory before releasing it, so a reader that raced with one retries
 // from the directory.
 type bucket struct {
-	mu      sync.RWMutex
+	// The fields an insert reads or writes come first, in the first 144
+	// bytes (three cache lines wherever the object starts), and warm
+	// touches each of those lines (warm.go); the rest follow.
 	id      uint32
 	depth   uint8
-	prefix  uint64
 	retired bool
+	dirty   bool // changed since the last checkpoint
+	frozen  bool // to be captured by the checkpoint in progress (under mu)
+	mu      sync.RWMutex
 
 	entries []entry
 	tags    []byte
 	sorted  int
-
-	dirty         bool  // changed since the last checkpoint
-	frozen        bool  // to be captured by the checkpoint in progress (under mu)
-	lastCompacted int64 // Unix ns of the last full sort, 0 if never
+	// adds counts the times a key joined entries (appendEntry, merges,
+	// loads; under mu): while it is unchanged, a key whose tag no entry
+	// had is still absent (warm's hints).
+	adds uint32
 
 	// Residency (cache.go): entries and tags are meaningful only while
 	// loaded is set; loaded changes under mu (and, to false, only under
 	// the writer lock too).
-	loaded   atomic.Bool
-	ref      atomic.Bool // CLOCK reference bit, set by lookups
-	charge   int64       // bytes charged to the cache (under mu)
-	savedSeq uint64      // checkpoint that last captured b (under mu)
-	// cold counts b's spilled entries whose value set is not resident,
-	// while b is loaded: set when b is loaded, decremented as sets load,
-	// recounted by splits and merges. Never below the truth; at 0 the
-	// writer skips looking for sets to load (prepare).
-	cold  atomic.Int32
-	maint bucketMaint // scheduler counters (scheduler.go)
+	loaded atomic.Bool
 
 	// Bucket deltas (checkpoint.go, "Delta checkpoints"). since lists
 	// the keys changed since b's base, the last whole record of b the
@@ -73,6 +68,19 @@ type bucket struct {
 	since []E
 	whole bool
 	delta bool
+
+	maint bucketMaint // scheduler counters (scheduler.go)
+	// cold counts b's spilled entries whose value set is not resident,
+	// while b is loaded: set when b is loaded, decremented as sets load,
+	// recounted by splits and merges. Never below the truth; at 0 the
+	// writer skips looking for sets to load (prepare).
+	cold atomic.Int32
+
+	prefix        uint64
+	lastCompacted int64       // Unix ns of the last full sort, 0 if never
+	ref           atomic.Bool // CLOCK reference bit, set by lookups
+	charge        int64       // bytes charged to the cache (under mu)
+	savedSeq      uint64      // checkpoint that last captured b (under mu)
 }
 
 // foldAt is how many changed keys a bucket of n entries may carry in a
@@ -127,6 +135,19 @@ func (b *bucket) find(k E, tag byte) int {
 	return -1
 }
 
+// findHinted is find, trying entries c0 and c1 first (either may be out of
+// range or -1): keys are unique within a bucket, so an entry holding k is
+// the one find would return.
+func (b *bucket) findHinted(k E, tag byte, c0, c1 int32) int {
+	if uint(c0) < uint(len(b.entries)) && b.entries[c0].key == k {
+		return int(c0)
+	}
+	if uint(c1) < uint(len(b.entries)) && b.entries[c1].key == k {
+		return int(c1)
+	}
+	return b.find(k, tag)
+}
+
 // bucketTailMax bounds the unsorted tail: lookups do not need the order
 // (they scan tags), but checkpoints write buckets sorted, and merging here,
 // 64 entries at a time, is cheaper than sorting a long tail at every
@@ -143,6 +164,7 @@ func (b *bucket) appendEntry(e entry, tag byte, capacity int) {
 	}
 	b.entries = append(b.entries, e)
 	b.tags = append(b.tags, tag)
+	b.adds++
 	if len(b.entries)-b.sorted > bucketTailMax {
 		b.mergeTail()
 	}
@@ -198,8 +220,15 @@ func (b *bucket) mergeTail() {
 		return
 	}
 	// The tail is copied out, sorted, and merged from the back so the
-	// sorted region slides right within the same backing arrays.
-	t := make([]taggedEntry, n-b.sorted)
+	// sorted region slides right within the same backing arrays. The
+	// copy of a tail appendEntry merges fits on the stack.
+	var buf [bucketTailMax + 1]taggedEntry
+	var t []taggedEntry
+	if m := n - b.sorted; m <= len(buf) {
+		t = buf[:m]
+	} else {
+		t = make([]taggedEntry, m)
+	}
 	for j := range t {
 		t[j] = taggedEntry{b.entries[b.sorted+j], b.tags[b.sorted+j]}
 	}

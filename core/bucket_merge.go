@@ -46,6 +46,7 @@ func (s *Store) tryMerge(b *bucket) (bool, error) {
 		}
 	}
 	keep.entries, keep.tags = merged, tags
+	keep.adds++
 	keep.sorted = len(merged)
 	if keep.cold.Load() != 0 || gone.cold.Load() != 0 {
 		keep.cold.Store(s.countCold(keep))

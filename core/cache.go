@@ -269,6 +269,7 @@ func (s *Store) readBucket(b *bucket) error {
 		b.since = append(b.since, E{binary.LittleEndian.Uint64(rec.DeltaKeys[k:]), binary.LittleEndian.Uint64(rec.DeltaKeys[k+8:])})
 	}
 	b.entries, b.tags, b.sorted = entries, tags, int(rec.SortedCount)
+	b.adds++
 	b.lastCompacted = rec.LastCompacted
 	if w := s.gcw.Load(); w != nil {
 		w.sawLoad(b.id, entries)

@@ -11,6 +11,10 @@ func TestValueSetSize(t *testing.T) {
 	if n := unsafe.Sizeof(valueSet{}); n > 160 {
 		t.Fatalf("valueSet is %d bytes, want at most 160", n)
 	}
+	// The flags every write reads share id's line (warm touches id).
+	if end := unsafe.Offsetof(valueSet{}.maint) + unsafe.Sizeof(setMaint{}); end > 32 {
+		t.Fatalf("valueSet's flags end at byte %d, want at most 32", end)
+	}
 	// Sets of up to smallInline values live in the struct.
 	vs := new(valueSet)
 	vals := make([]E, smallInline)

@@ -472,9 +472,14 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 	pin0 := s.cache.pinned()
 	for rest := ops; len(rest) > 0; { // a chunk at a time (warm.go)
 		chunk := rest[:min(len(rest), warmChunk)]
-		s.warm(chunk)
-		for i := range chunk {
-			s.apply(&chunk[i])
+		if hints := s.warm(chunk); hints != nil {
+			for i := range chunk {
+				s.applyHinted(&chunk[i], &hints[i])
+			}
+		} else {
+			for i := range chunk {
+				s.apply(&chunk[i])
+			}
 		}
 		rest = rest[len(chunk):]
 	}
@@ -534,10 +539,13 @@ func (s *Store) notify(ops []walOp, first uint64, txn bool) {
 }
 
 // apply performs one mutation on the in-memory state (writer only).
-func (s *Store) apply(o *walOp) {
+func (s *Store) apply(o *walOp) { s.applyHinted(o, nil) }
+
+// applyHinted is apply with what warm saw of the op's key (nil: nothing).
+func (s *Store) applyHinted(o *walOp, hint *warmHint) {
 	switch o.op {
 	case OpInsert:
-		s.applyInsert(o.key, o.value)
+		s.applyInsert(o.key, o.value, hint)
 	case OpDeleteKey:
 		s.applyDeleteKey(o.key)
 	case OpDeleteValue:
@@ -569,12 +577,19 @@ func (s *Store) applyBucket(h uint64) *bucket {
 	return b
 }
 
-func (s *Store) applyInsert(k, v E) {
+func (s *Store) applyInsert(k, v E, hint *warmHint) {
 	h := s.hash(k)
 	tag := tagOf(h)
 	for {
 		b := s.applyBucket(h)
-		if i := b.find(k, tag); i >= 0 {
+		i := -1
+		switch {
+		case hint == nil:
+			i = b.find(k, tag)
+		case !hint.absent(b):
+			i = b.findHinted(k, tag, hint.c0, hint.c1)
+		}
+		if i >= 0 {
 			s.addValue(b, i, v)
 			return
 		}

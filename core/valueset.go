@@ -20,7 +20,15 @@ import (
 // A valueSet belongs to exactly one bucket and is guarded by that bucket's
 // lock.
 type valueSet struct {
-	id     uint64
+	id uint64
+	// The flags every write to the set reads or writes share id's cache
+	// line (a 160-byte object starts at 0 or 32 bytes into a line): warm
+	// touches id, the apply loop then finds them cached.
+	frozen atomic.Bool // to be captured by the checkpoint in progress
+	dirty  bool        // queued for the next checkpoint (set by Store)
+	freed  bool        // no entry references it any more
+	maint  setMaint    // demotion hysteresis (scheduler.go)
+
 	vals   []E
 	sorted int
 	tail   map[E]struct{} // membership of vals[sorted:], nil while the tail is short
@@ -31,12 +39,8 @@ type valueSet struct {
 	// second allocation.
 	small [smallInline]E
 
-	charge   int64       // bytes charged to the cache
-	savedSeq uint64      // checkpoint that last captured it
-	frozen   atomic.Bool // to be captured by the checkpoint in progress
-	dirty    bool        // queued for the next checkpoint (set by Store)
-	freed    bool        // no entry references it any more
-	maint    setMaint    // demotion hysteresis (scheduler.go)
+	charge   int64  // bytes charged to the cache
+	savedSeq uint64 // checkpoint that last captured it
 }
 
 // smallInline is the size of valueSet.small. With it the struct is 160

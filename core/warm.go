@@ -38,15 +38,15 @@ const warmMin = 16
 // than warming the whole 1 000-op batch first, 256 barely faster.
 const warmChunk = 64
 
-// warmMaxCandidates bounds the entries touched per op: a tag match beyond
-// the second is rare (8-bit tags, at most a few hundred entries).
-const warmMaxCandidates = 2
+// warmPromoteDiv sets how many new set ids warm prepares slots for: one
+// per warmPromoteDiv ops.
+const warmPromoteDiv = 4
 
 const low7 = 0x7f7f7f7f7f7f7f7f
 
 // warmState is the writer's scratch for warm (writer lock held).
 type warmState struct {
-	buckets []*bucket
+	hints   []warmHint // one per op
 	tags    []byte
 	entries []*entry
 	slots   []*setSlot
@@ -54,34 +54,64 @@ type warmState struct {
 	sink    uint64 // keeps the touching loads from being optimised away
 }
 
-func (s *Store) warm(ops []walOp) {
+// warmHint is what warm saw of an op's key: its bucket, the bucket's adds
+// then, and the indices of the first two entries whose tag matched (-1 for
+// each missing). The apply loop takes an index only after comparing the
+// entry's key with the op's (applying may have moved entries since), and
+// takes "no entry had the tag" as "absent" only while the bucket and its
+// adds are the same.
+type warmHint struct {
+	b      *bucket
+	adds   uint32
+	c0, c1 int32
+}
+
+// absent reports whether the hint shows that the key is not in b.
+func (h *warmHint) absent(b *bucket) bool {
+	return h.c0 < 0 && h.b == b && h.adds == b.adds
+}
+
+// warm returns a hint per op, or nil when it did not run.
+func (s *Store) warm(ops []walOp) []warmHint {
 	if len(ops) < warmMin {
-		return
+		return nil
 	}
 	w := &s.warmth
 	var sink uint64
 
-	// Stage 1: each op's bucket; touch its header (tags and entries slice
-	// headers, the loaded flag).
-	w.buckets, w.tags = w.buckets[:0], w.tags[:0]
+	// Stage 1: each op's bucket; touch the three lines of its header that
+	// an insert uses (the lock and flags, the slice headers, the
+	// scheduler's counters: bucket.go).
+	w.hints, w.tags = w.hints[:0], w.tags[:0]
 	for i := range ops {
 		h := s.hash(ops[i].key)
 		b := s.bucketFor(h)
-		w.buckets = append(w.buckets, b)
+		w.hints = append(w.hints, warmHint{b: b})
 		w.tags = append(w.tags, tagOf(h))
-		sink += uint64(len(b.tags))
+		sink += uint64(b.id) + uint64(len(b.tags)) + b.maint.gen
 	}
 	// Stage 2: touch each bucket's tags, a line at a time.
-	for _, b := range w.buckets {
-		for i := 0; i < len(b.tags); i += 64 {
-			sink += uint64(b.tags[i])
+	for i := range w.hints {
+		b := w.hints[i].b
+		for j := 0; j < len(b.tags); j += 64 {
+			sink += uint64(b.tags[j])
 		}
 	}
-	// Stage 3: the entries whose tags match (the key's, or a rare false
-	// positive): found from cached tags, touched in the next loop.
+	// Stage 3: the first two entries whose tags match (the key's, or a
+	// false positive: with 8-bit tags, one in two ops at 180 entries):
+	// found from cached tags, touched in the next loop.
 	w.entries = w.entries[:0]
-	for i, b := range w.buckets {
-		w.entries = b.appendCandidates(w.entries, w.tags[i])
+	for i := range w.hints {
+		hint := &w.hints[i]
+		b := hint.b
+		c0, c1 := b.candidates(w.tags[i])
+		hint.adds, hint.c0, hint.c1 = b.adds, c0, c1
+		if c0 >= 0 {
+			w.entries = append(w.entries, &b.entries[c0])
+		}
+		if c1 >= 0 {
+			w.entries = append(w.entries, &b.entries[c1])
+		}
 	}
 	ts := s.sets.tab.Load()
 	w.slots = w.slots[:0]
@@ -101,34 +131,53 @@ func (s *Store) warm(ops []walOp) {
 	for _, vs := range w.sets {
 		sink += vs.id + uint64(len(vs.vals))
 	}
+	// Stage 5: the sets' values (the first and last lines, for a small
+	// set all of them), and the set table slots where the sets that the
+	// chunk's promotions create will go: new ids are sequential, their
+	// home slots anywhere (W1 promotes one op in five).
+	for _, vs := range w.sets {
+		if n := len(vs.vals); n > 0 {
+			sink += vs.vals[0].Low ^ vs.vals[n-1].Low
+		}
+	}
+	if ts != nil {
+		for id := s.nextVSID; id < s.nextVSID+uint64(len(ops)/warmPromoteDiv); id++ {
+			sink += ts.slot[ts.home(id)].id.Load()
+		}
+	}
 	w.sink = sink
+	return w.hints
 }
 
-// appendCandidates appends to dst the entries of b whose tag is tag, at
-// most warmMaxCandidates of them.
-func (b *bucket) appendCandidates(dst []*entry, tag byte) []*entry {
-	n, found := len(b.tags), 0
+// candidates returns the indices of the first two entries of b whose tag
+// is tag, -1 for each that is missing.
+func (b *bucket) candidates(tag byte) (c0, c1 int32) {
+	c0, c1 = -1, -1
+	n := len(b.tags)
 	pattern := uint64(tag) * lsb8
 	i := 0
 	for ; i+8 <= n; i += 8 {
 		w := binary.LittleEndian.Uint64(b.tags[i:]) ^ pattern
 		// High bit set in exactly the bytes of w that are zero (find's
 		// cheaper test has false positives; here they would cost a
-		// candidate slot).
+		// candidate).
 		for m := ^((w & low7) + low7 | w | low7); m != 0; m &= m - 1 {
-			dst = append(dst, &b.entries[i+bits.TrailingZeros64(m)>>3])
-			if found++; found == warmMaxCandidates {
-				return dst
+			j := int32(i + bits.TrailingZeros64(m)>>3)
+			if c0 < 0 {
+				c0 = j
+				continue
 			}
+			return c0, j
 		}
 	}
 	for ; i < n; i++ {
 		if b.tags[i] == tag {
-			dst = append(dst, &b.entries[i])
-			if found++; found == warmMaxCandidates {
-				return dst
+			if c0 < 0 {
+				c0 = int32(i)
+				continue
 			}
+			return c0, int32(i)
 		}
 	}
-	return dst
+	return c0, c1
 }

@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// appendCandidates returns the first warmMaxCandidates entries whose tag
-// matches, in order: a naive scan is the model.
-func TestAppendCandidates(t *testing.T) {
+// candidates returns the indices of the first two entries whose tag
+// matches, in order, -1 for each that is missing: a naive scan is the
+// model.
+func TestCandidates(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	for trial := range 2000 {
 		n := r.IntN(300)
@@ -18,21 +19,49 @@ func TestAppendCandidates(t *testing.T) {
 			// values (tag±1, which SWAR tests confuse) are common.
 			b.tags[i] = byte(r.IntN(6))
 		}
+		if r.IntN(4) == 0 { // and rare tags, so that some have one match
+			for i := range b.tags {
+				b.tags[i] = byte(6 + r.IntN(200))
+			}
+		}
 		tag := byte(r.IntN(6))
-		var want []*entry
-		for i := range b.tags {
-			if b.tags[i] == tag && len(want) < warmMaxCandidates {
-				want = append(want, &b.entries[i])
+		want := []int32{-1, -1}
+		for i, k := range b.tags {
+			if k == tag {
+				if want[0] < 0 {
+					want[0] = int32(i)
+				} else if want[1] < 0 {
+					want[1] = int32(i)
+				}
 			}
 		}
-		got := b.appendCandidates(nil, tag)
-		if len(got) != len(want) {
-			t.Fatalf("trial %d: %d candidates, want %d", trial, len(got), len(want))
+		c0, c1 := b.candidates(tag)
+		if c0 != want[0] || c1 != want[1] {
+			t.Fatalf("trial %d (%d entries): candidates %d, %d, want %d, %d", trial, n, c0, c1, want[0], want[1])
 		}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("trial %d: candidate %d is entry %p, want %p", trial, i, got[i], want[i])
-			}
+	}
+}
+
+// findHinted finds what find finds whatever the hints: right, wrong, out
+// of range or missing.
+func TestFindHinted(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 11))
+	for trial := range 2000 {
+		n := r.IntN(80)
+		b := &bucket{entries: make([]entry, n), tags: make([]byte, n)}
+		for i := range b.entries {
+			b.entries[i].key = E{High: uint64(i + 1), Low: uint64(trial)}
+			b.tags[i] = byte(r.IntN(4))
+		}
+		k := E{High: uint64(r.IntN(n+10) + 1), Low: uint64(trial)}
+		tag := byte(r.IntN(4))
+		if i := int(k.High) - 1; i < n {
+			tag = b.tags[i]
+		}
+		hint := func() int32 { return int32(r.IntN(n+20)) - 10 }
+		c0, c1 := hint(), hint()
+		if got, want := b.findHinted(k, tag, c0, c1), b.find(k, tag); got != want {
+			t.Fatalf("trial %d: findHinted(%v, hints %d, %d) = %d, find = %d", trial, k, c0, c1, got, want)
 		}
 	}
 }
