@@ -470,19 +470,7 @@ func (s *Store) mutate(ctx context.Context, ops []walOp, txn bool) error {
 		break
 	}
 	pin0 := s.cache.pinned()
-	for rest := ops; len(rest) > 0; { // a chunk at a time (warm.go)
-		chunk := rest[:min(len(rest), warmChunk)]
-		if hints := s.warm(chunk); hints != nil {
-			for i := range chunk {
-				s.applyHinted(&chunk[i], &hints[i])
-			}
-		} else {
-			for i := range chunk {
-				s.apply(&chunk[i])
-			}
-		}
-		rest = rest[len(chunk):]
-	}
+	s.applyBatch(ops)
 	s.maint.writes += uint64(len(ops))
 	s.publish()
 	if c := &s.cache; c.budget > 0 {
@@ -536,6 +524,24 @@ func (s *Store) notify(ops []walOp, first uint64, txn bool) {
 		}
 	}
 	s.opts.Notify(muts)
+}
+
+// applyBatch applies prepared ops in order, warming them a chunk at a
+// time (warm.go; writer only).
+func (s *Store) applyBatch(ops []walOp) {
+	for rest := ops; len(rest) > 0; {
+		chunk := rest[:min(len(rest), warmChunk)]
+		if hints := s.warm(chunk); hints != nil {
+			for i := range chunk {
+				s.applyHinted(&chunk[i], &hints[i])
+			}
+		} else {
+			for i := range chunk {
+				s.apply(&chunk[i])
+			}
+		}
+		rest = rest[len(chunk):]
+	}
 }
 
 // apply performs one mutation on the in-memory state (writer only).

@@ -97,9 +97,7 @@ func (s *Store) replay(w *walState) error {
 			if err := s.prepare(pending); err != nil {
 				return err
 			}
-			for i := range pending {
-				s.apply(&pending[i])
-			}
+			s.applyBatch(pending)
 			applied += uint64(len(pending))
 			pending, inTxn = pending[:0], false
 			return nil
