@@ -27,6 +27,48 @@ func TestValueSetSize(t *testing.T) {
 	}
 }
 
+// The fields an insert uses lie in bucket's first 144 bytes, three lines
+// wherever a 208-byte object starts, at the offsets warm touches (id, the
+// tags header, maint.gen: warm.go); the struct stays in the 208-byte size
+// class.
+func TestBucketLayout(t *testing.T) {
+	var b bucket
+	if n := unsafe.Sizeof(b); n > 208 {
+		t.Fatalf("bucket is %d bytes, want at most 208", n)
+	}
+	hot := map[string]uintptr{
+		"mu":      unsafe.Offsetof(b.mu) + unsafe.Sizeof(b.mu),
+		"entries": unsafe.Offsetof(b.entries) + unsafe.Sizeof(b.entries),
+		"tags":    unsafe.Offsetof(b.tags) + unsafe.Sizeof(b.tags),
+		"sorted":  unsafe.Offsetof(b.sorted) + unsafe.Sizeof(b.sorted),
+		"adds":    unsafe.Offsetof(b.adds) + unsafe.Sizeof(b.adds),
+		"loaded":  unsafe.Offsetof(b.loaded) + unsafe.Sizeof(b.loaded),
+		"since":   unsafe.Offsetof(b.since) + unsafe.Sizeof(b.since),
+		"whole":   unsafe.Offsetof(b.whole) + unsafe.Sizeof(b.whole),
+		"maint.pending/gen": unsafe.Offsetof(b.maint) + unsafe.Offsetof(b.maint.gen) +
+			unsafe.Sizeof(b.maint.gen),
+	}
+	for name, end := range hot {
+		if end > 144 {
+			t.Errorf("bucket.%s ends at byte %d, want at most 144", name, end)
+		}
+	}
+	// Wherever the allocator puts a 208-byte object (16-byte aligned), each
+	// cache line the first 144 bytes reach holds a field warm touches.
+	touched := []uintptr{unsafe.Offsetof(b.id), unsafe.Offsetof(b.tags) + 8, unsafe.Offsetof(b.maint) + unsafe.Offsetof(b.maint.gen)}
+	for start := uintptr(0); start < 64; start += 16 {
+		for line := start / 64; line <= (start+143)/64; line++ {
+			hit := false
+			for _, off := range touched {
+				hit = hit || (start+off)/64 == line
+			}
+			if !hit {
+				t.Errorf("object at %d bytes into a line: line %d of its hot bytes is not touched (touches at %v)", start, line, touched)
+			}
+		}
+	}
+}
+
 // Bucket arrays are sized to what the bucket holds, not to its capacity:
 // after splits and appends, every bucket's arrays are within a quarter
 // (plus a few entries) of its length, never past the capacity while the
