@@ -240,9 +240,10 @@ func (s *Store) readBucket(b *bucket) error {
 	entries := make([]entry, n, n+n/8)
 	tags := make([]byte, n, n+n/8)
 	var spilled int32
-	for k := range n {
-		e, err := decodeEntry(rec.Entries[k*port.EntrySize : (k+1)*port.EntrySize])
-		if err != nil {
+	vsidLimit := s.vsidLimit.Load()
+	for k := range entries {
+		e := &entries[k]
+		if err := decodeEntryInto(e, rec.Entries[k*port.EntrySize:(k+1)*port.EntrySize]); err != nil {
 			return fmt.Errorf("bucket %d entry %d: %w", b.id, k, err)
 		}
 		h := s.hash(e.key)
@@ -250,12 +251,12 @@ func (s *Store) readBucket(b *bucket) error {
 			return fmt.Errorf("%w: bucket %d entry %d: key %v hashes outside the bucket", ErrCorrupt, b.id, k, e.key)
 		}
 		if e.spilled() {
-			if e.spillID() == 0 || e.spillID() >= s.vsidLimit.Load() {
+			if e.spillID() == 0 || e.spillID() >= vsidLimit {
 				return fmt.Errorf("%w: bucket %d entry %d: value set id %d out of range", ErrCorrupt, b.id, k, e.spillID())
 			}
 			spilled++
 		}
-		entries[k], tags[k] = e, tagOf(h)
+		tags[k] = tagOf(h)
 	}
 	if r, ok := s.backend.(port.EntriesRecycler); ok {
 		r.RecycleEntries(rec.Entries) // decoded: nothing refers to it
