@@ -765,3 +765,117 @@ func TestWriterEvictsToBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Once every bucket and value set is resident, prepare stops looking
+// (cache.resident); an eviction makes it look again, so that a write to
+// an evicted bucket still loads it first.
+func TestPrepareSkipsOnceResident(t *testing.T) {
+	ctx := context.Background()
+	be := newTestBackend()
+	s := openTest(t, be, Options{BucketCapacity: 16, HashSeed: 7})
+	want := cacheModel(t, s, 600, 5, 11)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, be.reopen(), Options{CacheBytes: 1 << 30})
+	defer s.Close()
+	if s.cache.resident.Load() {
+		t.Fatal("a reopened store, nothing loaded, is marked resident")
+	}
+	round := 0
+	// write adds one value to every key (every even key when even), 50
+	// keys a batch.
+	write := func(even bool) {
+		t.Helper()
+		round++
+		var batch []Pair
+		for k := range want {
+			if even && k.Low%2 == 1 {
+				continue
+			}
+			v := E{High: k.Low, Low: uint64(1000 + round)}
+			batch = append(batch, Pair{k, v})
+			want[k] = append(want[k], v)
+			if len(batch) == 50 {
+				if err := s.InsertBatch(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		if err := s.InsertBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkModel(t, s, sortModel(want)) // loads every bucket and value set
+	write(true)                       // odd keys keep their 1..5 values: some stay inline
+	write(true)
+	if !s.cache.resident.Load() {
+		t.Fatalf("every bucket is loaded (%d buckets), yet prepare still looks", len(s.buckets))
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	s.evictTo(0)
+	s.wmu.Unlock()
+	if s.Stats().Evictions == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if s.cache.resident.Load() {
+		t.Fatal("still marked resident after an eviction")
+	}
+	// Reload every bucket: half of them whole (every key read, every
+	// value set loaded), the others through one key each, which leaves
+	// the other value sets they name cold. Then write only to keys with
+	// one inline value in the whole buckets (a value they hold: nothing
+	// changes, but prepare looks at each op): the store is not resident
+	// however many of these clean batches pass.
+	byBucket := map[*bucket][]E{}
+	for k := range want {
+		b := s.bucketFor(s.hash(k))
+		byBucket[b] = append(byBucket[b], k)
+	}
+	var single []Pair
+	for b, keys := range byBucket {
+		if b.id%2 == 0 {
+			keys = keys[:1]
+		}
+		for _, k := range keys {
+			if _, err := s.Get(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			if vals := want[k]; b.id%2 == 1 && len(vals) == 1 {
+				single = append(single, Pair{k, vals[0]})
+			}
+		}
+	}
+	for range 1 + len(s.buckets)/max(len(single), 1) {
+		for off := 0; off < len(single); off += 50 {
+			if err := s.InsertBatch(ctx, single[off:min(off+50, len(single))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cold := 0
+	for _, b := range s.buckets {
+		if b != nil && b.loaded.Load() && b.cold.Load() > 0 {
+			cold++
+		}
+	}
+	if cold == 0 || len(single) == 0 {
+		t.Fatalf("test setup: %d loaded buckets name cold value sets, %d keys to write", cold, len(single))
+	}
+	if s.cache.resident.Load() {
+		t.Fatalf("marked resident while %d loaded buckets name cold value sets", cold)
+	}
+	write(false) // into evicted buckets: prepare must load them
+	write(false)
+	if !s.cache.resident.Load() {
+		t.Fatal("not marked resident again once everything was reloaded")
+	}
+	checkModel(t, s, sortModel(want))
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
