@@ -825,6 +825,7 @@ func TestPrepareSkipsOnceResident(t *testing.T) {
 	if s.cache.resident.Load() {
 		t.Fatal("still marked resident after an eviction")
 	}
+	write(true) // into evicted buckets: prepare must load them first (applying to one not loaded panics)
 	// Reload every bucket: half of them whole (every key read, every
 	// value set loaded), the others through one key each, which leaves
 	// the other value sets they name cold. Then write only to keys with
@@ -869,7 +870,7 @@ func TestPrepareSkipsOnceResident(t *testing.T) {
 	if s.cache.resident.Load() {
 		t.Fatalf("marked resident while %d loaded buckets name cold value sets", cold)
 	}
-	write(false) // into evicted buckets: prepare must load them
+	write(false) // every key: prepare loads the value sets left cold
 	write(false)
 	if !s.cache.resident.Load() {
 		t.Fatal("not marked resident again once everything was reloaded")
