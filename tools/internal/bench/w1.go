@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"slices"
+	"unsafe"
 )
 
 // W1 is the data set of workload W1 (and W2, which inserts the same
@@ -31,18 +32,33 @@ type W1 struct {
 	// ValBatch[v] is the index of the batch that inserts Vals[v] (W2 uses it
 	// to know which values a reader must already see).
 	ValBatch []uint32
-	// Pairs is the shuffled insertion order.
-	Pairs []Pair
-	// PairKey[i] is the key index j of Pairs[i].
+	// The shuffled insertion order: pair i is (Keys[PairKey[i]],
+	// Vals[PairVal[i]]) (Pair, AppendPairs, BatchAt).
 	PairKey []uint32
+	PairVal []uint32
+	// Pairs holds the same pairs, materialized, when they take at most
+	// pairsInMemory bytes, else nil: BatchAt then gathers each batch from
+	// the indices, so that 100M keys (300M pairs: 9.6 GB materialized) fit
+	// in memory beside the store. A gathered batch costs two cache misses a
+	// pair (~0.2 ms a batch at 100M keys, ~1 % of a batch at that scale);
+	// below the limit batches are slices of Pairs, as they always were.
+	Pairs []Pair
 
 	// rest is the stream state after the shuffle, where lookups continue.
 	rest SplitMix64
 }
 
+// pairsInMemory bounds the materialized Pairs (W1.Pairs): 4 GiB, 134M pairs.
+const pairsInMemory = 4 << 30
+
 // NewW1 generates the W1 data set for keys keys, cut into batches of batch
 // pairs.
 func NewW1(seed uint64, keys, batch int) (*W1, error) {
+	return newW1(seed, keys, batch, pairsInMemory)
+}
+
+// newW1 is NewW1 with the bound on materialized pairs.
+func newW1(seed uint64, keys, batch, pairsMax int) (*W1, error) {
 	if keys < 1 || keys > 1<<30 {
 		return nil, fmt.Errorf("w1: keys %d not in [1, 2^30]", keys)
 	}
@@ -79,32 +95,41 @@ func NewW1(seed uint64, keys, batch int) (*W1, error) {
 	}
 	w.rest = *rng
 
-	w.Pairs = make([]Pair, p)
 	w.PairKey = make([]uint32, p)
 	w.ValBatch = make([]uint32, p)
 	for i, v := range perm {
-		j := valKey[v]
-		w.Pairs[i] = Pair{Key: w.Keys[j], Value: w.Vals[v]}
-		w.PairKey[i] = j
+		w.PairKey[i] = valKey[v]
 		w.ValBatch[v] = uint32(i / batch)
 	}
 
-	// Sort each key's values, carrying their batch index along.
+	// Sort each key's values, carrying their batch index along; pos
+	// (valKey's memory, no longer needed) maps a value's generation index
+	// to its sorted one.
+	pos := valKey
 	type vb struct {
-		v E
-		b uint32
+		v    E
+		b    uint32
+		orig uint32
 	}
 	var tmp []vb
 	for j := range keys {
 		lo, hi := w.Off[j], w.Off[j+1]
 		tmp = tmp[:0]
 		for v := lo; v < hi; v++ {
-			tmp = append(tmp, vb{w.Vals[v], w.ValBatch[v]})
+			tmp = append(tmp, vb{w.Vals[v], w.ValBatch[v], v})
 		}
 		slices.SortFunc(tmp, func(a, b vb) int { return cmpE(a.v, b.v) })
 		for i, t := range tmp {
 			w.Vals[int(lo)+i], w.ValBatch[int(lo)+i] = t.v, t.b
+			pos[t.orig] = lo + uint32(i)
 		}
+	}
+	for i, v := range perm {
+		perm[i] = pos[v]
+	}
+	w.PairVal = perm
+	if p*int(unsafe.Sizeof(Pair{})) <= pairsMax {
+		w.Pairs = w.AppendPairs(make([]Pair, 0, p), 0, p)
 	}
 	return w, nil
 }
@@ -113,15 +138,34 @@ func NewW1(seed uint64, keys, batch int) (*W1, error) {
 func (w *W1) K() int { return len(w.Keys) }
 
 // P returns the number of pairs.
-func (w *W1) P() int { return len(w.Pairs) }
+func (w *W1) P() int { return len(w.PairKey) }
+
+// Pair returns pair i of the shuffled insertion order.
+func (w *W1) Pair(i int) Pair {
+	return Pair{Key: w.Keys[w.PairKey[i]], Value: w.Vals[w.PairVal[i]]}
+}
+
+// AppendPairs appends pairs lo..hi-1 of the shuffled order to dst.
+func (w *W1) AppendPairs(dst []Pair, lo, hi int) []Pair {
+	for i := lo; i < hi; i++ {
+		dst = append(dst, w.Pair(i))
+	}
+	return dst
+}
 
 // NumBatches returns the number of insert batches.
-func (w *W1) NumBatches() int { return (len(w.Pairs) + w.Batch - 1) / w.Batch }
+func (w *W1) NumBatches() int { return (w.P() + w.Batch - 1) / w.Batch }
 
-// BatchAt returns batch b of the shuffled pairs (the last may be short).
-func (w *W1) BatchAt(b int) []Pair {
+// BatchAt returns batch b of the shuffled pairs (the last may be short):
+// a slice of Pairs, or gathered into dst's memory when Pairs is nil. Either
+// way, valid until dst is reused; callers must not modify it.
+func (w *W1) BatchAt(b int, dst []Pair) []Pair {
 	lo := b * w.Batch
-	return w.Pairs[lo:min(lo+w.Batch, len(w.Pairs))]
+	hi := min(lo+w.Batch, w.P())
+	if w.Pairs != nil {
+		return w.Pairs[lo:hi]
+	}
+	return w.AppendPairs(dst[:0], lo, hi)
 }
 
 // Values returns the sorted values of key j.

@@ -52,10 +52,11 @@ func TestW1Deterministic(t *testing.T) {
 	}
 	b, _ := NewW1(42, 5000, 100)
 	c, _ := NewW1(43, 5000, 100)
-	if !slices.Equal(a.Pairs, b.Pairs) || !slices.Equal(a.Vals, b.Vals) {
+	all := func(w *W1) []Pair { return w.AppendPairs(nil, 0, w.P()) }
+	if !slices.Equal(all(a), all(b)) || !slices.Equal(a.Vals, b.Vals) {
 		t.Error("same seed, different data")
 	}
-	if slices.Equal(a.Pairs, c.Pairs) {
+	if slices.Equal(all(a), all(c)) {
 		t.Error("different seeds, same data")
 	}
 	// The pair count depends on K only (n_j = 1 + Mix(j) mod 5).
@@ -95,7 +96,7 @@ func TestW1Stream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(w.Pairs, pairs) {
+	if !slices.Equal(w.AppendPairs(nil, 0, w.P()), pairs) {
 		t.Fatal("shuffled pairs differ from the recipe")
 	}
 	ls := w.Lookups()
@@ -146,7 +147,8 @@ func TestW1CheckPartial(t *testing.T) {
 func checkW1(t *testing.T, w *W1) {
 	t.Helper()
 	var zero E
-	for i, p := range w.Pairs {
+	for i := range w.P() {
+		p := w.Pair(i)
 		if p.Key == zero || p.Value == zero {
 			t.Fatalf("pair %d has a zero identifier", i)
 		}
@@ -174,4 +176,30 @@ func checkW1(t *testing.T, w *W1) {
 			}
 		}
 	}
+}
+
+// TestW1GatheredBatches checks that batches gathered from the pair indices
+// (W1.Pairs nil, as past pairsInMemory) are the materialized ones.
+func TestW1GatheredBatches(t *testing.T) {
+	m, err := newW1(9, 2000, 64, pairsInMemory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newW1(9, 2000, 64, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Pairs == nil || g.Pairs != nil {
+		t.Fatalf("materialized %v, gathered %v", m.Pairs != nil, g.Pairs != nil)
+	}
+	var buf []Pair
+	for b := range m.NumBatches() {
+		want := m.BatchAt(b, nil)
+		got := g.BatchAt(b, buf)
+		if !slices.Equal(got, want) {
+			t.Fatalf("batch %d differs", b)
+		}
+		buf = got[:0]
+	}
+	checkW1(t, g)
 }

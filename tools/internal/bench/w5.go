@@ -152,9 +152,11 @@ func w5Fill(arg []byte, stdout, stderr io.Writer) error {
 	}
 	bl := NewLatency()
 	t0 := time.Now()
+	var batch []Pair
 	for lo := 0; lo < a.Records; lo += a.Batch {
+		batch = w.AppendPairs(batch[:0], lo, min(lo+a.Batch, a.Records))
 		tb := time.Now()
-		if err := eng.InsertBatch(w.Pairs[lo:min(lo+a.Batch, a.Records)]); err != nil {
+		if err := eng.InsertBatch(batch); err != nil {
 			return fmt.Errorf("insert batch %d: %w", lo/a.Batch, err)
 		}
 		bl.Record(time.Since(tb))
@@ -216,8 +218,8 @@ func runW5(cfg Config) (Result, error) {
 	r.W5Figures = f
 	// Pairs the filler does not insert: the tail of the last key's set.
 	notAcked := make(map[Pair]bool, w.P()-n)
-	for _, p := range w.Pairs[n:] {
-		notAcked[p] = true
+	for i := n; i < w.P(); i++ {
+		notAcked[w.Pair(i)] = true
 	}
 	check := func(j int, got []E) bool {
 		g := 0

@@ -88,6 +88,9 @@ func prepare(cfg Config) (*W1, Engine, Result, error) {
 }
 
 // insertAll inserts every batch of w in order, calling published after each.
+// progressEvery is how often a long ingest says how far it got.
+const progressEvery = time.Minute
+
 func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int)) error {
 	bl := NewLatency()
 	rd0, wr0 := IOBytes()
@@ -95,13 +98,24 @@ func insertAll(cfg Config, w *W1, eng Engine, r *Result, published func(done int
 	cpu0 := CPUSeconds()
 	gcs0, gcCPU0 := GCWork()
 	t0 := time.Now()
+	tp, pairs, pairs0 := t0, 0, 0 // the last progress line (long ingests)
+	var buf, batch []Pair
 	for b := range w.NumBatches() {
+		batch = w.BatchAt(b, buf)
+		buf = batch[:0]
 		tb := time.Now()
-		if err := eng.InsertBatch(w.BatchAt(b)); err != nil {
+		if err := eng.InsertBatch(batch); err != nil {
 			return fmt.Errorf("insert batch %d: %w", b, err)
 		}
-		bl.Record(time.Since(tb))
+		end := time.Now()
+		bl.Record(end.Sub(tb))
 		published(b + 1)
+		pairs += len(batch)
+		if d := end.Sub(tp); d >= progressEvery {
+			cfg.logf("inserted %d of %d pairs in %v: %.0f pairs/s over the last %v",
+				pairs, w.P(), end.Sub(t0).Round(time.Second), float64(pairs-pairs0)/d.Seconds(), d.Round(time.Second))
+			tp, pairs0 = end, pairs
+		}
 	}
 	el := time.Since(t0)
 	r.InsertSeconds = round3(el.Seconds())
