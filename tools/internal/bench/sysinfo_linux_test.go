@@ -121,3 +121,26 @@ func TestWrittenCharsAndDeviceBytes(t *testing.T) {
 		t.Errorf("device bytes grew by %d after writing and syncing 1 MiB", d1-d0)
 	}
 }
+
+// DatasetRSSBytes starts the peak afresh: memory touched and released
+// before it no longer counts in PeakRSSBytes.
+func TestDatasetRSSResetsPeak(t *testing.T) {
+	const size = 256 << 20
+	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	if err := syscall.Munmap(b); err != nil {
+		t.Fatal(err)
+	}
+	if PeakRSSBytes()-RSSBytes() < size/2 {
+		t.Skip("the peak did not record the mapping")
+	}
+	rss := DatasetRSSBytes()
+	if peak := PeakRSSBytes(); peak-rss > size/4 {
+		t.Fatalf("peak %d MiB after the reset, RSS %d MiB: the released 256 MiB still count", peak>>20, rss>>20)
+	}
+}

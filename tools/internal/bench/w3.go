@@ -147,8 +147,7 @@ func runW3(cfg Config) (Result, error) {
 	rf := &ReclaimFigures{}
 	r.W3Figures, r.ReclaimFigures = f, rf
 	r.Pairs = w.P
-	runtime.GC()
-	r.DatasetRSSBytes = RSSBytes()
+	r.DatasetRSSBytes = DatasetRSSBytes()
 	eng, err := cfg.Engine.Open(cfg.Dir, cfg.Sync)
 	if err != nil {
 		return r, fmt.Errorf("open %s: %w", cfg.Engine.Name, err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -251,8 +250,7 @@ func runW5(cfg Config) (Result, error) {
 	f.FillEngineStats = rep.EngineStats
 
 	// Recovery, in this process, which has never opened the store.
-	runtime.GC()
-	r.DatasetRSSBytes = RSSBytes()
+	r.DatasetRSSBytes = DatasetRSSBytes()
 	j := int(w.PairKey[n-1])
 	t := time.Now()
 	eng, err := w5Open(cfg.Engine, cfg.Dir, cfg.Sync, walBytes)

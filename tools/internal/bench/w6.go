@@ -3,7 +3,6 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -234,8 +233,7 @@ func runW6(cfg Config) (Result, error) {
 	for i := range lookups {
 		lookups[i] = ls.Next()
 	}
-	runtime.GC()
-	r.DatasetRSSBytes = RSSBytes()
+	r.DatasetRSSBytes = DatasetRSSBytes()
 	cfg.logf("generated %d keys, %d pairs, %d lookups in %v", w.K(), w.P(), nl, time.Since(t).Round(time.Millisecond))
 
 	t = time.Now()

@@ -72,8 +72,7 @@ func prepare(cfg Config) (*W1, Engine, Result, error) {
 		return nil, nil, r, err
 	}
 	r.Pairs = w.P()
-	runtime.GC()
-	r.DatasetRSSBytes = RSSBytes()
+	r.DatasetRSSBytes = DatasetRSSBytes()
 	if CacheBytes > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// As the service does (app/store.go memoryLimit), on top of
 		// the data set this process holds.
