@@ -37,5 +37,8 @@
 // Latencies are exact: Latency counts every operation at nanosecond
 // resolution, with an overflow list above 1 ms, so percentiles are computed
 // from all samples, never a sample of them. Peak RSS is the process's
-// VmHWM, which is why cidbench runs each engine in a subprocess of its own.
+// VmHWM, which is why cidbench runs each engine in a subprocess of its own;
+// the peak starts afresh once the data set is generated and its RSS taken
+// (dataset_rss_bytes, DatasetRSSBytes), so peak_rss_bytes −
+// dataset_rss_bytes is what the engine held at most.
 package bench
