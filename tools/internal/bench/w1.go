@@ -161,7 +161,12 @@ func (w *W1) NumBatches() int { return (w.P() + w.Batch - 1) / w.Batch }
 // way, valid until dst is reused; callers must not modify it.
 func (w *W1) BatchAt(b int, dst []Pair) []Pair {
 	lo := b * w.Batch
-	hi := min(lo+w.Batch, w.P())
+	return w.PairsIn(lo, min(lo+w.Batch, w.P()), dst)
+}
+
+// PairsIn returns pairs lo..hi-1 of the shuffled order as BatchAt returns
+// a batch: a slice of Pairs, or gathered into dst's memory.
+func (w *W1) PairsIn(lo, hi int, dst []Pair) []Pair {
 	if w.Pairs != nil {
 		return w.Pairs[lo:hi]
 	}

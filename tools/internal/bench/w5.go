@@ -151,9 +151,10 @@ func w5Fill(arg []byte, stdout, stderr io.Writer) error {
 	}
 	bl := NewLatency()
 	t0 := time.Now()
-	var batch []Pair
+	var buf []Pair
 	for lo := 0; lo < a.Records; lo += a.Batch {
-		batch = w.AppendPairs(batch[:0], lo, min(lo+a.Batch, a.Records))
+		batch := w.PairsIn(lo, min(lo+a.Batch, a.Records), buf)
+		buf = batch[:0]
 		tb := time.Now()
 		if err := eng.InsertBatch(batch); err != nil {
 			return fmt.Errorf("insert batch %d: %w", lo/a.Batch, err)
