@@ -252,7 +252,7 @@ func runW6(cfg Config) (Result, error) {
 
 	cpu := newCPUMeter(svc.pid())
 	t0 := time.Now()
-	if err := svc.ingest(w.AppendPairs(nil, 0, w.P()), cfg.Batch, opts.Window); err != nil {
+	if err := svc.ingest(w.PairsIn(0, w.P(), nil), cfg.Batch, opts.Window); err != nil {
 		return r, fmt.Errorf("ingest: %w", err)
 	}
 	el := time.Since(t0)
